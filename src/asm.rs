@@ -1,0 +1,1 @@
+//! Text assembly format: assembler and disassembler. (being written)

@@ -1,0 +1,1 @@
+//! STFL v1 binary format: loader and writer. (being written)
