@@ -1,5 +1,21 @@
 //! stoffel-vm: an embeddable, garbage-collected, register-based VM for StoffelVM bytecode.
+//!
+//! Data flows one way: bytes ([`stfl`]) or text ([`asm`]) → a validated [`program::Program`]
+//! → linked into a [`Vm`] ([`code`]) → run by the interpreter ([`interp`], [`builtins`]) on
+//! values in a gc-arena heap ([`value`], [`heap`]) → out to the host only as owned values or
+//! [`handles`].
 
 pub mod asm;
+pub mod builtins;
+pub mod code;
+pub mod handles;
+pub mod heap;
+pub mod interp;
 pub mod program;
 pub mod stfl;
+pub mod value;
+pub mod vm;
+
+pub use handles::Handle;
+pub use interp::{ErrorKind, Output, RuntimeError};
+pub use vm::{GcStats, HostError, Val, Vm, VmError};

@@ -203,9 +203,12 @@ impl Instruction {
             Shl { dst, src, amount } | Shr { dst, src, amount } => ([dst, src, amount], 3),
             Ret { src } | PushArg { src } => ([src, 0, 0], 1),
             Cmp { a, b } => ([a, b, 0], 2),
-            Jmp { .. } | JmpEq { .. } | JmpNeq { .. } | JmpLt { .. } | JmpGt { .. } | Call { .. } => {
-                ([0, 0, 0], 0)
-            }
+            Jmp { .. }
+            | JmpEq { .. }
+            | JmpNeq { .. }
+            | JmpLt { .. }
+            | JmpGt { .. }
+            | Call { .. } => ([0, 0, 0], 0),
         };
         regs.into_iter().take(n)
     }
@@ -214,9 +217,11 @@ impl Instruction {
     pub fn label(&self) -> Option<u32> {
         use Instruction::*;
         match *self {
-            Jmp { label } | JmpEq { label } | JmpNeq { label } | JmpLt { label } | JmpGt { label } => {
-                Some(label)
-            }
+            Jmp { label }
+            | JmpEq { label }
+            | JmpNeq { label }
+            | JmpLt { label }
+            | JmpGt { label } => Some(label),
             _ => None,
         }
     }
@@ -302,7 +307,9 @@ pub struct Program {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProgramError {
     /// An `LDI` names a constant the pool does not have.
-    #[error("function '{function}', instruction {instruction}: constant index {index} is out of range (the pool has {len})")]
+    #[error(
+        "function '{function}', instruction {instruction}: constant index {index} is out of range (the pool has {len})"
+    )]
     ConstantOutOfRange {
         /// Function name.
         function: String,
@@ -314,7 +321,9 @@ pub enum ProgramError {
         len: usize,
     },
     /// A jump's label index does not name a label of the function.
-    #[error("function '{function}', instruction {instruction}: label index {index} is out of range")]
+    #[error(
+        "function '{function}', instruction {instruction}: label index {index} is out of range"
+    )]
     LabelOutOfRange {
         /// Function name.
         function: String,
@@ -324,7 +333,9 @@ pub enum ProgramError {
         index: u32,
     },
     /// A `CALL`'s callee index does not name an entry of the callee table.
-    #[error("function '{function}', instruction {instruction}: callee index {index} is out of range")]
+    #[error(
+        "function '{function}', instruction {instruction}: callee index {index} is out of range"
+    )]
     CalleeOutOfRange {
         /// Function name.
         function: String,
@@ -334,7 +345,9 @@ pub enum ProgramError {
         index: u32,
     },
     /// A label points beyond the end of the code.
-    #[error("function '{function}': label '{label}' targets instruction {target}, beyond the code ({len} instructions)")]
+    #[error(
+        "function '{function}': label '{label}' targets instruction {target}, beyond the code ({len} instructions)"
+    )]
     LabelBeyondCode {
         /// Function name.
         function: String,
@@ -364,7 +377,9 @@ pub enum ProgramError {
         register: u32,
     },
     /// The declared register count or the parameter count exceeds [`MAX_FRAME_SIZE`].
-    #[error("function '{function}': frame of {size} registers is above the limit of {MAX_FRAME_SIZE}")]
+    #[error(
+        "function '{function}': frame of {size} registers is above the limit of {MAX_FRAME_SIZE}"
+    )]
     FrameTooLarge {
         /// Function name.
         function: String,
@@ -410,8 +425,8 @@ impl Program {
     ) -> Result<Program, (usize, ProgramError)> {
         let mut checked = Vec::with_capacity(functions.len());
         for (index, parts) in functions.into_iter().enumerate() {
-            let function = validate_function(parts, constants.len(), callees.len())
-                .map_err(|e| (index, e))?;
+            let function =
+                validate_function(parts, constants.len(), callees.len()).map_err(|e| (index, e))?;
             checked.push(function);
         }
         Ok(canonicalize(constants, checked, callees))
@@ -571,14 +586,14 @@ fn validate_function(
             }
             _ => {}
         }
-        if let Some(label) = ins.label() {
-            if label as usize >= labels.len() {
-                return Err(ProgramError::LabelOutOfRange {
-                    function: name,
-                    instruction,
-                    index: label,
-                });
-            }
+        if let Some(label) = ins.label()
+            && label as usize >= labels.len()
+        {
+            return Err(ProgramError::LabelOutOfRange {
+                function: name,
+                instruction,
+                index: label,
+            });
         }
     }
     // A frame always has r0: calls deliver their results there.

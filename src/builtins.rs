@@ -1,0 +1,256 @@
+//! The builtin functions: `print`, `type`, objects, arrays and closures, with StoffelVM's
+//! argument rules and text formats.
+//!
+//! Builtins run inside the arena (they allocate), on the arguments the caller pushed. Their
+//! result goes to the caller's r0, except `call_closure`, which starts a frame whose `RET`
+//! delivers the result later.
+
+use gc_arena::{Gc, Mutation};
+
+use crate::code::{Binding, Builtin, Code};
+use crate::heap::{Array, Closure, Object, Str};
+use crate::interp::{ErrorKind, Interp, Runtime, kind_name};
+use crate::value::Value;
+
+/// What a builtin did.
+pub enum Outcome<'gc> {
+    /// It finished with this value.
+    Value(Value<'gc>),
+    /// It pushed a frame (`call_closure`); the interpreter continues there.
+    Entered,
+}
+
+/// Preallocation honoured for `create_array(n)`; larger hints are only hints.
+const MAX_CAPACITY_HINT: usize = 1 << 16;
+
+fn error(builtin: Builtin, message: impl Into<String>) -> ErrorKind {
+    ErrorKind::Builtin {
+        builtin: builtin.name(),
+        message: message.into(),
+    }
+}
+
+fn string_arg<'a>(b: Builtin, v: Value<'a>, what: &str) -> Result<&'a str, ErrorKind> {
+    match v {
+        Value::String(s) => Ok(Gc::as_ref(s).as_str()),
+        other => Err(error(
+            b,
+            format!("{what} must be a string, got {}", kind_name(other)),
+        )),
+    }
+}
+
+/// Calls builtin `b` with the arguments on the pending stack from `args_base` on. The caller
+/// clears the arguments afterwards (unless a frame was entered, which owns them).
+pub fn call<'gc>(
+    b: Builtin,
+    mc: &Mutation<'gc>,
+    interp: &mut Interp<'gc>,
+    code: &Code,
+    rt: &mut Runtime,
+    args_base: usize,
+) -> Result<Outcome<'gc>, ErrorKind> {
+    let args = interp.args_from(args_base);
+    let value = match b {
+        Builtin::Print => {
+            let mut line = String::new();
+            for (i, v) in args.iter().enumerate() {
+                if i > 0 {
+                    line.push(' ');
+                }
+                v.write_display(&mut line);
+            }
+            line.push('\n');
+            rt.output
+                .write_text(&line)
+                .map_err(|e| ErrorKind::Output(e.to_string()))?;
+            Value::Unit
+        }
+        Builtin::Type => {
+            if args.len() != 1 {
+                return Err(error(b, format!("expects 1 argument, got {}", args.len())));
+            }
+            let name = args[0].kind().type_name();
+            Value::String(Str::alloc(mc, &rt.meter, Box::from(name)))
+        }
+        Builtin::CreateObject => {
+            rt.check_alloc(64)?;
+            let id = rt.heap_id();
+            Value::Object(Object::alloc(mc, &rt.meter, id))
+        }
+        Builtin::CreateArray => {
+            let capacity = match args.first() {
+                Some(Value::I64(n)) if *n < 0 => {
+                    return Err(error(b, format!("capacity must not be negative, got {n}")));
+                }
+                Some(Value::I64(n)) => (*n as u64).min(MAX_CAPACITY_HINT as u64) as usize,
+                _ => 0,
+            };
+            rt.check_alloc(64 + capacity * std::mem::size_of::<Value<'_>>())?;
+            let id = rt.heap_id();
+            Value::Array(Array::alloc(mc, &rt.meter, id, capacity))
+        }
+        Builtin::GetField => {
+            if args.len() < 2 {
+                return Err(error(b, "expects at least 2 arguments: object and key"));
+            }
+            match args[0] {
+                Value::Object(o) => o.borrow().get(args[1]),
+                Value::Array(a) => a.borrow().get(args[1]),
+                _ => Value::Unit,
+            }
+        }
+        Builtin::SetField => {
+            if args.len() < 3 {
+                return Err(error(
+                    b,
+                    "expects at least 3 arguments: object, key and value",
+                ));
+            }
+            let (key, value) = (args[1], args[2]);
+            match args[0] {
+                Value::Object(o) => {
+                    rt.check_alloc(64)?;
+                    o.borrow_mut(mc).set(key, value);
+                }
+                Value::Array(a) => {
+                    rt.check_alloc(a.borrow().growth_for(key))?;
+                    a.borrow_mut(mc).set(key, value);
+                }
+                other => {
+                    return Err(error(
+                        b,
+                        format!("expected object or array, got {}", kind_name(other)),
+                    ));
+                }
+            }
+            Value::Unit
+        }
+        Builtin::ArrayLength => match args.first() {
+            Some(Value::Array(a)) => Value::I64(a.borrow().length() as i64),
+            Some(other) => {
+                return Err(error(
+                    b,
+                    format!("first argument must be an array, got {}", kind_name(*other)),
+                ));
+            }
+            None => return Err(error(b, "expects 1 argument: the array")),
+        },
+        Builtin::ArrayPush => {
+            if args.len() < 2 {
+                return Err(error(b, "expects at least 2 arguments: array and value"));
+            }
+            let Value::Array(a) = args[0] else {
+                return Err(error(
+                    b,
+                    format!(
+                        "first argument must be an array, got {}",
+                        kind_name(args[0])
+                    ),
+                ));
+            };
+            rt.check_alloc((args.len() - 1) * std::mem::size_of::<Value<'_>>())?;
+            let mut array = a.borrow_mut(mc);
+            for &v in &args[1..] {
+                let index = array.length();
+                if index >= i64::MAX as u64 {
+                    return Err(error(b, "array length limit reached"));
+                }
+                array.set(Value::I64(index as i64), v);
+            }
+            Value::I64(array.length() as i64)
+        }
+        Builtin::CreateClosure => {
+            let Some(&first) = args.first() else {
+                return Err(error(b, "expects at least 1 argument: the function name"));
+            };
+            let fname = string_arg(b, first, "the function name")?;
+            let names: Vec<&str> = args[1..]
+                .iter()
+                .map(|&v| string_arg(b, v, "an upvalue name"))
+                .collect::<Result<_, _>>()?;
+            rt.check_alloc(64 + names.len() * 96)?;
+            let mut cells = Vec::with_capacity(names.len());
+            for name in names {
+                let cell = interp.find_upvalue(mc, code, name).ok_or_else(|| {
+                    error(
+                        b,
+                        format!("could not find upvalue '{name}' when creating closure"),
+                    )
+                })?;
+                cells.push(crate::heap::Upvalue {
+                    name: Str::alloc(mc, &rt.meter, Box::from(name)),
+                    cell,
+                });
+            }
+            let env = crate::heap::alloc_env(mc, &rt.meter, cells);
+            let slot = code.find_slot(fname).unwrap_or(u32::MAX);
+            Value::Closure(Closure::alloc(mc, &rt.meter, Box::from(fname), slot, env))
+        }
+        Builtin::CallClosure => {
+            let closure = match args.first() {
+                Some(Value::Closure(c)) => *c,
+                Some(other) => {
+                    return Err(error(
+                        b,
+                        format!(
+                            "first argument must be a closure, but got {}",
+                            kind_name(*other)
+                        ),
+                    ));
+                }
+                None => return Err(error(b, "expects at least 1 argument: the closure")),
+            };
+            let slot = match closure.slot {
+                u32::MAX => code.find_slot(&closure.function_name),
+                s => Some(s),
+            };
+            match slot.map(|s| code.bindings[s as usize]) {
+                Some(Binding::Function(f)) => {
+                    interp.enter_closure(code, rt, f, args_base + 1, args_base, closure.env)?;
+                    return Ok(Outcome::Entered);
+                }
+                None | Some(Binding::Unbound) => {
+                    return Err(ErrorKind::FunctionNotFound(
+                        closure.function_name.to_string(),
+                    ));
+                }
+                Some(_) => {
+                    return Err(error(
+                        b,
+                        format!(
+                            "closure target '{}' is not a bytecode function",
+                            closure.function_name
+                        ),
+                    ));
+                }
+            }
+        }
+        Builtin::GetUpvalue => {
+            let Some(&first) = args.first() else {
+                return Err(error(b, "expects 1 argument: the upvalue name"));
+            };
+            let name = string_arg(b, first, "the upvalue name")?;
+            match interp.current_upvalue(name) {
+                Some(cell) => *cell.borrow(),
+                None => return Err(error(b, format!("upvalue '{name}' not found"))),
+            }
+        }
+        Builtin::SetUpvalue => {
+            if args.len() < 2 {
+                return Err(error(
+                    b,
+                    "expects 2 arguments: the upvalue name and the value",
+                ));
+            }
+            let name = string_arg(b, args[0], "the upvalue name")?;
+            let value = args[1];
+            match interp.current_upvalue(name) {
+                Some(cell) => *cell.borrow_mut(mc) = value,
+                None => return Err(error(b, format!("upvalue '{name}' not found for writing"))),
+            }
+            Value::Unit
+        }
+    };
+    Ok(Outcome::Value(value))
+}

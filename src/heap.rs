@@ -1,0 +1,371 @@
+//! Heap values in the gc-arena arena: strings, objects, arrays, closures with their upvalue
+//! cells, and foreign objects, plus the byte meter that makes memory visible.
+//!
+//! gc-arena paces collection by the *number* of `Gc` allocations, and cannot see memory held
+//! inside a `Gc` (a string's bytes, an array's element buffer). Every heap value therefore
+//! carries an [`Account`]: it adds its estimated size to the VM's [`Meter`] when created or
+//! grown, and subtracts it when the collector drops the value. The meter is what heap limits,
+//! GC statistics and collection pacing read.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use gc_arena::lock::RefLock;
+use gc_arena::{Collect, Gc, GcWeak, Mutation, static_collect};
+use indexmap::IndexMap;
+
+use crate::value::{Key, Value};
+
+/// Fixed per-allocation overhead we charge for a `Gc` box (header plus allocator slack).
+const GC_OVERHEAD: usize = 32;
+
+/// Estimated bytes of live heap values, shared by a VM and every value's [`Account`].
+#[derive(Clone, Default, Debug)]
+pub struct Meter(Rc<Cell<usize>>);
+
+impl Meter {
+    /// Bytes currently accounted to live heap values.
+    pub fn bytes(&self) -> usize {
+        self.0.get()
+    }
+
+    fn add(&self, n: usize) {
+        self.0.set(self.0.get().saturating_add(n));
+    }
+
+    fn sub(&self, n: usize) {
+        self.0.set(self.0.get().saturating_sub(n));
+    }
+}
+
+/// One heap value's share of the [`Meter`]; returns it when dropped.
+pub struct Account {
+    bytes: Cell<usize>,
+    meter: Meter,
+}
+
+static_collect!(Account);
+
+impl Account {
+    /// Charges `bytes` to `meter`.
+    pub fn new(meter: &Meter, bytes: usize) -> Account {
+        meter.add(bytes);
+        Account {
+            bytes: Cell::new(bytes),
+            meter: meter.clone(),
+        }
+    }
+
+    /// Re-states this value's size after it grew or shrank; returns the growth in bytes.
+    pub fn resize(&self, bytes: usize) -> usize {
+        let old = self.bytes.replace(bytes);
+        if bytes >= old {
+            self.meter.add(bytes - old);
+            bytes - old
+        } else {
+            self.meter.sub(old - bytes);
+            0
+        }
+    }
+}
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        self.meter.sub(self.bytes.get());
+    }
+}
+
+/// An immutable string.
+#[derive(Collect)]
+#[collect(require_static)]
+pub struct Str {
+    text: Box<str>,
+    _account: Account,
+}
+
+impl Str {
+    /// Allocates a string in the arena.
+    pub fn alloc<'gc>(mc: &Mutation<'gc>, meter: &Meter, text: Box<str>) -> Gc<'gc, Str> {
+        let bytes = GC_OVERHEAD + std::mem::size_of::<Str>() + text.len();
+        Gc::new(
+            mc,
+            Str {
+                text,
+                _account: Account::new(meter, bytes),
+            },
+        )
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Estimated bytes an index map of `capacity` entries holds outside its `Gc` box.
+fn map_bytes(capacity: usize) -> usize {
+    capacity * (std::mem::size_of::<(Key<'_>, Value<'_>)>() + 16)
+}
+
+/// An object: fields keyed by value.
+#[derive(Collect)]
+#[collect(no_drop)]
+pub struct Object<'gc> {
+    /// The id `print` shows (`Object(3)`); objects and arrays share one counter per VM.
+    pub id: u64,
+    /// The fields.
+    pub fields: IndexMap<Key<'gc>, Value<'gc>>,
+    account: Account,
+}
+
+/// A pointer to an object.
+pub type ObjectRef<'gc> = Gc<'gc, RefLock<Object<'gc>>>;
+
+impl<'gc> Object<'gc> {
+    /// Allocates an empty object.
+    pub fn alloc(mc: &Mutation<'gc>, meter: &Meter, id: u64) -> ObjectRef<'gc> {
+        let bytes = GC_OVERHEAD + std::mem::size_of::<RefLock<Object<'_>>>();
+        Gc::new(
+            mc,
+            RefLock::new(Object {
+                id,
+                fields: IndexMap::new(),
+                account: Account::new(meter, bytes),
+            }),
+        )
+    }
+
+    /// The value under `key`, or Unit.
+    pub fn get(&self, key: Value<'gc>) -> Value<'gc> {
+        self.fields.get(&Key(key)).copied().unwrap_or(Value::Unit)
+    }
+
+    /// Sets a field; returns the bytes the object grew by.
+    pub fn set(&mut self, key: Value<'gc>, value: Value<'gc>) -> usize {
+        self.fields.insert(Key(key), value);
+        self.account.resize(
+            GC_OVERHEAD
+                + std::mem::size_of::<RefLock<Object<'_>>>()
+                + map_bytes(self.fields.capacity()),
+        )
+    }
+}
+
+/// How far past the dense part an index may be and still extend it (instead of going to the
+/// side map). Keeps `a[10^12] = x` from allocating terabytes while `a[len] = x` stays dense.
+const DENSE_SLACK: u64 = 64;
+
+/// An array: non-negative `I64` indices, dense where they are packed, in a side map where
+/// they are far apart; any other key behaves like an object field.
+#[derive(Collect)]
+#[collect(no_drop)]
+pub struct Array<'gc> {
+    /// The id `print` shows (`Array(2)`).
+    pub id: u64,
+    dense: Vec<Value<'gc>>,
+    sparse: IndexMap<Key<'gc>, Value<'gc>>,
+    /// One more than the largest non-negative I64 index ever written; never shrinks.
+    length: u64,
+    account: Account,
+}
+
+/// A pointer to an array.
+pub type ArrayRef<'gc> = Gc<'gc, RefLock<Array<'gc>>>;
+
+impl<'gc> Array<'gc> {
+    /// Allocates an empty array with room for `capacity` elements (capped by the caller).
+    pub fn alloc(mc: &Mutation<'gc>, meter: &Meter, id: u64, capacity: usize) -> ArrayRef<'gc> {
+        let dense = Vec::with_capacity(capacity);
+        let bytes = GC_OVERHEAD
+            + std::mem::size_of::<RefLock<Array<'_>>>()
+            + dense.capacity() * std::mem::size_of::<Value<'_>>();
+        Gc::new(
+            mc,
+            RefLock::new(Array {
+                id,
+                dense,
+                sparse: IndexMap::new(),
+                length: 0,
+                account: Account::new(meter, bytes),
+            }),
+        )
+    }
+
+    /// The length as StoffelVM reports it (a length ≥ 2^63 wraps negative, as the original).
+    pub fn length(&self) -> u64 {
+        self.length
+    }
+
+    /// The value under `key`, or Unit (holes read as Unit).
+    pub fn get(&self, key: Value<'gc>) -> Value<'gc> {
+        if let Value::I64(i) = key {
+            if i >= 0 && (i as u64) < self.dense.len() as u64 {
+                return self.dense[i as usize];
+            }
+        }
+        self.sparse.get(&Key(key)).copied().unwrap_or(Value::Unit)
+    }
+
+    /// Bytes that writing `key` could add, for limit checks before the write.
+    pub fn growth_for(&self, key: Value<'gc>) -> usize {
+        match key {
+            Value::I64(i) if i >= 0 && self.is_dense_index(i as u64) => {
+                ((i as u64 + 1).saturating_sub(self.dense.len() as u64) as usize)
+                    .saturating_mul(std::mem::size_of::<Value<'_>>())
+            }
+            _ => std::mem::size_of::<(Key<'_>, Value<'_>)>() + 16,
+        }
+    }
+
+    fn is_dense_index(&self, i: u64) -> bool {
+        i < (self.dense.len() as u64)
+            .saturating_mul(2)
+            .saturating_add(DENSE_SLACK)
+    }
+
+    /// Writes `key`; returns the bytes the array grew by.
+    pub fn set(&mut self, key: Value<'gc>, value: Value<'gc>) -> usize {
+        match key {
+            Value::I64(i) if i >= 0 => {
+                let index = i as u64;
+                self.length = self.length.max(index + 1);
+                if index < self.dense.len() as u64 {
+                    self.dense[index as usize] = value;
+                } else if self.is_dense_index(index) {
+                    let old_len = self.dense.len();
+                    self.dense.resize(index as usize, Value::Unit);
+                    if !self.sparse.is_empty() {
+                        // Indices that were far away may now fall inside the dense part.
+                        for j in old_len..index as usize {
+                            if let Some(v) = self.sparse.swap_remove(&Key(Value::I64(j as i64))) {
+                                self.dense[j] = v;
+                            }
+                        }
+                        self.sparse.swap_remove(&Key(key));
+                    }
+                    self.dense.push(value);
+                } else {
+                    self.sparse.insert(Key(key), value);
+                }
+            }
+            _ => {
+                self.sparse.insert(Key(key), value);
+            }
+        }
+        self.account.resize(
+            GC_OVERHEAD
+                + std::mem::size_of::<RefLock<Array<'_>>>()
+                + self.dense.capacity() * std::mem::size_of::<Value<'_>>()
+                + map_bytes(self.sparse.capacity()),
+        )
+    }
+}
+
+/// A captured variable: its name and the shared cell holding its value.
+#[derive(Clone, Copy, Collect)]
+#[collect(no_drop)]
+pub struct Upvalue<'gc> {
+    /// The variable's name.
+    pub name: Gc<'gc, Str>,
+    /// The cell; `set_upvalue` writes it, every closure sharing it sees the change.
+    pub cell: Gc<'gc, RefLock<Value<'gc>>>,
+}
+
+/// The cells a frame can reach with `get_upvalue` / `set_upvalue`.
+#[derive(Collect)]
+#[collect(no_drop)]
+pub struct EnvData<'gc> {
+    /// The cells, searched last entry first.
+    pub cells: Vec<Upvalue<'gc>>,
+    account: Account,
+}
+
+/// A pointer to an upvalue environment.
+pub type Env<'gc> = Gc<'gc, EnvData<'gc>>;
+
+/// A closure: the name of the function to run and the cells it captured.
+#[derive(Collect)]
+#[collect(no_drop)]
+pub struct Closure<'gc> {
+    /// The function name (late-bound when called, as every call in StoffelVM).
+    #[collect(require_static)]
+    pub function_name: Box<str>,
+    /// The global name slot of the function, resolved when the closure was made.
+    pub slot: u32,
+    /// Captured cells.
+    pub env: Env<'gc>,
+    #[collect(require_static)]
+    _account: Account,
+}
+
+/// A pointer to a closure.
+pub type ClosureRef<'gc> = Gc<'gc, Closure<'gc>>;
+
+impl<'gc> Closure<'gc> {
+    /// Allocates a closure.
+    pub fn alloc(
+        mc: &Mutation<'gc>,
+        meter: &Meter,
+        function_name: Box<str>,
+        slot: u32,
+        env: Env<'gc>,
+    ) -> ClosureRef<'gc> {
+        let bytes = GC_OVERHEAD + std::mem::size_of::<Closure<'_>>() + function_name.len();
+        Gc::new(
+            mc,
+            Closure {
+                function_name,
+                slot,
+                env,
+                _account: Account::new(meter, bytes),
+            },
+        )
+    }
+}
+
+/// Allocates an upvalue environment.
+pub fn alloc_env<'gc>(mc: &Mutation<'gc>, meter: &Meter, cells: Vec<Upvalue<'gc>>) -> Env<'gc> {
+    // The cells are Gc boxes of their own (possibly shared); the environment pays for them.
+    let bytes = GC_OVERHEAD
+        + std::mem::size_of::<EnvData<'_>>()
+        + cells.capacity() * std::mem::size_of::<Upvalue<'_>>()
+        + cells.len() * (GC_OVERHEAD + std::mem::size_of::<RefLock<Value<'_>>>());
+    Gc::new(
+        mc,
+        EnvData {
+            cells,
+            account: Account::new(meter, bytes),
+        },
+    )
+}
+
+/// A host object. The arena holds only its id; the host's data and finalizer live in the
+/// VM's foreign table, so a finalizer never runs while the arena is borrowed.
+#[derive(Collect)]
+#[collect(require_static)]
+pub struct Foreign {
+    /// The id `print` shows (`Foreign(1)`); its own counter per VM.
+    pub id: u64,
+    _account: Account,
+}
+
+/// A pointer to a foreign object.
+pub type ForeignRef<'gc> = Gc<'gc, Foreign>;
+
+impl Foreign {
+    /// Allocates a foreign object with this id.
+    pub fn alloc<'gc>(mc: &Mutation<'gc>, meter: &Meter, id: u64) -> ForeignRef<'gc> {
+        let bytes = GC_OVERHEAD + std::mem::size_of::<Foreign>();
+        Gc::new(
+            mc,
+            Foreign {
+                id,
+                _account: Account::new(meter, bytes),
+            },
+        )
+    }
+}
+
+/// Weak references to every foreign object, so the collector's finalization pass can tell
+/// which ones died.
+pub type ForeignList<'gc> = Gc<'gc, RefLock<Vec<(GcWeak<'gc, Foreign>, u64)>>>;
