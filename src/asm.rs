@@ -10,8 +10,7 @@
 //! .function add(a, b) registers 8   ; optional declared register count (0..=4096)
 //! .upvalues x, y                    ; optional, directly after .function: names captured at call
 //! .parent outer                     ; optional, directly after .function
-//! start:                            ; a label; it may share a line with an instruction:
-//! loop: ADD r1, r1, r2              ;   `loop: ADD r1, r1, r2`
+//! start:                            ; a label
 //!     LDI r1, 10                    ; I64
 //!     LDI r2, 7i32                  ; typed integers: suffixes i8 i16 i32 i64 u8 u16 u32 u64
 //!     LDI r2, -5i8                  ; a leading '-' for negatives; hex digits after 0x: 0x1F
@@ -23,6 +22,7 @@
 //!     LD r7, [sp+0]                 ; pending-argument stack slot: [sp+0], [sp-1], [sp+-1], [sp]
 //!     MOV r1, r2                    ; NOT r1, r2 and CMP r1, r2 take two registers
 //!     ADD r1, r2, r3                ; SUB MUL DIV MOD AND OR XOR SHL SHR take three
+//! loop: SUB r1, r1, r2              ; a label may share a line with an instruction
 //!     JMP start                     ; JMPEQ JMPNEQ JMPLT JMPGT take a label of this function
 //!     PUSHARG r1                    ; RET and PUSHARG take one register
 //!     CALL print                    ; CALL takes a function name
@@ -30,7 +30,8 @@
 //! ```
 //!
 //! * A function's body runs until the next `.function` or the end of the file. Blank lines and
-//!   comments may appear anywhere.
+//!   comments may appear anywhere; lines may end in `\n` or `\r\n`; a leading byte-order mark
+//!   is ignored. Directives (`.function`, `.upvalues`, `.parent`) stand on their own line.
 //! * Mnemonics, directive names and the `registers` keyword are case-insensitive; registers
 //!   are `r<N>` or `R<N>` with a decimal `N` below 4096 (the frame limit).
 //! * Operands are separated by commas.
@@ -490,7 +491,7 @@ impl<'a> Cursor<'a> {
             return Ok(0);
         }
         let mut negative = false;
-        let mut signs = 0;
+        let mut signed = false;
         loop {
             self.skip_ws();
             match self.peek() {
@@ -499,9 +500,9 @@ impl<'a> Cursor<'a> {
                 _ => break,
             }
             self.bump();
-            signs += 1;
+            signed = true;
         }
-        if signs == 0 {
+        if !signed {
             return Err(bad(self));
         }
         let digits_start = self.pos;
@@ -755,6 +756,7 @@ enum Value {
     Reg(Reg),
     Const(u32),
     Stack(i32),
+    Callee(u32),
     Name(String),
 }
 
@@ -1162,7 +1164,7 @@ impl<'s> Assembler<'s> {
                 src: *src,
                 amount: *amount,
             },
-            (17, [V::Const(callee)]) => Call { callee: *callee },
+            (17, [V::Callee(callee)]) => Call { callee: *callee },
             (18, [V::Reg(src)]) => Ret { src: *src },
             (19, [V::Reg(src)]) => PushArg { src: *src },
             (_, [V::Name(label)]) => {
@@ -1252,7 +1254,7 @@ impl<'s> Assembler<'s> {
                     }
                 };
                 if kind == Kind::Callee {
-                    Ok(Value::Const(self.intern_callee(name)))
+                    Ok(Value::Callee(self.intern_callee(name)))
                 } else {
                     Ok(Value::Name(name))
                 }

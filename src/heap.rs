@@ -198,10 +198,11 @@ impl<'gc> Array<'gc> {
 
     /// The value under `key`, or Unit (holes read as Unit).
     pub fn get(&self, key: Value<'gc>) -> Value<'gc> {
-        if let Value::I64(i) = key {
-            if i >= 0 && (i as u64) < self.dense.len() as u64 {
-                return self.dense[i as usize];
-            }
+        if let Value::I64(i) = key
+            && i >= 0
+            && (i as u64) < self.dense.len() as u64
+        {
+            return self.dense[i as usize];
         }
         self.sparse.get(&Key(key)).copied().unwrap_or(Value::Unit)
     }

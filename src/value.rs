@@ -13,10 +13,11 @@ use gc_arena::{Collect, Gc};
 use crate::heap::{ArrayRef, ClosureRef, ForeignRef, ObjectRef, Str};
 
 /// A value inside the arena. Heap kinds compare by identity; strings by content.
-#[derive(Clone, Copy, Collect)]
+#[derive(Clone, Copy, Collect, Default)]
 #[collect(no_drop)]
 pub enum Value<'gc> {
     /// `()`; every register starts as Unit.
+    #[default]
     Unit,
     /// A boolean.
     Bool(bool),

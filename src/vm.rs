@@ -271,8 +271,11 @@ pub struct Vm {
     fuel_left: u64,
     nesting: Rc<Cell<u32>>,
     collections: u64,
-    trace: Option<Box<dyn FnMut(&str)>>,
+    trace: Option<TraceSink>,
 }
+
+/// Receives one line per executed instruction (see [`Vm::set_trace`]).
+pub type TraceSink = Box<dyn FnMut(&str)>;
 
 impl Default for Vm {
     fn default() -> Self {
@@ -396,7 +399,7 @@ impl Vm {
     /// Calls `sink` with a line for every instruction executed (function, index, instruction),
     /// or stops tracing with `None`. Tracing runs the interpreter one instruction per step, so
     /// it is slow; it costs nothing when off.
-    pub fn set_trace(&mut self, sink: Option<Box<dyn FnMut(&str)>>) {
+    pub fn set_trace(&mut self, sink: Option<TraceSink>) {
         self.trace = sink;
     }
 
@@ -480,7 +483,7 @@ impl Vm {
             })?;
         if finished {
             self.arena
-                .mutate_root(|_, root| value_to_val(root.interp.result, &mut root.handles))
+                .mutate_root(|_, root| value_to_val(root.interp.take_result(), &mut root.handles))
         } else {
             self.drive()
         }
@@ -507,19 +510,19 @@ impl Vm {
             match step {
                 Step::Yield => {
                     self.collect_debt();
-                    if let Some(limit) = self.rt.memory_limit {
+                    if let Some(limit) = self.rt.memory_limit
+                        && self.used_bytes() > limit
+                    {
+                        self.collect_all();
                         if self.used_bytes() > limit {
-                            self.collect_all();
-                            if self.used_bytes() > limit {
-                                return Err(self.fail_activation(ErrorKind::MemoryLimit(limit)));
-                            }
+                            return Err(self.fail_activation(ErrorKind::MemoryLimit(limit)));
                         }
                     }
                 }
                 Step::Done => {
-                    let result = self
-                        .arena
-                        .mutate_root(|_, root| value_to_val(root.interp.result, &mut root.handles));
+                    let result = self.arena.mutate_root(|_, root| {
+                        value_to_val(root.interp.take_result(), &mut root.handles)
+                    });
                     self.collect_debt();
                     return result;
                 }
@@ -781,10 +784,10 @@ impl Vm {
             self.arena.cycle_debt();
             return;
         }
-        let dead = match self.arena.mark_debt() {
-            Some(marked) => Some(marked.finalize(|fc, root| dead_foreigns(fc, root.foreigns))),
-            None => None,
-        };
+        let dead = self
+            .arena
+            .mark_debt()
+            .map(|marked| marked.finalize(|fc, root| dead_foreigns(fc, root.foreigns)));
         if let Some(dead) = dead {
             self.collections += 1;
             self.arena.cycle_debt();

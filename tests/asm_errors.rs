@@ -38,7 +38,12 @@ fn in_main(body: &str) -> String {
 fn unknown_mnemonic() {
     expect_error(&in_main("    FOO r1"), 2, 5, &["unknown mnemonic", "FOO"]);
     expect_error(&in_main("\tPUSH r1"), 2, 2, &["unknown mnemonic", "PUSH"]);
-    expect_error(&in_main("start: JUMP start"), 2, 8, &["unknown mnemonic", "JUMP"]);
+    expect_error(
+        &in_main("start: JUMP start"),
+        2,
+        8,
+        &["unknown mnemonic", "JUMP"],
+    );
 }
 
 #[test]
@@ -49,7 +54,12 @@ fn wrong_operand_count() {
         5,
         &["ADD takes 3 operands", "found 2"],
     );
-    expect_error(&in_main("    RET"), 2, 5, &["RET takes 1 operand", "found 0"]);
+    expect_error(
+        &in_main("    RET"),
+        2,
+        5,
+        &["RET takes 1 operand", "found 0"],
+    );
     expect_error(
         &in_main("    RET r1, r2"),
         2,
@@ -62,39 +72,94 @@ fn wrong_operand_count() {
         5,
         &["CALL takes 1 operand", "function name"],
     );
-    expect_error(&in_main("    JMP a, b"), 2, 12, &["JMP takes 1 operand", "label"]);
+    expect_error(
+        &in_main("    JMP a, b"),
+        2,
+        12,
+        &["JMP takes 1 operand", "label"],
+    );
 }
 
 #[test]
 fn wrong_operand_kind() {
-    expect_error(&in_main("    MOV r1, 5"), 2, 13, &["expected a register", "5"]);
-    expect_error(&in_main("    LDI r1, r2"), 2, 13, &["expected a constant", "'r2'"]);
-    expect_error(&in_main("    LDI r1, nope"), 2, 13, &["expected a constant", "'nope'"]);
+    expect_error(
+        &in_main("    MOV r1, 5"),
+        2,
+        13,
+        &["expected a register", "5"],
+    );
+    expect_error(
+        &in_main("    LDI r1, r2"),
+        2,
+        13,
+        &["expected a constant", "'r2'"],
+    );
+    expect_error(
+        &in_main("    LDI r1, nope"),
+        2,
+        13,
+        &["expected a constant", "'nope'"],
+    );
     expect_error(&in_main("    LDI 1, 1"), 2, 9, &["expected a register"]);
     expect_error(&in_main("    JMP 5"), 2, 9, &["expected a label"]);
-    expect_error(&in_main("    CALL ()"), 2, 10, &["expected a function name"]);
+    expect_error(
+        &in_main("    CALL ()"),
+        2,
+        10,
+        &["expected a function name"],
+    );
     expect_error(&in_main("    LD r1, r2"), 2, 12, &["expected a stack slot"]);
-    expect_error(&in_main("    LDI r1, [sp+0]"), 2, 13, &["expected a constant"]);
+    expect_error(
+        &in_main("    LDI r1, [sp+0]"),
+        2,
+        13,
+        &["expected a constant"],
+    );
 }
 
 #[test]
 fn malformed_operands() {
     expect_error(&in_main("    ADD r1 r2, r3"), 2, 12, &["expected ','"]);
-    expect_error(&in_main("    ADD r1, , r3"), 2, 13, &["expected an operand"]);
+    expect_error(
+        &in_main("    ADD r1, , r3"),
+        2,
+        13,
+        &["expected an operand"],
+    );
     expect_error(&in_main("    ADD r1, r2,"), 2, 16, &["expected an operand"]);
     expect_error(&in_main("    LDI r1, ( x"), 2, 13, &["()"]);
     expect_error(&in_main("    LD r1, [sp*1]"), 2, 12, &["stack slot"]);
     expect_error(&in_main("    LD r1, [fp+1]"), 2, 12, &["stack slot"]);
     expect_error(&in_main("    LD r1, [sp+1"), 2, 12, &["stack slot"]);
-    expect_error(&in_main("    LD r1, [sp+2147483648]"), 2, 12, &["out of range"]);
-    expect_error(&in_main("    LDI r1, @"), 2, 13, &["expected an operand", "'@'"]);
+    expect_error(
+        &in_main("    LD r1, [sp+2147483648]"),
+        2,
+        12,
+        &["out of range"],
+    );
+    expect_error(
+        &in_main("    LDI r1, @"),
+        2,
+        13,
+        &["expected an operand", "'@'"],
+    );
 }
 
 #[test]
 fn bad_register() {
-    expect_error(&in_main("    MOV rx, r1"), 2, 9, &["expected a register", "'rx'"]);
+    expect_error(
+        &in_main("    MOV rx, r1"),
+        2,
+        9,
+        &["expected a register", "'rx'"],
+    );
     expect_error(&in_main("    MOV r1, r-1"), 2, 14, &["expected ','"]);
-    expect_error(&in_main("    MOV r1, r"), 2, 13, &["expected a register", "'r'"]);
+    expect_error(
+        &in_main("    MOV r1, r"),
+        2,
+        13,
+        &["expected a register", "'r'"],
+    );
     expect_error(
         &in_main("    MOV r1, r4096"),
         2,
@@ -112,32 +177,72 @@ fn bad_register() {
 
 #[test]
 fn integer_literal_out_of_range() {
-    expect_error(&in_main("    LDI r1, 256u8"), 2, 13, &["256u8", "out of range", "u8"]);
-    expect_error(&in_main("    LDI r1, -129i8"), 2, 13, &["out of range", "i8"]);
-    expect_error(&in_main("    LDI r1, -1u64"), 2, 13, &["out of range", "u64"]);
+    expect_error(
+        &in_main("    LDI r1, 256u8"),
+        2,
+        13,
+        &["256u8", "out of range", "u8"],
+    );
+    expect_error(
+        &in_main("    LDI r1, -129i8"),
+        2,
+        13,
+        &["out of range", "i8"],
+    );
+    expect_error(
+        &in_main("    LDI r1, -1u64"),
+        2,
+        13,
+        &["out of range", "u64"],
+    );
     expect_error(
         &in_main("    LDI r1, 9223372036854775808"),
         2,
         13,
         &["out of range", "i64"],
     );
-    expect_error(&in_main("    LDI r1, 0xFFi8"), 2, 13, &["out of range", "i8"]);
+    expect_error(
+        &in_main("    LDI r1, 0xFFi8"),
+        2,
+        13,
+        &["out of range", "i8"],
+    );
     expect_error(
         &in_main("    LDI r1, 99999999999999999999999999999999999999999999u64"),
         2,
         13,
         &["out of range", "u64"],
     );
-    expect_error(&in_main("    LDI r1, 5i7"), 2, 13, &["unknown suffix", "i7"]);
+    expect_error(
+        &in_main("    LDI r1, 5i7"),
+        2,
+        13,
+        &["unknown suffix", "i7"],
+    );
     expect_error(&in_main("    LDI r1, 0x"), 2, 13, &["invalid number"]);
-    expect_error(&in_main("    LDI r1, 12abc"), 2, 13, &["unknown suffix", "abc"]);
+    expect_error(
+        &in_main("    LDI r1, 12abc"),
+        2,
+        13,
+        &["unknown suffix", "abc"],
+    );
     // The edges are accepted.
-    assert!(assemble(&in_main("LDI r1, -128i8\nLDI r1, 255u8\nLDI r1, -9223372036854775808")).is_ok());
+    assert!(
+        assemble(&in_main(
+            "LDI r1, -128i8\nLDI r1, 255u8\nLDI r1, -9223372036854775808"
+        ))
+        .is_ok()
+    );
 }
 
 #[test]
 fn bad_float_literal() {
-    expect_error(&in_main("    LDI r1, 1e999"), 2, 13, &["out of range", "f64:0x"]);
+    expect_error(
+        &in_main("    LDI r1, 1e999"),
+        2,
+        13,
+        &["out of range", "f64:0x"],
+    );
     expect_error(&in_main("    LDI r1, 1.2.3"), 2, 13, &["invalid float"]);
     expect_error(&in_main("    LDI r1, 1e"), 2, 13, &["invalid float"]);
     expect_error(&in_main("    LDI r1, f64:0x"), 2, 13, &["float bits"]);
@@ -158,21 +263,66 @@ fn bad_escape() {
         16,
         &["unknown escape", "\\q"],
     );
-    expect_error(&in_main(r#"    LDI r1, "\u{110000}""#), 2, 14, &["unicode escape"]);
-    expect_error(&in_main(r#"    LDI r1, "\u{d800}""#), 2, 14, &["not a Unicode scalar value"]);
-    expect_error(&in_main(r#"    LDI r1, "\u{}""#), 2, 14, &["unicode escape"]);
-    expect_error(&in_main(r#"    LDI r1, "\u{1234567}""#), 2, 14, &["unicode escape"]);
-    expect_error(&in_main(r#"    LDI r1, "\u41""#), 2, 14, &["unicode escape"]);
+    expect_error(
+        &in_main(r#"    LDI r1, "\u{110000}""#),
+        2,
+        14,
+        &["unicode escape"],
+    );
+    expect_error(
+        &in_main(r#"    LDI r1, "\u{d800}""#),
+        2,
+        14,
+        &["not a Unicode scalar value"],
+    );
+    expect_error(
+        &in_main(r#"    LDI r1, "\u{}""#),
+        2,
+        14,
+        &["unicode escape"],
+    );
+    expect_error(
+        &in_main(r#"    LDI r1, "\u{1234567}""#),
+        2,
+        14,
+        &["unicode escape"],
+    );
+    expect_error(
+        &in_main(r#"    LDI r1, "\u41""#),
+        2,
+        14,
+        &["unicode escape"],
+    );
     expect_error(&in_main(r#"    CALL "a\x""#), 2, 12, &["unknown escape"]);
     // Columns count characters, not bytes.
-    expect_error(&in_main("    LDI r1, \"éé\\q\""), 2, 16, &["unknown escape"]);
+    expect_error(
+        &in_main("    LDI r1, \"éé\\q\""),
+        2,
+        16,
+        &["unknown escape"],
+    );
 }
 
 #[test]
 fn unterminated_string() {
-    expect_error(&in_main(r#"    LDI r1, "abc"#), 2, 13, &["unterminated string"]);
-    expect_error(&in_main(r#"    LDI r1, "abc\""#), 2, 13, &["unterminated string"]);
-    expect_error(&in_main(r#"    LDI r1, "abc\"#), 2, 13, &["unterminated string"]);
+    expect_error(
+        &in_main(r#"    LDI r1, "abc"#),
+        2,
+        13,
+        &["unterminated string"],
+    );
+    expect_error(
+        &in_main(r#"    LDI r1, "abc\""#),
+        2,
+        13,
+        &["unterminated string"],
+    );
+    expect_error(
+        &in_main(r#"    LDI r1, "abc\"#),
+        2,
+        13,
+        &["unterminated string"],
+    );
     expect_error(".function \"main\n", 1, 11, &["unterminated string"]);
     expect_error(&in_main("\"label"), 2, 1, &["unterminated string"]);
 }
@@ -216,8 +366,18 @@ fn duplicate_label() {
 #[test]
 fn code_before_any_function() {
     expect_error("    RET r0\n", 1, 5, &["before any .function"]);
-    expect_error("; comment\nstart:\n", 2, 1, &["label", "start", "before any .function"]);
-    expect_error(".upvalues x\n", 1, 1, &[".upvalues", "before any .function"]);
+    expect_error(
+        "; comment\nstart:\n",
+        2,
+        1,
+        &["label", "start", "before any .function"],
+    );
+    expect_error(
+        ".upvalues x\n",
+        1,
+        1,
+        &[".upvalues", "before any .function"],
+    );
     expect_error(".parent x\n", 1, 1, &[".parent", "before any .function"]);
 }
 
@@ -241,10 +401,25 @@ fn header_directives_must_come_first() {
         1,
         &["duplicate '.upvalues'"],
     );
-    expect_error(".function f\n.parent x\n.parent y\n", 3, 1, &["duplicate '.parent'"]);
-    expect_error(".function f\n.parent x y\n", 2, 11, &["expected end of line"]);
+    expect_error(
+        ".function f\n.parent x\n.parent y\n",
+        3,
+        1,
+        &["duplicate '.parent'"],
+    );
+    expect_error(
+        ".function f\n.parent x y\n",
+        2,
+        11,
+        &["expected end of line"],
+    );
     expect_error(".function f\n.parent\n", 2, 8, &["expected the parent"]);
-    expect_error(".function f\nstart: .parent x\n", 2, 8, &["directive", "own line"]);
+    expect_error(
+        ".function f\nstart: .parent x\n",
+        2,
+        8,
+        &["directive", "own line"],
+    );
     // Either order, blank lines and comments in between are fine.
     let program = assemble(".function f\n\n; c\n.parent p\n.upvalues a, a, \"b c\"\nRET r0\n")
         .expect("assembles");
@@ -276,7 +451,12 @@ fn malformed_function_directive() {
         23,
         &["70000", "above the frame limit"],
     );
-    expect_error(".function f registers 3 4\n", 1, 25, &["expected end of line"]);
+    expect_error(
+        ".function f registers 3 4\n",
+        1,
+        25,
+        &["expected end of line"],
+    );
     expect_error(".func f\n", 1, 1, &["unknown directive", ".func"]);
     expect_error(".\n", 1, 1, &["unknown directive"]);
     // Duplicate parameter names are allowed.
@@ -289,7 +469,8 @@ fn too_many_parameters() {
     let params: Vec<String> = (0..4097).map(|i| format!("p{i}")).collect();
     let source = format!(".function f({})\n", params.join(","));
     // Column of the 4097th parameter.
-    let column = ".function f(".len() + params[..4096].iter().map(|p| p.len() + 1).sum::<usize>() + 1;
+    let column =
+        ".function f(".len() + params[..4096].iter().map(|p| p.len() + 1).sum::<usize>() + 1;
     expect_error(&source, 1, column, &["more than 4096 parameters"]);
     let ok = format!(".function f({})\n", params[..4096].join(","));
     let program = assemble(&ok).expect("4096 parameters fit");
@@ -298,10 +479,30 @@ fn too_many_parameters() {
 
 #[test]
 fn stray_text() {
-    expect_error(&in_main("    RET r0 ; ok\n  \"lonely\""), 3, 3, &["label definition"]);
-    expect_error(&in_main("  ?"), 2, 3, &["expected a label, directive or instruction"]);
-    expect_error(&in_main("  5: RET r0"), 2, 3, &["expected a label, directive or instruction"]);
-    expect_error(&in_main("    RET r0 x"), 2, 12, &["expected ',' or end of line"]);
+    expect_error(
+        &in_main("    RET r0 ; ok\n  \"lonely\""),
+        3,
+        3,
+        &["label definition"],
+    );
+    expect_error(
+        &in_main("  ?"),
+        2,
+        3,
+        &["expected a label, directive or instruction"],
+    );
+    expect_error(
+        &in_main("  5: RET r0"),
+        2,
+        3,
+        &["expected a label, directive or instruction"],
+    );
+    expect_error(
+        &in_main("    RET r0 x"),
+        2,
+        12,
+        &["expected ',' or end of line"],
+    );
 }
 
 #[test]

@@ -46,7 +46,10 @@ fn every_sasm_example_assembles_and_round_trips() {
         assert_eq!(disassemble(&assemble(&text).expect("reassembles")), text);
         count += 1;
     }
-    assert!(count >= 4, "expected at least the four examples, found {count}");
+    assert!(
+        count >= 4,
+        "expected at least the four examples, found {count}"
+    );
 }
 
 #[test]
@@ -120,7 +123,11 @@ fn objects_uses_the_object_and_array_builtins() {
     ] {
         assert!(callees.contains(&builtin), "missing CALL {builtin}");
     }
-    assert!(program.constants().contains(&Constant::String("Alice".into())));
+    assert!(
+        program
+            .constants()
+            .contains(&Constant::String("Alice".into()))
+    );
     assert!(program.constants().contains(&Constant::I64(30)));
     let main = program.function("main").expect("main");
     assert_eq!(main.register_count, 8);
@@ -151,4 +158,39 @@ fn closures_has_a_counter_and_its_increment() {
     }
     assert!(program.constants().contains(&Constant::I64(5)));
     assert!(program.constants().contains(&Constant::I64(7)));
+}
+
+#[test]
+fn syntax_overview_in_module_docs_assembles() {
+    let module = include_str!("../src/asm.rs");
+    let mut block = String::new();
+    let mut inside = false;
+    for line in module.lines() {
+        let Some(doc) = line.strip_prefix("//!") else {
+            continue;
+        };
+        let doc = doc.strip_prefix(' ').unwrap_or(doc);
+        if doc.starts_with("```") {
+            if inside {
+                break;
+            }
+            inside = true;
+            continue;
+        }
+        if inside {
+            block.push_str(doc);
+            block.push('\n');
+        }
+    }
+    assert!(block.contains(".function"), "no syntax block found");
+    let program = assemble(&block).unwrap_or_else(|e| panic!("doc block: {e}\n{block}"));
+    let add = program.function("add").expect("add");
+    assert_eq!(add.params, ["a", "b"]);
+    assert_eq!(add.register_count, 8);
+    assert_eq!(add.upvalues, ["x", "y"]);
+    assert_eq!(add.parent.as_deref(), Some("outer"));
+    let labels: Vec<&str> = add.labels.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(labels, ["start", "loop", "end"]);
+    assert_eq!(add.labels[2].target as usize, add.code.len());
+    assert_eq!(assemble(&disassemble(&program)), Ok(program));
 }

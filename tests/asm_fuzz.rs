@@ -38,8 +38,8 @@ end:
 /// Characters that are likely to make interesting mutations.
 const ALPHABET: &[char] = &[
     '"', '\\', ':', ',', ';', '\n', '\r', '\t', ' ', '-', '+', '.', '(', ')', '[', ']', '{', '}',
-    'r', 'R', '0', '1', '9', 'x', 'e', 'E', 'u', 'i', '8', '6', '4', 'f', 'n', 's', 'p', '_',
-    '$', 'é', '😀', '\u{0}', '\u{feff}', '\u{2028}',
+    'r', 'R', '0', '1', '9', 'x', 'e', 'E', 'u', 'i', '8', '6', '4', 'f', 'n', 's', 'p', '_', '$',
+    'é', '😀', '\u{0}', '\u{feff}', '\u{2028}',
 ];
 
 struct XorShift(u64);
@@ -180,7 +180,10 @@ fn mutated_sources_never_panic_and_round_trip() {
     }
     // The mutations are small, so a fair share still assembles and exercises the round trip.
     println!("{assembled} of {cases} mutants assembled");
-    assert!(assembled > cases / 10, "only {assembled} of {cases} mutants assembled");
+    assert!(
+        assembled > cases / 10,
+        "only {assembled} of {cases} mutants assembled"
+    );
 }
 
 #[test]

@@ -197,7 +197,10 @@ fn nasty_program() -> Program {
             target: 1,
         }],
         code: vec![
-            Instruction::Ld { dst: top, offset: 0 },
+            Instruction::Ld {
+                dst: top,
+                offset: 0,
+            },
             Instruction::Ldi {
                 dst: 0,
                 constant: 0,
@@ -411,7 +414,11 @@ fn hand_written_awkward_source_round_trips() {
     assert_eq!(f.code[7], Instruction::Ld { dst: 6, offset: 0 });
     assert!(program.constants().contains(&Constant::I64(i64::MAX)));
     assert!(program.constants().contains(&Constant::I64(i64::MIN)));
-    assert!(program.constants().contains(&Constant::String("😀\0".into())));
+    assert!(
+        program
+            .constants()
+            .contains(&Constant::String("😀\0".into()))
+    );
     assert!(
         program
             .constants()
@@ -426,10 +433,10 @@ fn hand_written_awkward_source_round_trips() {
 
 #[test]
 fn canonical_pools_make_equivalent_sources_equal() {
-    // Same meaning, different constant/callee first-use order inside the text is impossible,
-    // but duplicates and spellings differ: the programs must still be equal.
+    // Different spellings of the same constants and names, repeated: one canonical program.
     let a = assemble(".function f\n LDI r1, 0x10\n LDI r2, 16\n CALL g\n CALL g\n").unwrap();
-    let b = assemble(".function f registers 3\nLDI r1, 16\nLDI r2, 16i64\ncall \"g\"\nCALL g").unwrap();
+    let b =
+        assemble(".function f registers 3\nLDI r1, 16\nLDI r2, 16i64\ncall \"g\"\nCALL g").unwrap();
     assert_eq!(a, b);
     assert_eq!(a.constants(), [Constant::I64(16)]);
     assert_eq!(a.callees(), ["g"]);
@@ -469,7 +476,11 @@ fn stflb_files() -> Vec<PathBuf> {
 #[test]
 fn conformance_programs_round_trip_through_assembly() {
     let files = stflb_files();
-    assert!(files.len() >= 20, "expected the conformance binaries, found {}", files.len());
+    assert!(
+        files.len() >= 20,
+        "expected the conformance binaries, found {}",
+        files.len()
+    );
     for path in files {
         let bytes = std::fs::read(&path).expect("readable");
         assert!(!looks_like_assembly(&bytes), "{}", path.display());
@@ -477,5 +488,35 @@ fn conformance_programs_round_trip_through_assembly() {
             .unwrap_or_else(|e| panic!("{} does not load: {e}", path.display()));
         assert!(program.function("main").is_some(), "{}", path.display());
         assert_round_trip(&program);
+    }
+}
+
+#[test]
+fn every_mnemonic_assembles_to_its_instruction() {
+    use stoffel_vm::program::MNEMONICS;
+    for mnemonic in MNEMONICS {
+        let operands = match mnemonic {
+            "LD" => "r1, [sp-1]",
+            "LDI" => "r1, 7",
+            "MOV" | "NOT" | "CMP" => "r1, r2",
+            "JMP" | "JMPEQ" | "JMPNEQ" | "JMPLT" | "JMPGT" => "here",
+            "CALL" => "somewhere",
+            "RET" | "PUSHARG" => "r3",
+            _ => "r1, r2, r3",
+        };
+        for spelling in [mnemonic.to_owned(), mnemonic.to_lowercase()] {
+            let source = format!(".function f\nhere: {spelling} {operands}\n");
+            let program = assemble(&source).unwrap_or_else(|e| panic!("{source}: {e}"));
+            let code = &program.functions()[0].code;
+            assert_eq!(code.len(), 1);
+            assert_eq!(code[0].mnemonic(), mnemonic);
+            assert_eq!(
+                disassemble(&program),
+                format!(
+                    ".function f registers {}\nhere:\n    {mnemonic} {operands}\n",
+                    program.functions()[0].register_count
+                )
+            );
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! files are built with the small byte builder below, never with `stfl::write`.
 
 use stoffel_vm::program::{
-    Constant, FunctionParts, Instruction, Label, Program, ProgramError, MAX_FRAME_SIZE,
+    Constant, FunctionParts, Instruction, Label, MAX_FRAME_SIZE, Program, ProgramError,
 };
 use stoffel_vm::stfl::{self, LoadError, LoadErrorKind, LoadInfo, WriteError};
 

@@ -192,9 +192,10 @@ fn valid_basics_has_strings_and_float_bits() {
     assert!(c.contains(&Constant::String("assigned now".into())));
     // `123.456` comes out of the compiler as the integer 1234560 reinterpreted as f64 bits;
     // the loader carries the bits exactly.
-    assert!(c
-        .iter()
-        .any(|c| matches!(c, Constant::Float(f) if f.to_bits() == 1_234_560)));
+    assert!(
+        c.iter()
+            .any(|c| matches!(c, Constant::Float(f) if f.to_bits() == 1_234_560))
+    );
 }
 
 fn round_trip(name: &str, program: &Program) {
@@ -277,9 +278,10 @@ fn every_prefix_of_every_sample_is_rejected_sensibly() {
                     assert!(i < function.code.len(), "{name}[..{len}]: {err}");
                 }
             }
-            assert!(err
-                .to_string()
-                .starts_with(&format!("byte 0x{:04x}", err.offset)));
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("byte 0x{:04x}", err.offset))
+            );
         }
     }
 }

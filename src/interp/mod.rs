@@ -250,12 +250,6 @@ pub struct Interp<'gc> {
     pub result: Value<'gc>,
 }
 
-impl Default for Value<'_> {
-    fn default() -> Self {
-        Value::Unit
-    }
-}
-
 /// How a step ended.
 #[derive(Debug)]
 pub enum Step {
@@ -284,6 +278,12 @@ impl<'gc> Interp<'gc> {
     /// Activations in progress (1 for a plain execute, more while host functions re-enter).
     pub fn activation_count(&self) -> usize {
         self.activations.len()
+    }
+
+    /// Takes the value the last finished activation returned, so the interpreter does not
+    /// keep it alive.
+    pub fn take_result(&mut self) -> Value<'gc> {
+        std::mem::replace(&mut self.result, Value::Unit)
     }
 
     /// The running function and the index of the instruction it will run next.
@@ -473,10 +473,10 @@ impl<'gc> Interp<'gc> {
                 };
                 return Some(Gc::new(mc, RefLock::new(value)));
             }
-            if let Some(env) = frame.env {
-                if let Some(up) = env.cells.iter().rev().find(|u| u.name.as_str() == name) {
-                    return Some(up.cell);
-                }
+            if let Some(env) = frame.env
+                && let Some(up) = env.cells.iter().rev().find(|u| u.name.as_str() == name)
+            {
+                return Some(up.cell);
             }
         }
         None

@@ -1,0 +1,137 @@
+//! Runs every program in `tests/conformance/` (real StoffelLang compiler output) and checks
+//! its stdout and result against `expected.tsv`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use stoffel_vm::{Output, Vm};
+
+struct Case {
+    name: String,
+    entry: String,
+    stdout: String,
+    result: String,
+}
+
+fn unescape(field: &str) -> String {
+    let mut out = String::new();
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some('\\') => out.push('\\'),
+                Some(other) => panic!("unknown escape \\{other} in expected.tsv"),
+                None => panic!("dangling backslash in expected.tsv"),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn cases() -> Vec<Case> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance");
+    let table = std::fs::read_to_string(format!("{dir}/expected.tsv")).unwrap();
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
+    assert_eq!(
+        &header[..4],
+        ["name", "entry", "expected_stdout", "expected_result"]
+    );
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            Case {
+                name: cols[0].to_owned(),
+                entry: cols[1].to_owned(),
+                stdout: unescape(cols[2]),
+                result: cols[3].to_owned(),
+            }
+        })
+        .collect()
+}
+
+fn run_case(vm: &mut Vm, case: &Case) -> Result<(), String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance");
+    let bytes = std::fs::read(format!("{dir}/{}.stflb", case.name)).unwrap();
+    let captured = Rc::new(RefCell::new(String::new()));
+    let sink = captured.clone();
+    vm.set_output(Output::Callback(Box::new(move |s| {
+        sink.borrow_mut().push_str(s)
+    })));
+    vm.load_bytecode(&bytes)
+        .map_err(|e| format!("{}: load failed: {e}", case.name))?;
+    let outcome = vm.execute(&case.entry, &[]);
+    let stdout = captured.borrow().clone();
+    if stdout != case.stdout {
+        return Err(format!(
+            "{}: stdout {:?}, expected {:?}",
+            case.name, stdout, case.stdout
+        ));
+    }
+    match (outcome, case.result.as_str()) {
+        (Err(_), "<error>") => Ok(()),
+        (Ok(v), "<error>") => Err(format!("{}: expected an error, got {v:?}", case.name)),
+        (Err(e), expected) => Err(format!("{}: expected {expected}, got error {e}", case.name)),
+        (Ok(v), expected) => {
+            let shown = vm.display(&v).unwrap();
+            if shown == expected {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{}: result {shown}, expected {expected}",
+                    case.name
+                ))
+            }
+        }
+    }
+}
+
+#[test]
+fn every_conformance_program_gives_the_expected_output_and_result() {
+    let cases = cases();
+    assert!(cases.len() >= 25, "expected.tsv lost rows: {}", cases.len());
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|case| run_case(&mut Vm::new(), case).err())
+        .collect();
+    assert!(failures.is_empty(), "failures:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn every_program_gives_the_same_answer_when_run_again_on_the_same_vm() {
+    // Each execution starts with fresh frames, and an error leaves nothing behind, so a
+    // second load + run on the same VM (the load replaces `main` with itself) must agree.
+    let failures: Vec<String> = cases()
+        .iter()
+        .filter_map(|case| {
+            let mut vm = Vm::new();
+            run_case(&mut vm, case)
+                .and_then(|()| run_case(&mut vm, case))
+                .err()
+        })
+        .collect();
+    assert!(failures.is_empty(), "failures:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn a_name_missing_from_one_program_is_found_once_another_defines_it() {
+    // Calls are late-bound through one name table, as in StoffelVM: the stale shipped import
+    // program calls `add`, which it does not define; after loading a program that defines
+    // `add`, the same call succeeds.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance");
+    let stale = std::fs::read(format!("{dir}/shipped_imports_main_with_import.stflb")).unwrap();
+    let mut vm = Vm::new();
+    vm.load_bytecode(&stale).unwrap();
+    assert!(vm.execute("main", &[]).is_err());
+    vm.load_assembly(
+        ".function add(a, b)\n ADD r2, r0, r1\n RET r2\n\
+         .function multiply(a, b)\n MUL r2, r0, r1\n RET r2\n",
+    )
+    .unwrap();
+    assert_eq!(vm.execute("main", &[]).unwrap(), stoffel_vm::Val::I64(23));
+}
