@@ -8,6 +8,7 @@
 pub mod asm;
 pub mod builtins;
 pub mod code;
+pub mod ffi;
 pub mod handles;
 pub mod heap;
 pub mod interp;

@@ -72,6 +72,8 @@ pub struct Runtime {
     pub max_depth: usize,
     /// Heap bytes (meter plus interpreter stacks) above which allocation fails.
     pub memory_limit: Option<usize>,
+    /// The size of the last allocation [`Runtime::check_alloc`] refused.
+    refused: std::cell::Cell<usize>,
 }
 
 impl Runtime {
@@ -83,6 +85,7 @@ impl Runtime {
             next_heap_id: 1,
             max_depth: crate::vm::DEFAULT_MAX_DEPTH,
             memory_limit: None,
+            refused: std::cell::Cell::new(0),
         }
     }
 
@@ -97,6 +100,7 @@ impl Runtime {
     pub fn check_alloc(&self, bytes: usize) -> Result<(), ErrorKind> {
         match self.memory_limit {
             Some(limit) if self.meter.bytes().saturating_add(bytes) > limit => {
+                self.refused.set(bytes);
                 Err(ErrorKind::MemoryLimit(limit))
             }
             _ => Ok(()),
@@ -248,6 +252,13 @@ pub struct Interp<'gc> {
     activations: Vec<Activation>,
     /// The value the last finished activation returned.
     pub result: Value<'gc>,
+    /// The last [`run`] yielded: the top frame's ip is the next instruction to run (not one
+    /// past a failing instruction), so an error raised now (fuel, memory) names that one.
+    yielded: bool,
+    /// Bytes the top frame's next instruction needs but the memory limit refused: the step
+    /// ended so the driver can collect garbage first (see [`run`]). Counted in
+    /// [`Interp::stack_bytes`] so the driver's limit check after collecting includes it.
+    alloc_wait: usize,
 }
 
 /// How a step ended.
@@ -295,6 +306,7 @@ impl<'gc> Interp<'gc> {
     pub fn stack_bytes(&self) -> usize {
         (self.regs.capacity() + self.pending.capacity()) * std::mem::size_of::<Value<'_>>()
             + self.frames.capacity() * std::mem::size_of::<Frame<'_>>()
+            + self.alloc_wait
     }
 
     /// Drops every activation (used after a host panicked through a nested execution).
@@ -304,6 +316,8 @@ impl<'gc> Interp<'gc> {
         self.pending.clear();
         self.activations.clear();
         self.result = Value::Unit;
+        self.yielded = false;
+        self.alloc_wait = 0;
     }
 
     /// Starts an activation for bytecode function `func` with `args`. With no args, the
@@ -397,6 +411,8 @@ impl<'gc> Interp<'gc> {
     /// Fails the current activation at the pending host call.
     pub fn fail_host_call(&mut self, code: &Code, kind: ErrorKind) -> RuntimeError {
         let error = self.error_here(code, kind);
+        self.yielded = false;
+        self.alloc_wait = 0;
         self.unwind();
         error
     }
@@ -405,8 +421,13 @@ impl<'gc> Interp<'gc> {
         match self.frames.last() {
             Some(frame) => RuntimeError {
                 function: code.functions[frame.func as usize].name.to_string(),
-                // ip already points past the failing instruction.
-                instruction: (frame.ip as usize).saturating_sub(1),
+                // ip points past the failing instruction, or (after a yield) at the
+                // instruction that did not run.
+                instruction: if self.yielded {
+                    frame.ip as usize
+                } else {
+                    (frame.ip as usize).saturating_sub(1)
+                },
                 kind,
             },
             None => RuntimeError {
@@ -526,6 +547,12 @@ impl<'gc> Interp<'gc> {
 }
 
 /// Runs the current activation for at most `budget` instructions.
+///
+/// An instruction whose allocation the memory limit refuses does not fail at once: heap bytes
+/// include garbage the collector has not freed yet, and the collector only runs between
+/// steps. The step ends *before* that instruction (it is not charged), and the driver's
+/// limit check collects and fails only if live memory plus the request is still over the
+/// limit; otherwise the next step retries it, and a second refusal then is an error.
 pub fn run<'gc>(
     mc: &Mutation<'gc>,
     interp: &mut Interp<'gc>,
@@ -535,7 +562,10 @@ pub fn run<'gc>(
     budget: u32,
 ) -> (Step, u32) {
     let mut remaining = budget;
-    let step = run_inner(mc, interp, constants, code, rt, &mut remaining);
+    interp.yielded = false;
+    let retry = std::mem::take(&mut interp.alloc_wait) > 0;
+    let step = run_inner(mc, interp, constants, code, rt, &mut remaining, retry);
+    interp.yielded = matches!(step, Step::Yield);
     (step, budget - remaining)
 }
 
@@ -553,7 +583,9 @@ fn run_inner<'gc>(
     code: &Code,
     rt: &mut Runtime,
     remaining: &mut u32,
+    retry: bool,
 ) -> Step {
+    let start = *remaining;
     'frames: loop {
         let Some(frame) = interp.frames.last().copied() else {
             return Step::Done;
@@ -588,6 +620,21 @@ fn run_inner<'gc>(
                     f.cmp = cmp;
                 }
             };
+        }
+        // The current instruction's allocation was refused: end the step before it so the
+        // driver can collect, unless this already is the retry after a collection.
+        macro_rules! wait_for_memory {
+            ($kind:expr) => {{
+                let kind = $kind;
+                if retry && *remaining + 1 == start {
+                    fail!(kind)
+                }
+                ip -= 1;
+                *remaining += 1;
+                interp.alloc_wait = rt.refused.get().max(1);
+                save!();
+                return Step::Yield;
+            }};
         }
 
         loop {
@@ -624,7 +671,7 @@ fn run_inner<'gc>(
                         (Value::String(x), Value::String(y)) => {
                             let len = x.as_str().len().saturating_add(y.as_str().len());
                             if let Err(e) = rt.check_alloc(len) {
-                                fail!(e)
+                                wait_for_memory!(e)
                             }
                             let mut s = String::with_capacity(len);
                             s.push_str(x.as_str());
@@ -792,6 +839,7 @@ fn run_inner<'gc>(
                                     interp.pending.truncate(pending_base);
                                 }
                                 Ok(Outcome::Entered) => continue 'frames,
+                                Err(e @ ErrorKind::MemoryLimit(_)) => wait_for_memory!(e),
                                 Err(e) => fail!(e),
                             }
                         }

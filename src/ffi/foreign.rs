@@ -1,0 +1,252 @@
+//! C API: C functions callable from VM code, and foreign objects with finalizers.
+
+use std::ffi::{CString, c_char, c_int, c_void};
+use std::rc::Rc;
+
+use super::{
+    CForeignFunction, CForeignFunctionEx, CVm, Failure, STOFFEL_ERROR_NULL, STOFFEL_ERROR_TYPE,
+    STOFFEL_OK, StoffelFinalizer, StoffelValue, StoffelValueData, StoffelValueType, VMHandle,
+    make_value, read_name, read_value, with_vm, write_value,
+};
+use crate::vm::{HostError, Val, Vm};
+
+/// The data of a foreign object registered from C: the host's pointer and its finalizer.
+/// Dropping it (exactly once: when the VM collects the object or is destroyed) runs the
+/// finalizer, always outside the arena.
+struct CForeign {
+    object: *mut c_void,
+    finalizer: StoffelFinalizer,
+}
+
+impl Drop for CForeign {
+    fn drop(&mut self) {
+        if let Some(f) = self.finalizer {
+            // SAFETY: the host registered `f` for this pointer and asked for exactly one call.
+            unsafe { f(self.object) };
+        }
+    }
+}
+
+/// Calls into C for one host call; the closures below adapt the two callback shapes.
+type Invoke = dyn Fn(VMHandle, *const StoffelValue, c_int, *mut StoffelValue) -> c_int;
+
+/// A host function that converts the arguments, lends the VM to the callback (so it may call
+/// back into it), runs `invoke`, and converts the result.
+fn host_function(
+    cvm: *mut CVm,
+    name: Rc<str>,
+    invoke: Box<Invoke>,
+) -> impl Fn(&mut Vm, &[Val]) -> Result<Val, HostError> + 'static {
+    move |vm: &mut Vm, args: &[Val]| {
+        // Strings for the callback are owned here and freed when it returns.
+        let mut strings: Vec<CString> = Vec::new();
+        let mut values: Vec<StoffelValue> = Vec::with_capacity(args.len().max(1));
+        for (i, arg) in args.iter().enumerate() {
+            let value = match arg {
+                Val::String(s) => {
+                    let c = CString::new(s.as_str()).map_err(|_| {
+                        HostError(format!(
+                            "argument {i} of C function '{name}' contains a NUL byte"
+                        ))
+                    })?;
+                    let v = StoffelValue {
+                        value_type: StoffelValueType::STOFFEL_VALUE_STRING,
+                        data: StoffelValueData {
+                            string_val: c.as_ptr(),
+                        },
+                    };
+                    strings.push(c);
+                    v
+                }
+                other => make_value(other).map_err(|f| {
+                    HostError(format!("argument {i} of C function '{name}': {}", f.message))
+                })?,
+            };
+            values.push(value);
+        }
+        if values.is_empty() {
+            // Never hand C a dangling pointer, even with arg_count 0.
+            values.push(unit());
+        }
+        let mut result = unit();
+        // SAFETY: `cvm` is the live `CVm` that owns this VM (and so this closure).
+        let cvm_ref = unsafe { &*cvm };
+        let previous = cvm_ref.lent.replace(vm as *mut Vm);
+        let code = invoke(cvm.cast(), values.as_ptr(), args.len() as c_int, &mut result);
+        cvm_ref.lent.set(previous);
+        drop(strings);
+        if code != 0 {
+            return Err(HostError(format!(
+                "C function '{name}' returned error code {code}"
+            )));
+        }
+        // SAFETY: `result` is our own initialised value; C wrote (at most) a value into it,
+        // and a STRING it wrote must point to a NUL-terminated string it owns.
+        unsafe { read_value(&result) }.map_err(|f| {
+            HostError(format!(
+                "C function '{name}' returned an invalid result: {}",
+                f.message
+            ))
+        })
+    }
+}
+
+fn unit() -> StoffelValue {
+    StoffelValue {
+        value_type: StoffelValueType::STOFFEL_VALUE_UNIT,
+        data: StoffelValueData { int_val: 0 },
+    }
+}
+
+/// Registers C function `func` under `name`, replacing any function of that name (bytecode,
+/// builtin or C) as StoffelVM does. VM code calls it with `CALL name`; hosts may execute it by
+/// name. During the call, `args` (and STRING pointers in it) are valid; ids in `args` are valid
+/// until the callback returns unless retained with `stoffel_retain_value`. Returns 0,
+/// `STOFFEL_ERROR_NULL` (NULL name or function) or `STOFFEL_ERROR_UTF8`.
+///
+/// # Safety
+/// `name` must be NULL or NUL-terminated; `func` must be safe to call with the documented
+/// arguments for as long as the VM lives.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_register_foreign_function(
+    handle: VMHandle,
+    name: *const c_char,
+    func: CForeignFunction,
+) -> c_int {
+    with_vm(handle, "stoffel_register_foreign_function", |vm, cvm| {
+        // SAFETY: NULL or NUL-terminated, by the caller's guarantee.
+        let name = unsafe { read_name(name, "name") }?;
+        let Some(f) = func else {
+            return Err(Failure::new(STOFFEL_ERROR_NULL, "function pointer is NULL"));
+        };
+        let invoke = Box::new(move |_vm: VMHandle, args, count, result| {
+            // SAFETY: the host registered `f` with this signature; the pointers are valid
+            // for the call (see `host_function`).
+            unsafe { f(args, count, result) }
+        });
+        vm.register_function(name, host_function(cvm, Rc::from(name), invoke));
+        Ok(STOFFEL_OK)
+    })
+}
+
+/// Like `stoffel_register_foreign_function`, but the callback also receives the VM (which it
+/// may call re-entrantly: execute, heap access, GC) and `user_data`.
+///
+/// # Safety
+/// As `stoffel_register_foreign_function`; `user_data` is passed through untouched.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_register_foreign_function_ex(
+    handle: VMHandle,
+    name: *const c_char,
+    func: CForeignFunctionEx,
+    user_data: *mut c_void,
+) -> c_int {
+    with_vm(handle, "stoffel_register_foreign_function_ex", |vm, cvm| {
+        // SAFETY: NULL or NUL-terminated, by the caller's guarantee.
+        let name = unsafe { read_name(name, "name") }?;
+        let Some(f) = func else {
+            return Err(Failure::new(STOFFEL_ERROR_NULL, "function pointer is NULL"));
+        };
+        let invoke = Box::new(move |vm_handle: VMHandle, args, count, result| {
+            // SAFETY: as in `stoffel_register_foreign_function`.
+            unsafe { f(vm_handle, user_data, args, count, result) }
+        });
+        vm.register_function(name, host_function(cvm, Rc::from(name), invoke));
+        Ok(STOFFEL_OK)
+    })
+}
+
+fn register_object(
+    vm: &mut Vm,
+    object: *mut c_void,
+    finalizer: StoffelFinalizer,
+    result: *mut StoffelValue,
+) -> Result<c_int, Failure> {
+    if object.is_null() {
+        return Err(Failure::new(STOFFEL_ERROR_NULL, "object is NULL"));
+    }
+    if result.is_null() {
+        return Err(Failure::new(STOFFEL_ERROR_NULL, "result is NULL"));
+    }
+    let v = vm
+        .create_foreign(Box::new(CForeign { object, finalizer }))
+        .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_TYPE))?;
+    let c = make_value(&v)?;
+    // SAFETY: non-NULL and writable by the caller's guarantee.
+    unsafe { write_value(result, c) };
+    Ok(STOFFEL_OK)
+}
+
+/// Wraps a host pointer as a FOREIGN value; `*result` gets its id (owned by the caller). The
+/// VM never dereferences the pointer. Returns 0 or `STOFFEL_ERROR_NULL`.
+///
+/// # Safety
+/// `result` must be NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_register_foreign_object(
+    handle: VMHandle,
+    object: *mut c_void,
+    result: *mut StoffelValue,
+) -> c_int {
+    with_vm(handle, "stoffel_register_foreign_object", |vm, _| {
+        register_object(vm, object, None, result)
+    })
+}
+
+/// Like `stoffel_register_foreign_object`, with a finalizer (may be NULL) that runs exactly
+/// once with `object`: after the collector finds the value unreachable (during a later call
+/// on the VM, never while it is mid-operation) or at `stoffel_destroy_vm`. The finalizer must
+/// not call into this VM (such calls fail cleanly).
+///
+/// # Safety
+/// `result` must be NULL or writable; `finalizer` must be safe to call once with `object`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_register_foreign_object_ex(
+    handle: VMHandle,
+    object: *mut c_void,
+    finalizer: StoffelFinalizer,
+    result: *mut StoffelValue,
+) -> c_int {
+    with_vm(handle, "stoffel_register_foreign_object_ex", |vm, _| {
+        register_object(vm, object, finalizer, result)
+    })
+}
+
+/// Writes the pointer a FOREIGN value wraps to `*object`. Returns 0, `STOFFEL_ERROR_NULL`,
+/// `STOFFEL_ERROR_TYPE` (not a foreign value registered from C) or
+/// `STOFFEL_ERROR_INVALID_HANDLE`.
+///
+/// # Safety
+/// `value` must be NULL or readable; `object` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_get_foreign_object(
+    handle: VMHandle,
+    value: *const StoffelValue,
+    object: *mut *mut c_void,
+) -> c_int {
+    with_vm(handle, "stoffel_get_foreign_object", |vm, _| {
+        if value.is_null() || object.is_null() {
+            return Err(Failure::new(STOFFEL_ERROR_NULL, "value or object is NULL"));
+        }
+        // SAFETY: non-NULL and readable by the caller's guarantee.
+        let v = unsafe { read_value(value) }?;
+        if !matches!(v, Val::Foreign(_)) {
+            return Err(Failure::new(
+                STOFFEL_ERROR_TYPE,
+                format!("expected a FOREIGN value, got {}", v.kind()),
+            ));
+        }
+        let data = vm
+            .foreign_data(&v)
+            .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_TYPE))?;
+        let Some(c) = data.downcast_ref::<CForeign>() else {
+            return Err(Failure::new(
+                STOFFEL_ERROR_TYPE,
+                "this foreign object was not registered through the C API",
+            ));
+        };
+        // SAFETY: non-NULL and writable by the caller's guarantee.
+        unsafe { object.write(c.object) };
+        Ok(STOFFEL_OK)
+    })
+}

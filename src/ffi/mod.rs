@@ -1,0 +1,498 @@
+//! The C API (`include/stoffel_vm.h`, generated from this module by cbindgen).
+//!
+//! This module holds all of the crate's `unsafe`. It knows the VM only through
+//! [`crate::vm::Vm`]; the files split it by area: [`vm`](self::vm) (life cycle, loading,
+//! execution, limits, GC, output), [`values`](self::values) (strings, handles, heap access)
+//! and [`foreign`](self::foreign) (C functions and foreign objects).
+//!
+//! How the hard parts are solved, once, here:
+//! - **Handles.** A `VMHandle` is a pointer to a [`CVm`] box, but it is only dereferenced after
+//!   a lookup in the registry of live VMs, so a destroyed or forged `VMHandle` is an error
+//!   code. Heap values reach C as handle ids (see [`crate::handles`]), never as pointers.
+//! - **Re-entry and threads.** Every call passes the VM's gate: an atomic owner (the calling
+//!   thread) so that a VM used from two threads at once gets an error instead of a data race.
+//!   While a C callback runs, the VM lends the callback the `&mut Vm` it was called with; a
+//!   call from inside the callback uses that loan, so re-entrant `stoffel_execute`, heap access
+//!   and GC work. Anywhere else the VM is busy (a print callback, a finalizer), a call gets
+//!   `STOFFEL_ERROR_REENTRANCY`.
+//! - **Panics.** Every `extern "C"` body runs inside `catch_unwind`; a panic becomes
+//!   `STOFFEL_ERROR_PANIC` with a message.
+//! - **Strings.** Strings given to C are registered; `stoffel_free_string` frees only
+//!   registered strings, so a double free or a foreign pointer is a no-op, never heap damage.
+
+pub mod foreign;
+pub mod values;
+pub mod vm;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex, MutexGuard};
+
+use crate::handles::Handle;
+use crate::interp::ErrorKind;
+use crate::vm::{ApiError, Val, Vm, VmError};
+
+/// An opaque pointer to a VM, from `stoffel_create_vm`.
+pub type VMHandle = *mut c_void;
+
+/// The kind of a `StoffelValue`.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoffelValueType {
+    /// `()`; `data.int_val` is 0.
+    STOFFEL_VALUE_UNIT = 0,
+    /// Any VM integer, widened to `int64_t` (`data.int_val`).
+    STOFFEL_VALUE_INT = 1,
+    /// A double (`data.float_val`).
+    STOFFEL_VALUE_FLOAT = 2,
+    /// A boolean (`data.bool_val`: 0 is false, any other value true; the VM writes 0 or 1).
+    STOFFEL_VALUE_BOOL = 3,
+    /// A NUL-terminated UTF-8 string (`data.string_val`).
+    STOFFEL_VALUE_STRING = 4,
+    /// An object handle id (`data.object_id`).
+    STOFFEL_VALUE_OBJECT = 5,
+    /// An array handle id (`data.array_id`).
+    STOFFEL_VALUE_ARRAY = 6,
+    /// A foreign object handle id (`data.foreign_id`).
+    STOFFEL_VALUE_FOREIGN = 7,
+    /// A closure handle id (`data.closure_id`).
+    STOFFEL_VALUE_CLOSURE = 8,
+}
+
+/// The payload of a `StoffelValue`; which member is meaningful depends on `value_type`.
+/// The VM always writes all 8 bytes.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union StoffelValueData {
+    /// `STOFFEL_VALUE_INT` (and 0 for `STOFFEL_VALUE_UNIT`).
+    pub int_val: i64,
+    /// `STOFFEL_VALUE_FLOAT`.
+    pub float_val: f64,
+    /// `STOFFEL_VALUE_BOOL`: 0 false, non-zero true.
+    pub bool_val: c_int,
+    /// `STOFFEL_VALUE_STRING`.
+    pub string_val: *const c_char,
+    /// `STOFFEL_VALUE_OBJECT`.
+    pub object_id: usize,
+    /// `STOFFEL_VALUE_ARRAY`.
+    pub array_id: usize,
+    /// `STOFFEL_VALUE_FOREIGN`.
+    pub foreign_id: usize,
+    /// `STOFFEL_VALUE_CLOSURE`.
+    pub closure_id: usize,
+}
+
+/// A value crossing the C boundary (16 bytes).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct StoffelValue {
+    /// Which member of `data` is meaningful.
+    pub value_type: StoffelValueType,
+    /// The payload.
+    pub data: StoffelValueData,
+}
+
+/// A C function callable from VM code. `args` holds `arg_count` values, valid during the call;
+/// write the result to `*result` (preset to UNIT) and return 0, or return non-zero to fail the
+/// execution (the error message names the function and the code).
+pub type CForeignFunction = Option<
+    unsafe extern "C" fn(args: *const StoffelValue, arg_count: c_int, result: *mut StoffelValue) -> c_int,
+>;
+
+/// Like `CForeignFunction`, with the calling VM (usable for re-entrant calls during the
+/// callback) and the `user_data` given at registration.
+pub type CForeignFunctionEx = Option<
+    unsafe extern "C" fn(
+        vm: VMHandle,
+        user_data: *mut c_void,
+        args: *const StoffelValue,
+        arg_count: c_int,
+        result: *mut StoffelValue,
+    ) -> c_int,
+>;
+
+/// Runs once with the object pointer when a foreign object is collected or its VM destroyed.
+pub type StoffelFinalizer = Option<unsafe extern "C" fn(object: *mut c_void)>;
+
+/// Receives each piece of text `print` writes (a line, newline included) and the `user_data`
+/// given to `stoffel_set_print_callback`. The text is valid during the call.
+pub type StoffelPrintCallback = Option<unsafe extern "C" fn(text: *const c_char, user_data: *mut c_void)>;
+
+/// Figures from `stoffel_gc_stats`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StoffelGcStats {
+    /// Estimated bytes of live heap values.
+    pub heap_bytes: usize,
+    /// Bytes of the interpreter's stacks.
+    pub stack_bytes: usize,
+    /// Garbage-collected allocations alive.
+    pub gc_objects: usize,
+    /// Handles (ids) currently held by the host.
+    pub live_handles: usize,
+    /// Foreign objects not yet finalized.
+    pub foreign_objects: usize,
+    /// Collection cycles completed.
+    pub collections: u64,
+}
+
+/// Success.
+pub const STOFFEL_OK: c_int = 0;
+/// A required pointer was NULL, or an argument was out of range (a negative or huge count).
+pub const STOFFEL_ERROR_NULL: c_int = -1;
+/// A name or string was not valid UTF-8.
+pub const STOFFEL_ERROR_UTF8: c_int = -2;
+/// `stoffel_load_bytecode` / `stoffel_load_assembly`: the code could not be loaded.
+pub const STOFFEL_ERROR_PARSE: c_int = -2;
+/// `stoffel_execute`: the execution failed (unknown function, runtime error).
+pub const STOFFEL_ERROR_EXECUTE: c_int = -3;
+/// `stoffel_execute`: the result cannot be represented in C (a u64 above INT64_MAX, a
+/// string containing NUL).
+pub const STOFFEL_ERROR_RESULT: c_int = -4;
+/// `stoffel_execute_with_args`: an argument could not be converted (CLOSURE is fine with an
+/// id; a NULL or non-UTF-8 string, a type tag outside 0..8 are not).
+pub const STOFFEL_ERROR_ARGUMENT: c_int = -3;
+/// `stoffel_execute_with_args` (and the other calls that run code): the execution failed.
+pub const STOFFEL_ERROR_EXECUTE_WITH_ARGS: c_int = -4;
+/// `stoffel_execute_with_args`: the result cannot be represented in C.
+pub const STOFFEL_ERROR_RESULT_WITH_ARGS: c_int = -5;
+/// A value id is stale (released), forged, of another VM, or of the wrong kind.
+pub const STOFFEL_ERROR_INVALID_HANDLE: c_int = -6;
+/// A value has the wrong type for the call (e.g. not an array), or a bad type tag.
+pub const STOFFEL_ERROR_TYPE: c_int = -7;
+/// An instruction, depth or memory limit was exceeded (the VM stays usable).
+pub const STOFFEL_ERROR_LIMIT: c_int = -8;
+/// The VM is busy: called from a print callback or finalizer, or from another thread
+/// while in use.
+pub const STOFFEL_ERROR_REENTRANCY: c_int = -9;
+/// The VM handle is NULL, destroyed or not a VM.
+pub const STOFFEL_ERROR_INVALID_VM: c_int = -10;
+/// An internal error (a caught panic); the message says where. Please report it.
+pub const STOFFEL_ERROR_PANIC: c_int = -11;
+
+/// A failed call: its code and message.
+pub(crate) struct Failure {
+    code: c_int,
+    message: String,
+}
+
+impl Failure {
+    pub(crate) fn new(code: c_int, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A VM error, with `exec_code` used for failures of running code.
+    pub(crate) fn from_vm(e: VmError, exec_code: c_int) -> Failure {
+        let code = match &e {
+            VmError::Load(_) | VmError::Assembly(_) => STOFFEL_ERROR_PARSE,
+            VmError::Api(ApiError::Handle(_)) => STOFFEL_ERROR_INVALID_HANDLE,
+            VmError::Api(ApiError::WrongKind { .. }) => STOFFEL_ERROR_INVALID_HANDLE,
+            VmError::Runtime(r) => match r.kind {
+                ErrorKind::FuelExhausted(_)
+                | ErrorKind::DepthExceeded(_)
+                | ErrorKind::MemoryLimit(_) => STOFFEL_ERROR_LIMIT,
+                _ => exec_code,
+            },
+            VmError::Api(_) => exec_code,
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
+pub(crate) type FfiResult = Result<c_int, Failure>;
+
+/// Identifies the calling thread for the VM gate (0 is "nobody").
+fn thread_token() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local!(static TOKEN: u64 = NEXT.fetch_add(1, Ordering::Relaxed));
+    TOKEN.with(|t| *t)
+}
+
+thread_local! {
+    /// The last error of a call that had no usable VM (NULL or invalid handle).
+    static THREAD_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
+}
+
+/// The state behind a `VMHandle`.
+pub struct CVm {
+    vm: std::cell::UnsafeCell<Vm>,
+    /// The thread currently inside a call on this VM (0 when idle).
+    owner: AtomicU64,
+    /// How many calls on this VM are in progress (re-entrant calls nest).
+    depth: Cell<u32>,
+    /// While a C callback runs: the `&mut Vm` it was called with, lent to re-entrant calls.
+    lent: Cell<*mut Vm>,
+    last_error: RefCell<Option<CString>>,
+    /// `stoffel_destroy_vm` was called while the VM was in use; destroy when it is idle.
+    destroy_pending: Cell<bool>,
+}
+
+fn set_thread_error(message: &str) {
+    let c = to_c_string_lossy(message);
+    THREAD_ERROR.with(|e| *e.borrow_mut() = Some(c));
+}
+
+/// A C string of `text`, with any NUL replaced so the whole message survives.
+pub(crate) fn to_c_string_lossy(text: &str) -> CString {
+    CString::new(text.replace('\0', "\u{FFFD}")).unwrap_or_default()
+}
+
+/// Runs `body` with panics caught; a panic becomes `STOFFEL_ERROR_PANIC`.
+pub(crate) fn guard(name: &str, body: impl FnOnce() -> c_int) -> c_int {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(code) => code,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            set_thread_error(&format!("{name}: internal error (panic): {what}"));
+            STOFFEL_ERROR_PANIC
+        }
+    }
+}
+
+/// Runs `f` with the VM behind `handle`, through the gate. Errors set the VM's (or, without a
+/// VM, the thread's) last error.
+pub(crate) fn with_vm(
+    handle: VMHandle,
+    name: &str,
+    f: impl FnOnce(&mut Vm, *mut CVm) -> FfiResult,
+) -> c_int {
+    guard(name, || {
+        let cvm_ptr = handle as *mut CVm;
+        if handle.is_null() || !registry().contains(&(handle as usize)) {
+            set_thread_error(&format!("{name}: invalid VM handle"));
+            return STOFFEL_ERROR_INVALID_VM;
+        }
+        // SAFETY: the registry holds exactly the pointers of live `CVm` boxes made by
+        // `stoffel_create_vm` (removed before they are freed), so `cvm_ptr` is valid. Only
+        // shared access is taken; the fields touched below are cells guarded by `owner`.
+        let cvm = unsafe { &*cvm_ptr };
+        let me = thread_token();
+        let vm_ptr: *mut Vm = match cvm
+            .owner
+            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+        {
+            Ok(_) => cvm.vm.get(),
+            Err(owner) if owner == me => {
+                // Re-entry on this thread: only a running C callback may lend the VM.
+                let lent = cvm.lent.replace(std::ptr::null_mut());
+                if lent.is_null() {
+                    let message = format!(
+                        "{name}: the VM is busy (called from a print callback, a finalizer, or \
+                         while the VM is not waiting for a callback)"
+                    );
+                    *cvm.last_error.borrow_mut() = Some(to_c_string_lossy(&message));
+                    return STOFFEL_ERROR_REENTRANCY;
+                }
+                lent
+            }
+            Err(_) => {
+                set_thread_error(&format!("{name}: the VM is in use by another thread"));
+                return STOFFEL_ERROR_REENTRANCY;
+            }
+        };
+        let outermost = cvm.depth.get() == 0;
+        cvm.depth.set(cvm.depth.get() + 1);
+        // SAFETY: `vm_ptr` is either the VM itself, taken by the first (outermost) call on
+        // this thread while no other reference to it exists, or the `&mut Vm` lent by the C
+        // callback wrapper, whose owner does not touch it until the callback returns (the
+        // loan is taken out of `lent`, so no second call can use it at the same time).
+        let result = catch_unwind(AssertUnwindSafe(|| f(unsafe { &mut *vm_ptr }, cvm_ptr)));
+        cvm.depth.set(cvm.depth.get() - 1);
+        if !outermost {
+            cvm.lent.set(vm_ptr);
+        }
+        let code = match result {
+            Ok(Ok(code)) => code,
+            Ok(Err(failure)) => {
+                *cvm.last_error.borrow_mut() = Some(to_c_string_lossy(&failure.message));
+                failure.code
+            }
+            Err(_) => {
+                *cvm.last_error.borrow_mut() =
+                    Some(to_c_string_lossy(&format!("{name}: internal error (panic)")));
+                STOFFEL_ERROR_PANIC
+            }
+        };
+        if outermost {
+            cvm.owner.store(0, Ordering::Release);
+            if cvm.destroy_pending.get() {
+                destroy(cvm_ptr);
+            }
+        }
+        code
+    })
+}
+
+fn registry() -> MutexGuard<'static, HashSet<usize>> {
+    static LIVE: LazyLock<Mutex<HashSet<usize>>> = LazyLock::new(Mutex::default);
+    // A panic while the lock is held cannot leave the set half-updated: recover it.
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Frees a VM that is registered and idle.
+fn destroy(cvm_ptr: *mut CVm) {
+    registry().remove(&(cvm_ptr as usize));
+    // SAFETY: the pointer came from `Box::into_raw` in `stoffel_create_vm`, it was in the
+    // registry until the line above (so it has not been freed), and the VM is idle: no call
+    // holds a reference into it. Dropping runs foreign finalizers; a finalizer that calls the
+    // API with this handle now gets `STOFFEL_ERROR_INVALID_VM`.
+    drop(unsafe { Box::from_raw(cvm_ptr) });
+}
+
+// ----- strings handed to C -----
+
+fn string_registry() -> MutexGuard<'static, HashMap<usize, CString>> {
+    static STRINGS: LazyLock<Mutex<HashMap<usize, CString>>> = LazyLock::new(Mutex::default);
+    STRINGS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Hands a copy of `text` to C, to be freed with `stoffel_free_string`.
+pub(crate) fn give_string(text: &str) -> Result<*const c_char, Failure> {
+    let c = CString::new(text).map_err(|_| {
+        Failure::new(
+            STOFFEL_ERROR_RESULT,
+            "string contains a NUL byte and cannot be returned to C",
+        )
+    })?;
+    let ptr = c.as_ptr();
+    string_registry().insert(ptr as usize, c);
+    Ok(ptr)
+}
+
+/// Frees a string from [`give_string`]; returns false for a pointer the VM did not hand out.
+pub(crate) fn take_back_string(ptr: *const c_char) -> bool {
+    string_registry().remove(&(ptr as usize)).is_some()
+}
+
+// ----- value conversion -----
+
+/// Reads a C value without trusting it: the type tag is read as a plain int, so a tag
+/// outside 0..8 is an error rather than an invalid enum.
+///
+/// # Safety
+/// `p` must point to 16 readable bytes laid out as a `StoffelValue`; a STRING's
+/// `string_val` must be NULL or point to a NUL-terminated string.
+pub(crate) unsafe fn read_value(p: *const StoffelValue) -> Result<Val, Failure> {
+    // SAFETY: the caller guarantees `p` is readable; `value_type` is read through a `c_int`
+    // pointer (same size and alignment as the enum), so any bit pattern is allowed.
+    let tag = unsafe { std::ptr::addr_of!((*p).value_type).cast::<c_int>().read() };
+    // SAFETY: as above; every member of the union is plain data, valid for any bits.
+    let data = unsafe { std::ptr::addr_of!((*p).data).read() };
+    // SAFETY (for each union read below): all members are valid for any bit pattern.
+    let handle = |id: usize| {
+        Handle::from_id(id as u64)
+            .ok_or_else(|| Failure::new(STOFFEL_ERROR_INVALID_HANDLE, "value id 0 names nothing"))
+    };
+    Ok(match tag {
+        0 => Val::Unit,
+        1 => Val::I64(unsafe { data.int_val }),
+        2 => Val::Float(unsafe { data.float_val }),
+        3 => Val::Bool(unsafe { data.bool_val } != 0),
+        4 => {
+            let s = unsafe { data.string_val };
+            if s.is_null() {
+                return Err(Failure::new(STOFFEL_ERROR_NULL, "string value with a NULL pointer"));
+            }
+            // SAFETY: the caller guarantees a non-NULL string_val is NUL-terminated.
+            let bytes = unsafe { CStr::from_ptr(s) };
+            let text = bytes
+                .to_str()
+                .map_err(|e| Failure::new(STOFFEL_ERROR_UTF8, format!("string value is not UTF-8: {e}")))?;
+            Val::String(text.to_owned())
+        }
+        5 => Val::Object(handle(unsafe { data.object_id })?),
+        6 => Val::Array(handle(unsafe { data.array_id })?),
+        7 => Val::Foreign(handle(unsafe { data.foreign_id })?),
+        8 => Val::Closure(handle(unsafe { data.closure_id })?),
+        other => {
+            return Err(Failure::new(
+                STOFFEL_ERROR_TYPE,
+                format!("value type tag {other} is not one of 0..8"),
+            ));
+        }
+    })
+}
+
+/// Converts a VM value for C. Strings become registered copies (see [`give_string`]); the
+/// whole union is written.
+pub(crate) fn make_value(v: &Val) -> Result<StoffelValue, Failure> {
+    use StoffelValueType as T;
+    let int = |t: T, i: i64| StoffelValue {
+        value_type: t,
+        data: StoffelValueData { int_val: i },
+    };
+    let id = |t: T, h: Handle| StoffelValue {
+        value_type: t,
+        data: StoffelValueData {
+            object_id: h.id() as usize,
+        },
+    };
+    Ok(match v {
+        Val::Unit => int(T::STOFFEL_VALUE_UNIT, 0),
+        Val::Bool(b) => int(T::STOFFEL_VALUE_BOOL, i64::from(*b)),
+        Val::I64(x) => int(T::STOFFEL_VALUE_INT, *x),
+        Val::I32(x) => int(T::STOFFEL_VALUE_INT, i64::from(*x)),
+        Val::I16(x) => int(T::STOFFEL_VALUE_INT, i64::from(*x)),
+        Val::I8(x) => int(T::STOFFEL_VALUE_INT, i64::from(*x)),
+        Val::U8(x) => int(T::STOFFEL_VALUE_INT, i64::from(*x)),
+        Val::U16(x) => int(T::STOFFEL_VALUE_INT, i64::from(*x)),
+        Val::U32(x) => int(T::STOFFEL_VALUE_INT, i64::from(*x)),
+        Val::U64(x) => match i64::try_from(*x) {
+            Ok(i) => int(T::STOFFEL_VALUE_INT, i),
+            Err(_) => {
+                return Err(Failure::new(
+                    STOFFEL_ERROR_RESULT,
+                    format!("{x}u64 does not fit in int64_t"),
+                ));
+            }
+        },
+        Val::Float(f) => StoffelValue {
+            value_type: T::STOFFEL_VALUE_FLOAT,
+            data: StoffelValueData { float_val: *f },
+        },
+        Val::String(s) => StoffelValue {
+            value_type: T::STOFFEL_VALUE_STRING,
+            data: StoffelValueData {
+                string_val: give_string(s)?,
+            },
+        },
+        Val::Object(h) => id(T::STOFFEL_VALUE_OBJECT, *h),
+        Val::Array(h) => id(T::STOFFEL_VALUE_ARRAY, *h),
+        Val::Foreign(h) => id(T::STOFFEL_VALUE_FOREIGN, *h),
+        Val::Closure(h) => id(T::STOFFEL_VALUE_CLOSURE, *h),
+    })
+}
+
+/// Reads a NUL-terminated UTF-8 name.
+///
+/// # Safety
+/// `p` must be NULL or point to a NUL-terminated string.
+pub(crate) unsafe fn read_name<'a>(p: *const c_char, what: &str) -> Result<&'a str, Failure> {
+    if p.is_null() {
+        return Err(Failure::new(STOFFEL_ERROR_NULL, format!("{what} is NULL")));
+    }
+    // SAFETY: non-NULL, NUL-terminated by the caller's guarantee.
+    unsafe { CStr::from_ptr(p) }
+        .to_str()
+        .map_err(|e| Failure::new(STOFFEL_ERROR_UTF8, format!("{what} is not UTF-8: {e}")))
+}
+
+/// Writes a result value to `out` (checked non-NULL by the caller).
+///
+/// # Safety
+/// `out` must be valid for a 16-byte write.
+pub(crate) unsafe fn write_value(out: *mut StoffelValue, v: StoffelValue) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { out.write(v) }
+}

@@ -1,0 +1,258 @@
+//! C API: strings, value ids (release / retain), heap access and closures.
+
+use std::ffi::{c_char, c_int};
+
+use super::{
+    Failure, STOFFEL_ERROR_EXECUTE_WITH_ARGS, STOFFEL_ERROR_NULL, STOFFEL_ERROR_RESULT_WITH_ARGS,
+    STOFFEL_ERROR_TYPE, STOFFEL_OK, StoffelValue, StoffelValueData, StoffelValueType, VMHandle,
+    give_string, guard, read_name, read_value, set_thread_error, take_back_string, with_vm,
+    write_value,
+};
+use super::vm::{deliver, read_args};
+use crate::vm::Val;
+
+/// Makes a STRING value holding a copy of `str`, to be freed with `stoffel_free_string`.
+/// Returns 0, `STOFFEL_ERROR_NULL` or `STOFFEL_ERROR_UTF8`.
+///
+/// # Safety
+/// `str` must be NULL or NUL-terminated; `result` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_create_string(
+    handle: VMHandle,
+    str: *const c_char,
+    result: *mut StoffelValue,
+) -> c_int {
+    with_vm(handle, "stoffel_create_string", |_, _| {
+        // SAFETY: NULL or NUL-terminated, by the caller's guarantee.
+        let text = unsafe { read_name(str, "str") }?;
+        if result.is_null() {
+            return Err(Failure::new(STOFFEL_ERROR_NULL, "result is NULL"));
+        }
+        let value = StoffelValue {
+            value_type: StoffelValueType::STOFFEL_VALUE_STRING,
+            data: StoffelValueData {
+                string_val: give_string(text)?,
+            },
+        };
+        // SAFETY: non-NULL and writable by the caller's guarantee.
+        unsafe { write_value(result, value) };
+        Ok(STOFFEL_OK)
+    })
+}
+
+/// Frees a string the VM returned (a STRING result or `stoffel_create_string`). NULL is a
+/// no-op; a pointer the VM did not hand out, or one already freed, is ignored (and noted in
+/// the thread's last error) instead of corrupting the heap.
+#[unsafe(no_mangle)]
+pub extern "C" fn stoffel_free_string(str: *mut c_char) {
+    guard("stoffel_free_string", || {
+        if !str.is_null() && !take_back_string(str) {
+            set_thread_error("stoffel_free_string: pointer was not returned by the VM (or already freed)");
+        }
+        STOFFEL_OK
+    });
+}
+
+/// Releases the caller's reference to an OBJECT / ARRAY / FOREIGN / CLOSURE id; when no
+/// reference is left the value may be collected and the id is dead for good. Values of
+/// other types need no release (strings are freed with `stoffel_free_string`). Returns 0,
+/// `STOFFEL_ERROR_NULL`, `STOFFEL_ERROR_TYPE` or `STOFFEL_ERROR_INVALID_HANDLE` (a released,
+/// forged or other VM's id; releasing twice is this error, not a crash).
+///
+/// # Safety
+/// `value` must be NULL or point to a readable `StoffelValue`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_release_value(handle: VMHandle, value: *const StoffelValue) -> c_int {
+    with_vm(handle, "stoffel_release_value", |vm, _| {
+        // SAFETY: readable by the caller's guarantee (NULL is checked first).
+        let v = unsafe { read_one(value, "value") }?;
+        vm.release(&v).map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_TYPE))?;
+        Ok(STOFFEL_OK)
+    })
+}
+
+/// Adds a reference to an id: it then needs one more `stoffel_release_value`. Use it to keep
+/// an id received as a callback argument after the callback returns.
+///
+/// # Safety
+/// `value` must be NULL or point to a readable `StoffelValue`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_retain_value(handle: VMHandle, value: *const StoffelValue) -> c_int {
+    with_vm(handle, "stoffel_retain_value", |vm, _| {
+        // SAFETY: readable by the caller's guarantee (NULL is checked first).
+        let v = unsafe { read_one(value, "value") }?;
+        vm.retain(&v).map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_TYPE))?;
+        Ok(STOFFEL_OK)
+    })
+}
+
+/// Reads one value argument, refusing NULL.
+///
+/// # Safety
+/// `p` must be NULL or point to a readable `StoffelValue`.
+unsafe fn read_one(p: *const StoffelValue, what: &str) -> Result<Val, Failure> {
+    if p.is_null() {
+        return Err(Failure::new(STOFFEL_ERROR_NULL, format!("{what} is NULL")));
+    }
+    // SAFETY: non-NULL and readable by the caller's guarantee.
+    unsafe { read_value(p) }
+}
+
+fn need_out(out: *const StoffelValue) -> Result<(), Failure> {
+    if out.is_null() {
+        Err(Failure::new(STOFFEL_ERROR_NULL, "result is NULL"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Creates an empty object; `*result` gets its id (owned by the caller).
+///
+/// # Safety
+/// `result` must be NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_create_object(handle: VMHandle, result: *mut StoffelValue) -> c_int {
+    with_vm(handle, "stoffel_create_object", |vm, _| {
+        need_out(result)?;
+        let v = vm
+            .create_object()
+            .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_EXECUTE_WITH_ARGS))?;
+        deliver(vm, &v, result, STOFFEL_ERROR_RESULT_WITH_ARGS)
+    })
+}
+
+/// Creates an empty array; `*result` gets its id (owned by the caller).
+///
+/// # Safety
+/// `result` must be NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_create_array(handle: VMHandle, result: *mut StoffelValue) -> c_int {
+    with_vm(handle, "stoffel_create_array", |vm, _| {
+        need_out(result)?;
+        let v = vm
+            .create_array()
+            .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_EXECUTE_WITH_ARGS))?;
+        deliver(vm, &v, result, STOFFEL_ERROR_RESULT_WITH_ARGS)
+    })
+}
+
+/// `get_field(container, key)`: the value stored under `key` in an object or array (UNIT if
+/// missing or if `container` is neither). A STRING result is a copy to free; an id result is
+/// a new id owned by the caller.
+///
+/// # Safety
+/// `container` and `key` must be NULL or readable; `result` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_get_field(
+    handle: VMHandle,
+    container: *const StoffelValue,
+    key: *const StoffelValue,
+    result: *mut StoffelValue,
+) -> c_int {
+    with_vm(handle, "stoffel_get_field", |vm, _| {
+        // SAFETY: readable by the caller's guarantee (NULL is checked).
+        let (c, k) = unsafe { (read_one(container, "container")?, read_one(key, "key")?) };
+        need_out(result)?;
+        let v = vm
+            .get_field(&c, &k)
+            .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_TYPE))?;
+        deliver(vm, &v, result, STOFFEL_ERROR_RESULT_WITH_ARGS)
+    })
+}
+
+/// `set_field(container, key, value)` on an object or array (an INT key ≥ 0 is an array index).
+/// Returns 0, `STOFFEL_ERROR_TYPE` (not an object or array), `STOFFEL_ERROR_INVALID_HANDLE`, …
+///
+/// # Safety
+/// `container`, `key` and `value` must be NULL or readable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_set_field(
+    handle: VMHandle,
+    container: *const StoffelValue,
+    key: *const StoffelValue,
+    value: *const StoffelValue,
+) -> c_int {
+    with_vm(handle, "stoffel_set_field", |vm, _| {
+        // SAFETY: readable by the caller's guarantee (NULL is checked).
+        let (c, k, v) = unsafe {
+            (
+                read_one(container, "container")?,
+                read_one(key, "key")?,
+                read_one(value, "value")?,
+            )
+        };
+        vm.set_field(&c, &k, &v)
+            .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_TYPE))?;
+        Ok(STOFFEL_OK)
+    })
+}
+
+/// Writes an array's length (largest index written + 1) to `*length`.
+///
+/// # Safety
+/// `array` must be NULL or readable; `length` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_array_length(
+    handle: VMHandle,
+    array: *const StoffelValue,
+    length: *mut usize,
+) -> c_int {
+    with_vm(handle, "stoffel_array_length", |vm, _| {
+        // SAFETY: readable by the caller's guarantee (NULL is checked).
+        let a = unsafe { read_one(array, "array") }?;
+        if length.is_null() {
+            return Err(Failure::new(STOFFEL_ERROR_NULL, "length is NULL"));
+        }
+        let n = vm
+            .array_length(&a)
+            .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_TYPE))?;
+        // SAFETY: non-NULL and writable by the caller's guarantee.
+        unsafe { length.write(n as u64 as usize) };
+        Ok(STOFFEL_OK)
+    })
+}
+
+/// Appends `value` to an array.
+///
+/// # Safety
+/// `array` and `value` must be NULL or readable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_array_push(
+    handle: VMHandle,
+    array: *const StoffelValue,
+    value: *const StoffelValue,
+) -> c_int {
+    with_vm(handle, "stoffel_array_push", |vm, _| {
+        // SAFETY: readable by the caller's guarantee (NULL is checked).
+        let (a, v) = unsafe { (read_one(array, "array")?, read_one(value, "value")?) };
+        vm.array_push(&a, &v)
+            .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_TYPE))?;
+        Ok(STOFFEL_OK)
+    })
+}
+
+/// Calls a closure with `arg_count` arguments (as `stoffel_execute_with_args`, same codes).
+///
+/// # Safety
+/// `closure` NULL or readable; `args` NULL or `arg_count` readable values; `result` NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_call_closure(
+    handle: VMHandle,
+    closure: *const StoffelValue,
+    args: *const StoffelValue,
+    arg_count: c_int,
+    result: *mut StoffelValue,
+) -> c_int {
+    with_vm(handle, "stoffel_call_closure", |vm, _| {
+        // SAFETY: readable by the caller's guarantee (NULL is checked).
+        let c = unsafe { read_one(closure, "closure") }?;
+        need_out(result)?;
+        // SAFETY: the caller guarantees `arg_count` readable values at `args`.
+        let values = unsafe { read_args(args, arg_count) }?;
+        let v = vm
+            .call_closure(&c, &values)
+            .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_EXECUTE_WITH_ARGS))?;
+        deliver(vm, &v, result, STOFFEL_ERROR_RESULT_WITH_ARGS)
+    })
+}

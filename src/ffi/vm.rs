@@ -1,0 +1,355 @@
+//! C API: VM life cycle, loading, execution, limits, garbage collection, output, errors.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::{CString, c_char, c_int, c_void};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{
+    CVm, Failure, STOFFEL_ERROR_ARGUMENT, STOFFEL_ERROR_EXECUTE, STOFFEL_ERROR_EXECUTE_WITH_ARGS,
+    STOFFEL_ERROR_INVALID_VM, STOFFEL_ERROR_NULL, STOFFEL_ERROR_PARSE, STOFFEL_ERROR_RESULT,
+    STOFFEL_ERROR_RESULT_WITH_ARGS, STOFFEL_OK, StoffelGcStats, StoffelPrintCallback,
+    StoffelValue, THREAD_ERROR, VMHandle, guard, make_value, read_name, read_value, registry,
+    set_thread_error, thread_token, to_c_string_lossy, with_vm, write_value,
+};
+use crate::interp::Output;
+use crate::vm::{Val, Vm};
+
+/// Most arguments `stoffel_execute_with_args` and `stoffel_call_closure` accept.
+pub const STOFFEL_MAX_ARGS: c_int = 1024;
+
+/// Creates a VM with the builtins registered and default limits (call depth 10000, no
+/// instruction or memory limit), printing to stdout. Returns NULL only if memory is exhausted
+/// or an internal error occurred. Destroy it with `stoffel_destroy_vm`.
+#[unsafe(no_mangle)]
+pub extern "C" fn stoffel_create_vm() -> VMHandle {
+    let mut handle: VMHandle = std::ptr::null_mut();
+    guard("stoffel_create_vm", || {
+        let cvm = Box::new(CVm {
+            vm: std::cell::UnsafeCell::new(Vm::new()),
+            owner: AtomicU64::new(0),
+            depth: Cell::new(0),
+            lent: Cell::new(std::ptr::null_mut()),
+            last_error: RefCell::new(None),
+            destroy_pending: Cell::new(false),
+        });
+        let ptr = Box::into_raw(cvm);
+        registry().insert(ptr as usize);
+        handle = ptr.cast();
+        STOFFEL_OK
+    });
+    handle
+}
+
+/// Destroys a VM: runs the finalizers of its foreign objects, frees everything it owns and
+/// invalidates its value ids. NULL, an unknown or an already destroyed handle is ignored (the
+/// thread's last error says so). Called from inside a callback of the same VM, destruction
+/// waits until the outermost call on the VM returns; calls on it fail from then on.
+#[unsafe(no_mangle)]
+pub extern "C" fn stoffel_destroy_vm(handle: VMHandle) {
+    guard("stoffel_destroy_vm", || {
+        if handle.is_null() {
+            return STOFFEL_OK;
+        }
+        let ptr = handle as *mut CVm;
+        if !registry().contains(&(ptr as usize)) {
+            set_thread_error("stoffel_destroy_vm: invalid VM handle");
+            return STOFFEL_ERROR_INVALID_VM;
+        }
+        // SAFETY: registered, so it points to a live `CVm`; only its atomic owner and cells
+        // are touched here.
+        let cvm = unsafe { &*ptr };
+        let me = thread_token();
+        match cvm
+            .owner
+            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+        {
+            Ok(_) => {
+                super::destroy(ptr);
+                STOFFEL_OK
+            }
+            Err(owner) if owner == me => {
+                // Inside a call on this VM: finish when the outermost call returns.
+                cvm.destroy_pending.set(true);
+                registry().remove(&(ptr as usize));
+                STOFFEL_OK
+            }
+            Err(_) => {
+                set_thread_error("stoffel_destroy_vm: the VM is in use by another thread");
+                super::STOFFEL_ERROR_REENTRANCY
+            }
+        }
+    });
+}
+
+/// Loads STFL v1 bytecode (`len` bytes at `bytecode`). Loading adds to what is loaded (a
+/// function with an existing name replaces it); a failed load changes nothing.
+/// Returns 0, `STOFFEL_ERROR_NULL` (-1) or `STOFFEL_ERROR_PARSE` (-2; the message names the
+/// byte offset, function and instruction).
+///
+/// # Safety
+/// `bytecode` must point to `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_load_bytecode(
+    handle: VMHandle,
+    bytecode: *const u8,
+    len: usize,
+) -> c_int {
+    with_vm(handle, "stoffel_load_bytecode", |vm, _| {
+        if bytecode.is_null() {
+            return Err(Failure::new(STOFFEL_ERROR_NULL, "bytecode is NULL"));
+        }
+        // SAFETY: the caller guarantees `len` readable bytes at `bytecode`.
+        let bytes = unsafe { std::slice::from_raw_parts(bytecode, len) };
+        vm.load_bytecode(bytes)
+            .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_PARSE))?;
+        Ok(STOFFEL_OK)
+    })
+}
+
+/// Assembles and loads text assembly (the syntax of the README). Returns 0,
+/// `STOFFEL_ERROR_NULL`, `STOFFEL_ERROR_UTF8` or `STOFFEL_ERROR_PARSE` (the message has line
+/// and column).
+///
+/// # Safety
+/// `source` must be NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_load_assembly(handle: VMHandle, source: *const c_char) -> c_int {
+    with_vm(handle, "stoffel_load_assembly", |vm, _| {
+        // SAFETY: NULL or NUL-terminated, by the caller's guarantee.
+        let text = unsafe { read_name(source, "source") }?;
+        vm.load_assembly(text)
+            .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_PARSE))?;
+        Ok(STOFFEL_OK)
+    })
+}
+
+/// Runs `function_name` (a bytecode function, builtin or registered C function) with no
+/// arguments (a bytecode function's parameters are then UNIT) and writes its result to
+/// `*result`. A STRING result is a copy to free with `stoffel_free_string`; an
+/// OBJECT/ARRAY/FOREIGN/CLOSURE result is a new id owned by the caller (release it with
+/// `stoffel_release_value`). Returns 0, `STOFFEL_ERROR_NULL` (-1), `STOFFEL_ERROR_UTF8` (-2),
+/// `STOFFEL_ERROR_EXECUTE` (-3: unknown function or runtime error), `STOFFEL_ERROR_RESULT`
+/// (-4: the result cannot be represented in C) or `STOFFEL_ERROR_LIMIT`; `*result` is written
+/// only on success.
+///
+/// # Safety
+/// `function_name` must be NULL or NUL-terminated; `result` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_execute(
+    handle: VMHandle,
+    function_name: *const c_char,
+    result: *mut StoffelValue,
+) -> c_int {
+    with_vm(handle, "stoffel_execute", |vm, _| {
+        // SAFETY: NULL or NUL-terminated, by the caller's guarantee.
+        let name = unsafe { read_name(function_name, "function name") }?;
+        if result.is_null() {
+            return Err(Failure::new(STOFFEL_ERROR_NULL, "result is NULL"));
+        }
+        let value = vm
+            .execute(name, &[])
+            .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_EXECUTE))?;
+        deliver(vm, &value, result, STOFFEL_ERROR_RESULT)
+    })
+}
+
+/// Writes `value` to `out`, or releases it and fails with `code` if C cannot represent it.
+pub(crate) fn deliver(
+    vm: &mut Vm,
+    value: &Val,
+    out: *mut StoffelValue,
+    code: c_int,
+) -> Result<c_int, Failure> {
+    match make_value(value) {
+        Ok(c) => {
+            // SAFETY: callers check `out` is non-NULL; the C caller guarantees it is writable.
+            unsafe { write_value(out, c) };
+            Ok(STOFFEL_OK)
+        }
+        Err(f) => {
+            let _ = vm.release(value);
+            Err(Failure::new(code, f.message))
+        }
+    }
+}
+
+/// Reads `count` C values as call arguments (count 0..=`STOFFEL_MAX_ARGS`; `args` may be
+/// NULL only when count is 0).
+///
+/// # Safety
+/// `args` must point to `count` readable values (or be NULL).
+pub(crate) unsafe fn read_args(args: *const StoffelValue, count: c_int) -> Result<Vec<Val>, Failure> {
+    if !(0..=STOFFEL_MAX_ARGS).contains(&count) {
+        return Err(Failure::new(
+            STOFFEL_ERROR_NULL,
+            format!("arg_count {count} is outside 0..={STOFFEL_MAX_ARGS}"),
+        ));
+    }
+    if count > 0 && args.is_null() {
+        return Err(Failure::new(STOFFEL_ERROR_NULL, "args is NULL"));
+    }
+    (0..count as usize)
+        .map(|i| {
+            // SAFETY: `i < count` and the caller guarantees `count` readable values.
+            unsafe { read_value(args.add(i)) }.map_err(|f| {
+                Failure::new(STOFFEL_ERROR_ARGUMENT, format!("argument {i}: {}", f.message))
+            })
+        })
+        .collect()
+}
+
+/// Runs `function_name` with `arg_count` arguments (0..=1024; for a bytecode function exactly
+/// its parameter count). STRING arguments are copied (the caller keeps ownership); ids must be
+/// live ids of this VM. Result ownership as for `stoffel_execute`. Returns 0,
+/// `STOFFEL_ERROR_NULL` (-1: NULL pointer or bad count), `STOFFEL_ERROR_UTF8` (-2),
+/// `STOFFEL_ERROR_ARGUMENT` (-3: an argument cannot be converted), `STOFFEL_ERROR_EXECUTE_WITH_ARGS`
+/// (-4: unknown function, arity or runtime error), `STOFFEL_ERROR_RESULT_WITH_ARGS` (-5),
+/// `STOFFEL_ERROR_INVALID_HANDLE` (-6: a stale, forged or foreign id) or `STOFFEL_ERROR_LIMIT`.
+///
+/// # Safety
+/// `function_name` NULL or NUL-terminated; `args` NULL or `arg_count` readable values;
+/// `result` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_execute_with_args(
+    handle: VMHandle,
+    function_name: *const c_char,
+    args: *const StoffelValue,
+    arg_count: c_int,
+    result: *mut StoffelValue,
+) -> c_int {
+    with_vm(handle, "stoffel_execute_with_args", |vm, _| {
+        // SAFETY: NULL or NUL-terminated, by the caller's guarantee.
+        let name = unsafe { read_name(function_name, "function name") }?;
+        if result.is_null() {
+            return Err(Failure::new(STOFFEL_ERROR_NULL, "result is NULL"));
+        }
+        // SAFETY: the caller guarantees `arg_count` readable values at `args`.
+        let values = unsafe { read_args(args, arg_count) }?;
+        let value = vm
+            .execute(name, &values)
+            .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_EXECUTE_WITH_ARGS))?;
+        deliver(vm, &value, result, STOFFEL_ERROR_RESULT_WITH_ARGS)
+    })
+}
+
+/// The message of the last failed call on `vm` (or, for NULL or an invalid handle, of the last
+/// failed call on this thread that had no usable VM); NULL if there was none. The string is
+/// owned by the VM (or thread) and valid until the next failing call; do not free it.
+#[unsafe(no_mangle)]
+pub extern "C" fn stoffel_last_error(handle: VMHandle) -> *const c_char {
+    let mut message: *const c_char = std::ptr::null();
+    let code = with_vm(handle, "stoffel_last_error", |_, cvm| {
+        // SAFETY: `with_vm` passes the live `CVm` it validated.
+        let cvm = unsafe { &*cvm };
+        message = cvm
+            .last_error
+            .borrow()
+            .as_ref()
+            .map_or(std::ptr::null(), |s| s.as_ptr());
+        Ok(STOFFEL_OK)
+    });
+    if code != STOFFEL_OK {
+        message = THREAD_ERROR.with(|e| e.borrow().as_ref().map_or(std::ptr::null(), |s| s.as_ptr()));
+    }
+    message
+}
+
+/// Instructions one top-level execution may run; 0 means unlimited (the default). Exceeding
+/// it fails the execution with `STOFFEL_ERROR_LIMIT`.
+#[unsafe(no_mangle)]
+pub extern "C" fn stoffel_set_instruction_limit(handle: VMHandle, limit: u64) -> c_int {
+    with_vm(handle, "stoffel_set_instruction_limit", |vm, _| {
+        vm.set_instruction_limit((limit != 0).then_some(limit));
+        Ok(STOFFEL_OK)
+    })
+}
+
+/// Frames that may be live at once (default 10000; at least 1). Deeper recursion fails with
+/// `STOFFEL_ERROR_LIMIT`; frames live on the heap, never on the C stack.
+#[unsafe(no_mangle)]
+pub extern "C" fn stoffel_set_max_call_depth(handle: VMHandle, depth: u32) -> c_int {
+    with_vm(handle, "stoffel_set_max_call_depth", |vm, _| {
+        if depth == 0 {
+            return Err(Failure::new(STOFFEL_ERROR_NULL, "the call depth must be at least 1"));
+        }
+        vm.set_max_call_depth(depth as usize);
+        Ok(STOFFEL_OK)
+    })
+}
+
+/// Bytes of heap values and interpreter stacks above which an execution fails with
+/// `STOFFEL_ERROR_LIMIT` (after a full collection); 0 means unlimited (the default).
+#[unsafe(no_mangle)]
+pub extern "C" fn stoffel_set_memory_limit(handle: VMHandle, bytes: usize) -> c_int {
+    with_vm(handle, "stoffel_set_memory_limit", |vm, _| {
+        vm.set_memory_limit((bytes != 0).then_some(bytes));
+        Ok(STOFFEL_OK)
+    })
+}
+
+/// Runs a full garbage collection now, then the finalizers of foreign objects it freed.
+#[unsafe(no_mangle)]
+pub extern "C" fn stoffel_gc_collect(handle: VMHandle) -> c_int {
+    with_vm(handle, "stoffel_gc_collect", |vm, _| {
+        vm.collect_all();
+        Ok(STOFFEL_OK)
+    })
+}
+
+/// Writes heap and collector figures to `*stats`.
+///
+/// # Safety
+/// `stats` must be NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_gc_stats(handle: VMHandle, stats: *mut StoffelGcStats) -> c_int {
+    with_vm(handle, "stoffel_gc_stats", |vm, _| {
+        if stats.is_null() {
+            return Err(Failure::new(STOFFEL_ERROR_NULL, "stats is NULL"));
+        }
+        let s = vm.gc_stats();
+        let out = StoffelGcStats {
+            heap_bytes: s.heap_bytes,
+            stack_bytes: s.stack_bytes,
+            gc_objects: s.gc_objects,
+            live_handles: s.live_handles,
+            foreign_objects: s.foreign_objects,
+            collections: s.collections,
+        };
+        // SAFETY: non-NULL and writable by the caller's guarantee.
+        unsafe { stats.write(out) };
+        Ok(STOFFEL_OK)
+    })
+}
+
+/// Sends `print` output to `callback(text, user_data)` instead of stdout; NULL restores
+/// stdout. `text` is one printed line with its newline, valid during the call (a NUL inside
+/// printed text arrives as U+FFFD). The callback must not call into this VM (such calls get
+/// `STOFFEL_ERROR_REENTRANCY`).
+///
+/// # Safety
+/// `callback` must be safe to call with a text pointer and `user_data` while the VM lives.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_set_print_callback(
+    handle: VMHandle,
+    callback: StoffelPrintCallback,
+    user_data: *mut c_void,
+) -> c_int {
+    with_vm(handle, "stoffel_set_print_callback", |vm, _| {
+        match callback {
+            None => vm.set_output(Output::Stdout),
+            Some(f) => vm.set_output(Output::Callback(Box::new(move |text: &str| {
+                let c: CString = to_c_string_lossy(text);
+                // SAFETY: the host registered `f` as a function with this signature; the text
+                // pointer is valid for the duration of the call.
+                unsafe { f(c.as_ptr(), user_data) };
+            }))),
+        }
+        Ok(STOFFEL_OK)
+    })
+}
+
+/// The library version (e.g. "0.1.0"), a static string.
+#[unsafe(no_mangle)]
+pub extern "C" fn stoffel_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
