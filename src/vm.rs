@@ -271,6 +271,7 @@ pub struct Vm {
     fuel_left: u64,
     nesting: Rc<Cell<u32>>,
     collections: u64,
+    instructions: u64,
     trace: Option<TraceSink>,
 }
 
@@ -304,6 +305,7 @@ impl Vm {
             fuel_left: u64::MAX,
             nesting: Rc::new(Cell::new(0)),
             collections: 0,
+            instructions: 0,
             trace: None,
         }
     }
@@ -507,6 +509,7 @@ impl Vm {
                 interp::run(mc, &mut root.interp, &root.constants, code, rt, budget)
             });
             self.fuel_left -= u64::from(used);
+            self.instructions += u64::from(used);
             match step {
                 Step::Yield => {
                     self.collect_debt();
@@ -814,6 +817,11 @@ impl Vm {
             // Dropping the data runs its finalizer, here, outside the arena.
             drop(self.foreign_data.remove(&id));
         }
+    }
+
+    /// Instructions this VM has executed in its lifetime (for measurements).
+    pub fn instructions_executed(&self) -> u64 {
+        self.instructions
     }
 
     /// Heap and collector figures.

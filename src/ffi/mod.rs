@@ -269,7 +269,12 @@ pub(crate) fn with_vm(
 ) -> c_int {
     guard(name, || {
         let cvm_ptr = handle as *mut CVm;
-        if handle.is_null() || !registry().contains(&(handle as usize)) {
+        // The registry stays locked until this thread owns the VM (or has been refused), so
+        // `stoffel_destroy_vm` on another thread cannot free it between the check and the
+        // claim: it takes the same lock and frees only a VM nobody owns.
+        let live = registry();
+        if handle.is_null() || !live.contains(&(handle as usize)) {
+            drop(live);
             set_thread_error(&format!("{name}: invalid VM handle"));
             return STOFFEL_ERROR_INVALID_VM;
         }
@@ -297,10 +302,12 @@ pub(crate) fn with_vm(
                 lent
             }
             Err(_) => {
+                drop(live);
                 set_thread_error(&format!("{name}: the VM is in use by another thread"));
                 return STOFFEL_ERROR_REENTRANCY;
             }
         };
+        drop(live);
         let outermost = cvm.depth.get() == 0;
         cvm.depth.set(cvm.depth.get() + 1);
         // SAFETY: `vm_ptr` is either the VM itself, taken by the first (outermost) call on

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{
     CVm, Failure, STOFFEL_ERROR_ARGUMENT, STOFFEL_ERROR_EXECUTE, STOFFEL_ERROR_EXECUTE_WITH_ARGS,
-    STOFFEL_ERROR_INVALID_VM, STOFFEL_ERROR_NULL, STOFFEL_ERROR_PARSE, STOFFEL_ERROR_RESULT,
+    STOFFEL_ERROR_INVALID_HANDLE, STOFFEL_ERROR_INVALID_VM, STOFFEL_ERROR_NULL, STOFFEL_ERROR_PARSE, STOFFEL_ERROR_RESULT,
     STOFFEL_ERROR_RESULT_WITH_ARGS, STOFFEL_OK, StoffelGcStats, StoffelPrintCallback,
     StoffelValue, THREAD_ERROR, VMHandle, guard, make_value, read_name, read_value, registry,
     set_thread_error, thread_token, to_c_string_lossy, with_vm, write_value,
@@ -48,10 +48,15 @@ pub extern "C" fn stoffel_create_vm() -> VMHandle {
 pub extern "C" fn stoffel_destroy_vm(handle: VMHandle) {
     guard("stoffel_destroy_vm", || {
         if handle.is_null() {
+            set_thread_error("stoffel_destroy_vm: NULL VM handle (ignored)");
             return STOFFEL_OK;
         }
         let ptr = handle as *mut CVm;
-        if !registry().contains(&(ptr as usize)) {
+        // Locked from the check until the VM is claimed and unregistered (as in `with_vm`),
+        // so no other thread can free it or start a call on it in between.
+        let mut live = registry();
+        if !live.contains(&(ptr as usize)) {
+            drop(live);
             set_thread_error("stoffel_destroy_vm: invalid VM handle");
             return STOFFEL_ERROR_INVALID_VM;
         }
@@ -64,13 +69,16 @@ pub extern "C" fn stoffel_destroy_vm(handle: VMHandle) {
             .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
         {
             Ok(_) => {
+                // Claimed and idle: unregister under the lock, free after releasing it (the
+                // finalizers that run may call the API, which takes the lock).
+                drop(live);
                 super::destroy(ptr);
                 STOFFEL_OK
             }
             Err(owner) if owner == me => {
                 // Inside a call on this VM: finish when the outermost call returns.
                 cvm.destroy_pending.set(true);
-                registry().remove(&(ptr as usize));
+                live.remove(&(ptr as usize));
                 STOFFEL_OK
             }
             Err(_) => {
@@ -192,7 +200,12 @@ pub(crate) unsafe fn read_args(args: *const StoffelValue, count: c_int) -> Resul
         .map(|i| {
             // SAFETY: `i < count` and the caller guarantees `count` readable values.
             unsafe { read_value(args.add(i)) }.map_err(|f| {
-                Failure::new(STOFFEL_ERROR_ARGUMENT, format!("argument {i}: {}", f.message))
+                // Id 0 is a forged id like any other: keep its code.
+                let code = match f.code {
+                    STOFFEL_ERROR_INVALID_HANDLE => STOFFEL_ERROR_INVALID_HANDLE,
+                    _ => STOFFEL_ERROR_ARGUMENT,
+                };
+                Failure::new(code, format!("argument {i}: {}", f.message))
             })
         })
         .collect()
@@ -225,6 +238,16 @@ pub unsafe extern "C" fn stoffel_execute_with_args(
         }
         // SAFETY: the caller guarantees `arg_count` readable values at `args`.
         let values = unsafe { read_args(args, arg_count) }?;
+        // A C function gets the ids as they are, so check them here (bytecode functions and
+        // builtins would refuse them too).
+        for (i, v) in values.iter().enumerate() {
+            if v.handle().is_some() {
+                vm.check(v).map_err(|e| {
+                    let f = Failure::from_vm(e, STOFFEL_ERROR_ARGUMENT);
+                    Failure::new(f.code, format!("argument {i}: {}", f.message))
+                })?;
+            }
+        }
         let value = vm
             .execute(name, &values)
             .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_EXECUTE_WITH_ARGS))?;
@@ -238,19 +261,44 @@ pub unsafe extern "C" fn stoffel_execute_with_args(
 #[unsafe(no_mangle)]
 pub extern "C" fn stoffel_last_error(handle: VMHandle) -> *const c_char {
     let mut message: *const c_char = std::ptr::null();
-    let code = with_vm(handle, "stoffel_last_error", |_, cvm| {
-        // SAFETY: `with_vm` passes the live `CVm` it validated.
-        let cvm = unsafe { &*cvm };
-        message = cvm
-            .last_error
-            .borrow()
-            .as_ref()
-            .map_or(std::ptr::null(), |s| s.as_ptr());
-        Ok(STOFFEL_OK)
+    guard("stoffel_last_error", || {
+        // Not through `with_vm`: asking must not record a failure of its own (that would
+        // replace the very message asked for), and it must work on a VM this thread is
+        // using (from a print callback or a finalizer).
+        let thread_error =
+            || THREAD_ERROR.with(|e| e.borrow().as_ref().map_or(std::ptr::null(), |s| s.as_ptr()));
+        let live = registry();
+        if handle.is_null() || !live.contains(&(handle as usize)) {
+            message = thread_error();
+            return STOFFEL_OK;
+        }
+        // SAFETY: registered, so it points to a live `CVm`, and the registry lock (held until
+        // the end of this closure) keeps another thread from freeing it. Only the atomic
+        // owner and `last_error` are touched, and `last_error` only by the owning thread.
+        let cvm = unsafe { &*(handle as *const CVm) };
+        let vm_error = || {
+            cvm.last_error
+                .borrow()
+                .as_ref()
+                .map_or(std::ptr::null(), |s| s.as_ptr())
+        };
+        let me = thread_token();
+        message = match cvm
+            .owner
+            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+        {
+            Ok(_) => {
+                let m = vm_error();
+                cvm.owner.store(0, Ordering::Release);
+                m
+            }
+            // This thread is inside a call on the VM (a callback, print callback, finalizer).
+            Err(owner) if owner == me => vm_error(),
+            // Busy on another thread: its messages are not ours to read.
+            Err(_) => thread_error(),
+        };
+        STOFFEL_OK
     });
-    if code != STOFFEL_OK {
-        message = THREAD_ERROR.with(|e| e.borrow().as_ref().map_or(std::ptr::null(), |s| s.as_ptr()));
-    }
     message
 }
 

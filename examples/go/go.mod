@@ -1,0 +1,3 @@
+module stoffelvm-example
+
+go 1.18

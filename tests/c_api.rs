@@ -1,0 +1,503 @@
+//! The C API, tested from C: each test compiles a C program (`examples/c_ffi_example.c` or
+//! `tests/c/*.c`) with gcc against the `libstoffel_vm.so` cargo built for this test run,
+//! runs it and checks its exit status and output. The C programs check every result
+//! themselves (`tests/c/check.h`: a failed check prints where and exits 1), so a passing
+//! test means every check in the program held.
+//!
+//! The example and the smaller programs also run under valgrind (memcheck): no errors and no
+//! definitely lost memory. Where valgrind is not installed those runs are skipped with a
+//! notice (CI installs it).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Timing-sensitive tests (the soak and cost figures) run alone: they take this lock for
+/// writing, every other test in this file for reading.
+static TIMING: RwLock<()> = RwLock::new(());
+
+fn shared() -> RwLockReadGuard<'static, ()> {
+    TIMING.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    TIMING.write().unwrap_or_else(|p| p.into_inner())
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The directory of the `libstoffel_vm.so` cargo built for this test run. The test binary is
+/// `target/<profile>/deps/c_api-<hash>`; building the tests builds the crate's cdylib into
+/// that same `deps` directory (only `cargo build` copies it up to `target/<profile>`, so the
+/// copy there may be stale). Falls back to `target/<profile>` if `deps` has none.
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("test binary has a directory");
+    let profile = deps
+        .parent()
+        .expect("test binary is in target/<profile>/deps");
+    for dir in [deps, profile] {
+        if dir.join("libstoffel_vm.so").is_file() {
+            return dir.to_path_buf();
+        }
+    }
+    panic!(
+        "libstoffel_vm.so not found in {} or {}: the crate must build a cdylib",
+        deps.display(),
+        profile.display()
+    );
+}
+
+/// A fresh scratch directory for one test's binaries, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir =
+            std::env::temp_dir().join(format!("stoffel_c_api_{}_{}", std::process::id(), name));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Compiles `source` (relative to the crate root, or absolute) with `compiler` and `flags`,
+/// linking `libstoffel_vm`; panics with the compiler's output if it fails.
+fn build_with(
+    compiler: &str,
+    flags: &[&str],
+    source: &Path,
+    scratch: &Scratch,
+    extra: &[&str],
+) -> PathBuf {
+    let lib = lib_dir();
+    let source = root().join(source);
+    let stem = source.file_stem().unwrap().to_string_lossy().into_owned();
+    let out = scratch.0.join(format!("{stem}-{compiler}"));
+    let output = Command::new(compiler)
+        .args(flags)
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg(&source)
+        .arg("-L")
+        .arg(&lib)
+        .arg("-lstoffel_vm")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(extra)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
+    assert!(
+        output.status.success(),
+        "{compiler} failed on {}:\n{}{}",
+        source.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    out
+}
+
+/// `gcc -std=c99 -Wall -Wextra -Werror -I include <src> -L <lib> -lstoffel_vm -Wl,-rpath,<lib>`.
+fn build_c(source: &str, scratch: &Scratch, extra: &[&str]) -> PathBuf {
+    build_with(
+        "gcc",
+        &["-std=c99", "-Wall", "-Wextra", "-Werror", "-g"],
+        Path::new(source),
+        scratch,
+        extra,
+    )
+}
+
+/// Runs a built program from the crate root; returns its output.
+fn run(exe: &Path, args: &[&str]) -> Output {
+    Command::new(exe)
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()))
+}
+
+/// Asserts exit status 0 and returns stdout.
+fn success(exe: &Path, output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{} exited with {:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        exe.display(),
+        output.status
+    );
+    stdout
+}
+
+fn run_ok(exe: &Path, args: &[&str]) -> String {
+    let output = run(exe, args);
+    success(exe, &output)
+}
+
+fn valgrind_available() -> bool {
+    static FOUND: Mutex<Option<bool>> = Mutex::new(None);
+    let mut found: MutexGuard<'_, Option<bool>> = FOUND.lock().unwrap_or_else(|p| p.into_inner());
+    *found.get_or_insert_with(|| {
+        Command::new("valgrind")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// Runs `exe` under memcheck: no errors, no definite leaks (exit status 0 of the program
+/// and of valgrind). Returns the program's stdout and valgrind's summary lines, or `None`
+/// (with a printed notice) when valgrind is not installed.
+fn valgrind(exe: &Path, args: &[&str]) -> Option<(String, String)> {
+    if !valgrind_available() {
+        println!(
+            "NOTICE: valgrind is not installed; skipping the memcheck run of {}",
+            exe.display()
+        );
+        return None;
+    }
+    let output = Command::new("valgrind")
+        .args([
+            "--error-exitcode=97",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--show-leak-kinds=definite",
+        ])
+        .arg(exe)
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run valgrind");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "valgrind run of {} failed ({:?})\n--- stdout ---\n{stdout}\n--- valgrind ---\n{stderr}",
+        exe.display(),
+        output.status
+    );
+    assert!(
+        stderr.contains("ERROR SUMMARY: 0 errors"),
+        "valgrind reported errors:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("definitely lost: 0 bytes")
+            || stderr.contains("All heap blocks were freed"),
+        "valgrind reported definitely lost memory:\n{stderr}"
+    );
+    let summary: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            l.contains("ERROR SUMMARY")
+                || l.contains("definitely lost")
+                || l.contains("in use at exit")
+                || l.contains("total heap usage")
+        })
+        .collect();
+    println!("valgrind {}:\n{}", exe.display(), summary.join("\n"));
+    Some((stdout, summary.join("\n")))
+}
+
+/// Asserts that `lines` appear in `stdout` as whole lines, in this order.
+fn assert_lines_in_order(stdout: &str, lines: &[&str]) {
+    let mut rest = stdout.lines();
+    for want in lines {
+        assert!(
+            rest.any(|l| l == *want),
+            "missing line (or out of order): {want:?}\n--- stdout ---\n{stdout}"
+        );
+    }
+}
+
+/// A line of `stdout` starting with `prefix`.
+fn line_with<'a>(stdout: &'a str, prefix: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?}\n--- stdout ---\n{stdout}"))
+}
+
+/// The number after `key=` in `line`.
+fn figure(line: &str, key: &str) -> f64 {
+    let start = line
+        .find(&format!("{key}="))
+        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+        + key.len()
+        + 1;
+    let text: String = line[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+        .collect();
+    text.parse()
+        .unwrap_or_else(|_| panic!("bad number for {key} in {line:?}"))
+}
+
+const EXAMPLE: &str = "examples/c_ffi_example.c";
+const FIB: &str = "tests/conformance/fibonacci_recursive.stflb";
+
+/// Every line the example prints, in order.
+const EXAMPLE_OUTPUT: &[&str] = &[
+    "StoffelVM 0.1.0",
+    "Result: 42",
+    "bytecode main() = 55",
+    "add(2, 40) = 42",
+    "[vm print] hello, C caller",
+    "greeting() returned \"Greetings from StoffelVM\"",
+    "created string \"made by stoffel_create_string\"",
+    "person.name = Alice",
+    "numbers has 3 elements, numbers[1] = 20",
+    "make_point(3, 4).y = 4",
+    "host_log called from VM code: n is 7",
+    "report(7) = 71",
+    "use_ex(5) = 115 (the callback ran add(5 * 3, 100) inside the VM)",
+    "counter(5) = 15",
+    "counter(7) = 22",
+    "foreign object 'config' used 1 time(s)",
+    "collecting while the holder object still references temp-file...",
+    "releasing the holder and collecting...",
+    "finalizer: releasing resource 'temp-file'",
+    "after gc: 1 foreign object(s) alive, 1 live handle(s)",
+    "executing no_such_function: code -3, message: function 'no_such_function' not found",
+    "double(\"twenty-one\"): code -4, message: runtime error in function 'double' at instruction 0: \
+     host function 'double' failed: C function 'double' returned error code -1",
+    "loading bad assembly: code -2, message: line 2, column 5: unknown mnemonic 'FROB'",
+    "add(2, 40) after the errors = 42",
+    "destroying the VM...",
+    "finalizer: releasing resource 'config'",
+    "done",
+];
+
+fn check_example_output(stdout: &str) {
+    assert_lines_in_order(stdout, EXAMPLE_OUTPUT);
+    let release_twice = line_with(stdout, "releasing an id twice: code -6, message: handle ");
+    assert!(
+        release_twice.ends_with("is stale or unknown"),
+        "{release_twice}"
+    );
+    // The finalizer of `config` runs at destroy, not before.
+    let destroy = stdout.find("destroying the VM...").unwrap();
+    let config = stdout.find("releasing resource 'config'").unwrap();
+    assert!(config > destroy, "{stdout}");
+}
+
+/// The user's example builds warning-free and prints what it promises: the seed's
+/// `Result: 42`, the bytecode's 55, and every section's line.
+#[test]
+fn example_builds_with_werror_and_runs() {
+    let _lock = shared();
+    let scratch = Scratch::new("example");
+    let exe = build_c(EXAMPLE, &scratch, &[]);
+    // Default path (relative to the crate root) and an explicit argv[1].
+    check_example_output(&run_ok(&exe, &[]));
+    let path = root().join(FIB);
+    check_example_output(&run_ok(&exe, &[path.to_str().unwrap()]));
+    // A missing file is reported, not a crash.
+    let missing = run(&exe, &["/nonexistent/file.stflb"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
+}
+
+/// The example under valgrind: no invalid accesses, no definitely lost memory.
+#[test]
+fn example_is_valgrind_clean() {
+    let _lock = shared();
+    let scratch = Scratch::new("example_vg");
+    let exe = build_c(EXAMPLE, &scratch, &[]);
+    if let Some((stdout, _)) = valgrind(&exe, &[FIB]) {
+        check_example_output(&stdout);
+    }
+}
+
+/// The header is valid C++11 (extern "C", no C-only constructs) and pedantic C99; a C++
+/// program calls through it.
+#[test]
+fn header_compiles_as_cpp_and_pedantic_c() {
+    let _lock = shared();
+    let scratch = Scratch::new("header");
+    let cpp = scratch.0.join("header_check.cpp");
+    std::fs::write(
+        &cpp,
+        r#"#include "stoffel_vm.h"
+#include <cstdio>
+#include <cstring>
+static_assert(sizeof(StoffelValue) == 16, "StoffelValue is 16 bytes");
+static_assert(sizeof(StoffelValueData) == 8, "StoffelValueData is 8 bytes");
+static int twice(const StoffelValue *args, int n, StoffelValue *result) {
+    if (n != 1 || args[0].value_type != STOFFEL_VALUE_INT) return 1;
+    result->value_type = STOFFEL_VALUE_INT;
+    result->data.int_val = args[0].data.int_val * 2;
+    return 0;
+}
+int main() {
+    VMHandle vm = stoffel_create_vm();
+    if (vm == nullptr) return 1;
+    if (stoffel_register_foreign_function(vm, "twice", twice) != STOFFEL_OK) return 2;
+    StoffelValue arg;
+    arg.value_type = STOFFEL_VALUE_INT;
+    arg.data.int_val = 21;
+    StoffelValue result;
+    if (stoffel_execute_with_args(vm, "twice", &arg, 1, &result) != STOFFEL_OK) return 3;
+    StoffelGcStats stats;
+    if (stoffel_gc_stats(vm, &stats) != STOFFEL_OK) return 4;
+    std::printf("C++: twice(21) = %lld, version %s\n", (long long)result.data.int_val,
+                stoffel_version());
+    stoffel_destroy_vm(vm);
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let exe = build_with(
+        "g++",
+        &[
+            "-x",
+            "c++",
+            "-std=c++11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+        ],
+        &cpp,
+        &scratch,
+        &[],
+    );
+    assert_eq!(run_ok(&exe, &[]), "C++: twice(21) = 42, version 0.1.0\n");
+
+    let c = scratch.0.join("header_check.c");
+    std::fs::write(
+        &c,
+        "#include \"stoffel_vm.h\"\n\
+         typedef char value_is_16_bytes[sizeof(StoffelValue) == 16 ? 1 : -1];\n\
+         int main(void) { value_is_16_bytes ok; (void)ok; return stoffel_version() ? 0 : 1; }\n",
+    )
+    .unwrap();
+    let exe = build_with(
+        "gcc",
+        &[
+            "-std=c99",
+            "-pedantic-errors",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+        ],
+        &c,
+        &scratch,
+        &[],
+    );
+    run_ok(&exe, &[]);
+}
+
+/// Every function with bad input: NULL / destroyed / forged VM handles, NULL pointers, bad
+/// counts, bad type tags, odd booleans, invalid UTF-8, stale / released / forged / other-VM /
+/// zero ids, double release, freeing strings the VM never gave out (and twice), NULL function
+/// pointers; results C cannot represent; limits; parse errors. Each gets its documented code
+/// and a message, and the VM works afterwards. Also under valgrind.
+#[test]
+fn bad_input_to_every_function() {
+    let _lock = shared();
+    let scratch = Scratch::new("bad_input");
+    let exe = build_c("tests/c/bad_input.c", &scratch, &[]);
+    let stdout = run_ok(&exe, &[]);
+    let done = line_with(&stdout, "bad_input: all ");
+    assert!(figure(done, "checks") >= 300.0, "{done}");
+    if let Some((vg, _)) = valgrind(&exe, &[]) {
+        assert!(vg.contains("bad_input: all "), "{vg}");
+    }
+}
+
+/// C callbacks: a non-zero return fails the execution with a message naming the function and
+/// the code; string arguments arrive intact and are freed by the VM; a callback may return
+/// every value type; argument ids die when the callback returns unless retained. Under
+/// valgrind too (strings given to callbacks do not leak).
+#[test]
+fn callbacks() {
+    let _lock = shared();
+    let scratch = Scratch::new("callbacks");
+    let exe = build_c("tests/c/callbacks.c", &scratch, &[]);
+    let stdout = run_ok(&exe, &[]);
+    assert!(stdout.contains("callbacks: all "), "{stdout}");
+    if let Some((vg, _)) = valgrind(&exe, &[]) {
+        assert!(vg.contains("callbacks: all "), "{vg}");
+    }
+}
+
+/// Re-entry: `_ex` callbacks execute code, use the heap and collect garbage on the VM that
+/// called them (nested and runaway re-entry too); print callbacks and finalizers that call
+/// in get STOFFEL_ERROR_REENTRANCY; finalizers run exactly once; destroying a VM from inside
+/// its own callback is deferred and safe. Under valgrind too.
+#[test]
+fn reentry() {
+    let _lock = shared();
+    let scratch = Scratch::new("reentry");
+    let exe = build_c("tests/c/reentry.c", &scratch, &[]);
+    let stdout = run_ok(&exe, &[]);
+    assert!(stdout.contains("reentry: all "), "{stdout}");
+    if let Some((vg, _)) = valgrind(&exe, &[]) {
+        assert!(vg.contains("reentry: all "), "{vg}");
+    }
+}
+
+/// Threads: 8 threads, each with its own VM, 10 000 executions each, at the same time; and a
+/// VM busy on one thread refuses a second thread with STOFFEL_ERROR_REENTRANCY (made
+/// deterministic with pipes), then works from that second thread once idle.
+#[test]
+fn threads() {
+    let _lock = shared();
+    let scratch = Scratch::new("threads");
+    let exe = build_c("tests/c/threads.c", &scratch, &["-lpthread"]);
+    let stdout = run_ok(&exe, &[]);
+    assert_lines_in_order(
+        &stdout,
+        &[
+            "threads: 8 VMs x 10000 executions ok",
+            "threads: busy VM refused a second thread with STOFFEL_ERROR_REENTRANCY",
+        ],
+    );
+    assert!(stdout.contains("threads: all "), "{stdout}");
+}
+
+/// Soak and cost: 1 000 000 executions returning a fresh object, each released: RSS growth
+/// under 16 MiB and live handles back to the baseline. Prints RSS, ns per call and ns per
+/// VM→C callback.
+#[test]
+fn soak_and_cost() {
+    let _lock = exclusive();
+    let scratch = Scratch::new("soak");
+    let exe = build_c("tests/c/soak.c", &scratch, &["-O2"]);
+    let stdout = run_ok(&exe, &[]);
+    println!("{stdout}");
+    let rss = line_with(&stdout, "soak: rss");
+    let before = figure(rss, "after_10k_kib");
+    let after = figure(rss, "after_1m_kib");
+    assert!(
+        after - before < 16.0 * 1024.0,
+        "RSS grew by {} KiB over the soak: {rss}",
+        after - before
+    );
+    let handles = line_with(&stdout, "soak: live_handles");
+    assert_eq!(
+        figure(handles, "baseline"),
+        figure(handles, "end"),
+        "{handles}"
+    );
+    for key in [
+        "soak: ns_per_object_call",
+        "cost: ns_per_execute_add",
+        "cost: ns_per_callback",
+    ] {
+        let line = line_with(&stdout, key);
+        let ns = figure(line, "ns");
+        assert!(ns > 0.0 && ns < 1_000_000.0, "{line}");
+    }
+}
