@@ -330,7 +330,8 @@ int stoffel_create_string(VMHandle handle, const char *str, StoffelValue *result
 /**
  * Frees a string the VM returned (a STRING result or `stoffel_create_string`). NULL is a
  * no-op; a pointer the VM did not hand out, or one already freed, is ignored (and noted in
- * the thread's last error) instead of corrupting the heap.
+ * the thread's last error) instead of corrupting the heap. Freeing twice is still a bug:
+ * once the VM has handed out a new string at the same address, a second free frees that one.
  */
 void stoffel_free_string(char *str);
 

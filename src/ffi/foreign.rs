@@ -74,20 +74,27 @@ fn host_function(
         let previous = cvm_ref.lent.replace(vm as *mut Vm);
         let code = invoke(cvm.cast(), values.as_ptr(), args.len() as c_int, &mut result);
         cvm_ref.lent.set(previous);
-        drop(strings);
         if code != 0 {
             return Err(HostError(format!(
                 "C function '{name}' returned error code {code}"
             )));
         }
-        // SAFETY: `result` is our own initialised value; C wrote (at most) a value into it,
-        // and a STRING it wrote must point to a NUL-terminated string it owns.
-        unsafe { read_value(&result) }.map_err(|f| {
+        let invalid = |message: String| {
             HostError(format!(
-                "C function '{name}' returned an invalid result: {}",
-                f.message
+                "C function '{name}' returned an invalid result: {message}"
             ))
-        })
+        };
+        // SAFETY: `result` is our own initialised value; C wrote (at most) a value into it,
+        // and a STRING it wrote must point to a NUL-terminated string: its own, or one of
+        // the argument strings, which is why `strings` is dropped only after this copy.
+        let value = unsafe { read_value(&result) }.map_err(|f| invalid(f.message))?;
+        drop(strings);
+        // An id must name a live value of this VM (also when the C function was executed
+        // by name, where no conversion into the VM would check it).
+        if value.handle().is_some() {
+            vm.check(&value).map_err(|e| invalid(e.to_string()))?;
+        }
+        Ok(value)
     }
 }
 

@@ -42,7 +42,8 @@ pub unsafe extern "C" fn stoffel_create_string(
 
 /// Frees a string the VM returned (a STRING result or `stoffel_create_string`). NULL is a
 /// no-op; a pointer the VM did not hand out, or one already freed, is ignored (and noted in
-/// the thread's last error) instead of corrupting the heap.
+/// the thread's last error) instead of corrupting the heap. Freeing twice is still a bug:
+/// once the VM has handed out a new string at the same address, a second free frees that one.
 #[unsafe(no_mangle)]
 pub extern "C" fn stoffel_free_string(str: *mut c_char) {
     guard("stoffel_free_string", || {

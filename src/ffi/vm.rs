@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{
     CVm, Failure, STOFFEL_ERROR_ARGUMENT, STOFFEL_ERROR_EXECUTE, STOFFEL_ERROR_EXECUTE_WITH_ARGS,
-    STOFFEL_ERROR_INVALID_HANDLE, STOFFEL_ERROR_INVALID_VM, STOFFEL_ERROR_NULL, STOFFEL_ERROR_PARSE, STOFFEL_ERROR_RESULT,
-    STOFFEL_ERROR_RESULT_WITH_ARGS, STOFFEL_OK, StoffelGcStats, StoffelPrintCallback,
-    StoffelValue, THREAD_ERROR, VMHandle, guard, make_value, read_name, read_value, registry,
-    set_thread_error, thread_token, to_c_string_lossy, with_vm, write_value,
+    STOFFEL_ERROR_INVALID_HANDLE, STOFFEL_ERROR_INVALID_VM, STOFFEL_ERROR_NULL,
+    STOFFEL_ERROR_PARSE, STOFFEL_ERROR_RESULT, STOFFEL_ERROR_RESULT_WITH_ARGS, STOFFEL_OK,
+    StoffelGcStats, StoffelPrintCallback, StoffelValue, THREAD_ERROR, VMHandle, guard, make_value,
+    read_name, read_value, registry, set_thread_error, thread_token, to_c_string_lossy, with_vm,
+    write_value,
 };
 use crate::interp::Output;
 use crate::vm::{Val, Vm};

@@ -55,6 +55,12 @@ static const char *const PROGRAM =
     "    PUSHARG r1\n"
     "    CALL str_cb\n"
     "    RET r0\n"
+    /* echo_string(): echo_cb(<a string>) */
+    ".function echo_string registers 2\n"
+    "    LDI r1, \"a string argument, echoed back as the result\"\n"
+    "    PUSHARG r1\n"
+    "    CALL echo_cb\n"
+    "    RET r0\n"
     /* relay(k): whatever ret_cb(k) returns */
     ".function relay(k)\n"
     "    PUSHARG r0\n"
@@ -146,6 +152,16 @@ static int str_cb(const StoffelValue *args, int arg_count, StoffelValue *result)
     result->data.int_val = (int64_t)(strlen(args[0].data.string_val) +
                                      strlen(args[1].data.string_val) +
                                      strlen(args[2].data.string_val));
+    return 0;
+}
+
+/* echo_cb(x) = x: a callback may return one of its own arguments, strings included. */
+static int echo_cb(const StoffelValue *args, int arg_count, StoffelValue *result)
+{
+    if (arg_count != 1) {
+        return 1;
+    }
+    *result = args[0];
     return 0;
 }
 
@@ -286,6 +302,7 @@ int main(void)
     CHECK_OK(vm, stoffel_register_foreign_function(vm, "str_cb", str_cb));
     CHECK_OK(vm, stoffel_register_foreign_function(vm, "ret_cb", ret_cb));
     CHECK_OK(vm, stoffel_register_foreign_function(vm, "count_cb", count_cb));
+    CHECK_OK(vm, stoffel_register_foreign_function(vm, "echo_cb", echo_cb));
     CHECK_OK(vm, stoffel_register_foreign_function_ex(vm, "keep_cb", keep_cb, &host_thing));
     StoffelValue r;
 
@@ -320,6 +337,19 @@ int main(void)
         StoffelValue three[3] = {v_str("hello"), v_str("gr\xc3\xbc\xc3\x9f" "e"), v_str("abc")};
         CHECK_OK(vm, stoffel_execute_with_args(vm, "str_cb", three, 3, &r));
         CHECK(r.data.int_val == 5 + 7 + 3);
+        /* A callback returning its string argument: the VM copies the result before it
+         * frees the argument (valgrind checks the read). */
+        for (int i = 0; i < 100; i++) {
+            CHECK_OK(vm, stoffel_execute(vm, "echo_string", &r));
+            CHECK(r.value_type == STOFFEL_VALUE_STRING);
+            CHECK(strcmp(r.data.string_val, "a string argument, echoed back as the result") == 0);
+            stoffel_free_string((char *)r.data.string_val);
+        }
+        StoffelValue mine = v_str("executed by name");
+        CHECK_OK(vm, stoffel_execute_with_args(vm, "echo_cb", &mine, 1, &r));
+        CHECK(r.value_type == STOFFEL_VALUE_STRING && r.data.string_val != mine.data.string_val);
+        CHECK(strcmp(r.data.string_val, "executed by name") == 0);
+        stoffel_free_string((char *)r.data.string_val);
         /* A string with a NUL cannot reach C: the call fails before the callback runs. */
         str_calls = 0;
         CHECK_ERR(vm, stoffel_execute(vm, "nul_arg", &r), STOFFEL_ERROR_EXECUTE, "NUL");
@@ -429,6 +459,12 @@ int main(void)
             CHECK_ERR(vm, stoffel_execute_with_args(vm, "relay", &kv, 1, &r),
                       STOFFEL_ERROR_EXECUTE_WITH_ARGS, "ret_cb");
             CHECK_ERR(vm, stoffel_execute_with_args(vm, "relay", &kv, 1, &r),
+                      STOFFEL_ERROR_EXECUTE_WITH_ARGS, why[i]);
+        }
+        /* ... also when the C function is executed by name (no VM code in between). */
+        for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
+            StoffelValue kv = v_int(invalid[i]);
+            CHECK_ERR(vm, stoffel_execute_with_args(vm, "ret_cb", &kv, 1, &r),
                       STOFFEL_ERROR_EXECUTE_WITH_ARGS, why[i]);
         }
         CHECK_OK(vm, stoffel_gc_stats(vm, &after));

@@ -124,6 +124,36 @@ static int heap_cb(VMHandle vm, void *user_data, const StoffelValue *args, int a
     return 0;
 }
 
+/* ---- 1b. A callback that replaces itself and reloads the code that called it. ---- */
+static int replacement_calls = 0;
+
+static int replacement_cb(const StoffelValue *args, int arg_count, StoffelValue *result)
+{
+    (void)args;
+    (void)arg_count;
+    replacement_calls++;
+    *result = v_int(2);
+    return 0;
+}
+
+static int self_replacing_cb(VMHandle vm, void *user_data, const StoffelValue *args,
+                             int arg_count, StoffelValue *result)
+{
+    (void)user_data;
+    (void)args;
+    (void)arg_count;
+    /* Replace this very function while it runs, and redefine its caller. */
+    if (stoffel_register_foreign_function(vm, "swap_cb", replacement_cb) != STOFFEL_OK) {
+        return 1;
+    }
+    if (stoffel_load_assembly(vm, ".function swapper\n CALL swap_cb\n LDI r1, 10\n"
+                                  " ADD r0, r0, r1\n RET r0\n") != STOFFEL_OK) {
+        return 2;
+    }
+    *result = v_int(1);
+    return 0;
+}
+
 /* ---- 2. Nested re-entry: down_cb(n) = down(n - 1) + 1. ---- */
 static int max_depth_seen = 0;
 static int depth_now = 0;
@@ -278,6 +308,14 @@ int main(void)
     CHECK(stats.live_handles == 0);
     /* The error inside the callbacks is the VM's last error. */
     CHECK(strstr(stoffel_last_error(vm), "no_such_function") != NULL);
+
+    /* ---- 1b. ---- */
+    CHECK_OK(vm, stoffel_register_foreign_function_ex(vm, "swap_cb", self_replacing_cb, NULL));
+    CHECK_OK(vm, stoffel_load_assembly(vm, ".function swapper\n CALL swap_cb\n RET r0\n"));
+    CHECK_OK(vm, stoffel_execute(vm, "swapper", &r)); /* the running code finishes as it was */
+    CHECK(r.data.int_val == 1 && replacement_calls == 0);
+    CHECK_OK(vm, stoffel_execute(vm, "swapper", &r)); /* the new definitions from now on */
+    CHECK(r.data.int_val == 12 && replacement_calls == 1);
 
     /* ---- 2. ---- */
     CHECK_OK(vm, stoffel_register_foreign_function_ex(vm, "down_cb", down_cb, NULL));
