@@ -197,9 +197,13 @@ typedef struct {
 } StoffelValue;
 
 /**
- * A C function callable from VM code. `args` holds `arg_count` values, valid during the call;
- * write the result to `*result` (preset to UNIT) and return 0, or return non-zero to fail the
- * execution (the error message names the function and the code).
+ * A C function callable from VM code. `args` holds `arg_count` values, valid during the call
+ * (ids in it die when the call returns unless retained; strings in it are freed by the VM).
+ * Write the result to `*result` (preset to UNIT) and return 0, or return non-zero to fail the
+ * execution (the error message names the function and the code). An id written to `*result`
+ * is handed over to the VM, which releases it after reading: return fresh objects freely,
+ * return an argument as is, and retain an id you keep before returning it. A STRING result is
+ * copied; it must stay valid until the callback returns.
  */
 typedef int (*CForeignFunction)(const StoffelValue *args, int arg_count, StoffelValue *result);
 

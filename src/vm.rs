@@ -10,7 +10,7 @@
 //! Heap values reach the host only as [`Handle`]s inside [`Val`]s. A handle in a result
 //! belongs to the caller until [`Vm::release`]; a handle in a host function's arguments is
 //! valid during that call (retain it with [`Vm::retain`] to keep it). A handle a host
-//! function returns is only read; the host still owns it.
+//! function returns is handed over to the VM (see [`HostFn`]).
 
 use std::any::Any;
 use std::cell::Cell;
@@ -160,6 +160,11 @@ impl From<VmError> for HostError {
 }
 
 /// A host function: called with the VM (to re-enter it or use its heap) and the arguments.
+///
+/// Handles in the arguments are valid during the call (retain one to keep it). A handle in
+/// the returned value is handed over to the VM, which releases it once it has the value: a
+/// host returns a fresh object without leaking it, and returning an argument is fine; to
+/// return a value the host also keeps, retain it first.
 pub type HostFn = Rc<dyn Fn(&mut Vm, &[Val]) -> Result<Val, HostError>>;
 
 /// A misuse of the embedding API.
@@ -426,19 +431,8 @@ impl Vm {
         match self.code.lookup(name) {
             Binding::Unbound => Err(ApiError::FunctionNotFound(name.to_owned()).into()),
             Binding::Host(h) => {
-                let f = self.hosts[h as usize].function.clone();
                 let _guard = self.enter()?;
-                f(self, args).map_err(|e| {
-                    RuntimeError {
-                        function: name.to_owned(),
-                        instruction: 0,
-                        kind: ErrorKind::Host {
-                            function: name.to_owned(),
-                            message: e.0,
-                        },
-                    }
-                    .into()
-                })
+                self.call_host_directly(h, name, args)
             }
             Binding::Function(f) => {
                 let _guard = self.enter()?;
@@ -613,8 +607,6 @@ impl Vm {
         let entry = &self.hosts[host as usize];
         let (function, name) = (entry.function.clone(), entry.name.clone());
         let result = function(self, &args);
-        // Argument handles live for the call only (unless the host retained them).
-        self.release_all(&args);
         let delivered = match result {
             Ok(v) => {
                 let meter = &self.rt.meter;
@@ -622,12 +614,19 @@ impl Vm {
                     .mutate_root(|mc, root| {
                         let value = val_to_value(mc, meter, &root.handles, &v)?;
                         root.interp.deliver(value);
+                        // The host handed its result's handle over (see `HostFn`).
+                        if let Some(h) = v.handle() {
+                            let _ = root.handles.release(h);
+                        }
                         Ok::<(), VmError>(())
                     })
                     .map_err(|e| e.to_string())
             }
             Err(e) => Err(e.0),
         };
+        // Argument handles live for the call only (unless the host retained them). Released
+        // after the result is read: returning an argument is allowed.
+        self.release_all(&args);
         match delivered {
             Ok(()) => Ok(()),
             Err(message) => Err(self.fail_activation(ErrorKind::Host {
@@ -635,6 +634,43 @@ impl Vm {
                 message,
             })),
         }
+    }
+
+    /// A host function executed by name: it gets its own argument handles and hands its
+    /// result over, exactly as when bytecode calls it; the caller gets a new handle.
+    fn call_host_directly(&mut self, host: u32, name: &str, args: &[Val]) -> Result<Val, VmError> {
+        let function = self.hosts[host as usize].function.clone();
+        let meter = &self.rt.meter;
+        let own_args = self.arena.mutate_root(|mc, root| {
+            args.iter()
+                .map(|a| {
+                    let v = val_to_value(mc, meter, &root.handles, a)?;
+                    value_to_val(v, &mut root.handles)
+                })
+                .collect::<Result<Vec<Val>, VmError>>()
+        })?;
+        let result = function(self, &own_args);
+        let meter = &self.rt.meter;
+        let out = match result {
+            Ok(v) => self.arena.mutate_root(|mc, root| {
+                let value = val_to_value(mc, meter, &root.handles, &v)?;
+                if let Some(h) = v.handle() {
+                    let _ = root.handles.release(h);
+                }
+                value_to_val(value, &mut root.handles)
+            }),
+            Err(e) => Err(RuntimeError {
+                function: name.to_owned(),
+                instruction: 0,
+                kind: ErrorKind::Host {
+                    function: name.to_owned(),
+                    message: e.0,
+                },
+            }
+            .into()),
+        };
+        self.release_all(&own_args);
+        out
     }
 
     // ----- handles -----

@@ -448,3 +448,54 @@ fn unknown_entry_and_bad_arity_are_errors() {
     // No arguments at all: parameters start as Unit (StoffelVM's execute).
     assert_eq!(vm.execute("two", &[]).unwrap(), Val::Unit);
 }
+
+#[test]
+fn host_functions_hand_returned_handles_over_to_the_vm() {
+    let mut vm = vm_with(
+        r#"
+.function main
+    LDI r1, 0
+    LDI r2, 1000
+    LDI r3, 1
+loop:
+    CMP r1, r2
+    JMPEQ done
+    PUSHARG r1
+    CALL fresh
+    ADD r1, r1, r3
+    JMP loop
+done:
+    PUSHARG r1
+    CALL fresh
+    RET r0
+"#,
+    );
+    // A host returning a fresh object (never released by the host) leaks nothing.
+    vm.register_function("fresh", |vm, args| {
+        let obj = vm.create_object()?;
+        vm.set_field(&obj, &Val::from("n"), &args[0])?;
+        Ok(obj)
+    });
+    let last = vm.execute("main", &[]).unwrap();
+    assert_eq!(
+        vm.get_field(&last, &Val::from("n")).unwrap(),
+        Val::I64(1000)
+    );
+    assert_eq!(
+        vm.gc_stats().live_handles,
+        1,
+        "only the caller's result is live"
+    );
+    vm.release(&last).unwrap();
+    assert_eq!(vm.gc_stats().live_handles, 0);
+
+    // Executed by name, a host function returning its own argument hands the caller a new id.
+    vm.register_function("echo", |_, args| Ok(args[0].clone()));
+    let obj = vm.create_object().unwrap();
+    let back = vm.execute("echo", std::slice::from_ref(&obj)).unwrap();
+    assert_ne!(back.handle(), obj.handle());
+    vm.release(&obj).unwrap();
+    vm.set_field(&back, &Val::I64(0), &Val::Bool(true)).unwrap();
+    vm.release(&back).unwrap();
+    assert_eq!(vm.gc_stats().live_handles, 0);
+}

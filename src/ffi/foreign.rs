@@ -59,7 +59,10 @@ fn host_function(
                     v
                 }
                 other => make_value(other).map_err(|f| {
-                    HostError(format!("argument {i} of C function '{name}': {}", f.message))
+                    HostError(format!(
+                        "argument {i} of C function '{name}': {}",
+                        f.message
+                    ))
                 })?,
             };
             values.push(value);
@@ -71,12 +74,22 @@ fn host_function(
         let mut result = unit();
         // SAFETY: `cvm` is the live `CVm` that owns this VM (and so this closure).
         let cvm_ref = unsafe { &*cvm };
+        let failures_before = cvm_ref.failures.get();
         let previous = cvm_ref.lent.replace(vm as *mut Vm);
-        let code = invoke(cvm.cast(), values.as_ptr(), args.len() as c_int, &mut result);
+        let code = invoke(
+            cvm_ref.token as VMHandle,
+            values.as_ptr(),
+            args.len() as c_int,
+            &mut result,
+        );
         cvm_ref.lent.set(previous);
         if code != 0 {
+            let inner = cvm_ref
+                .failure_since(failures_before)
+                .map(|m| format!(" (last error inside the callback: {m})"))
+                .unwrap_or_default();
             return Err(HostError(format!(
-                "C function '{name}' returned error code {code}"
+                "C function '{name}' returned error code {code}{inner}"
             )));
         }
         let invalid = |message: String| {

@@ -6,9 +6,10 @@
 //! and [`foreign`](self::foreign) (C functions and foreign objects).
 //!
 //! How the hard parts are solved, once, here:
-//! - **Handles.** A `VMHandle` is a pointer to a [`CVm`] box, but it is only dereferenced after
-//!   a lookup in the registry of live VMs, so a destroyed or forged `VMHandle` is an error
-//!   code. Heap values reach C as handle ids (see [`crate::handles`]), never as pointers.
+//! - **Handles.** A `VMHandle` is an opaque token, never reused, that the registry of live VMs
+//!   maps to a [`CVm`] box, so a destroyed or forged `VMHandle` is an error code (never a
+//!   dangling pointer, never another VM). Heap values reach C as handle ids (see
+//!   [`crate::handles`]), never as pointers.
 //! - **Re-entry and threads.** Every call passes the VM's gate: an atomic owner (the calling
 //!   thread) so that a VM used from two threads at once gets an error instead of a data race.
 //!   While a C callback runs, the VM lends the callback the `&mut Vm` it was called with; a
@@ -25,7 +26,7 @@ pub mod values;
 pub mod vm;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,11 +97,19 @@ pub struct StoffelValue {
     pub data: StoffelValueData,
 }
 
-/// A C function callable from VM code. `args` holds `arg_count` values, valid during the call;
-/// write the result to `*result` (preset to UNIT) and return 0, or return non-zero to fail the
-/// execution (the error message names the function and the code).
+/// A C function callable from VM code. `args` holds `arg_count` values, valid during the call
+/// (ids in it die when the call returns unless retained; strings in it are freed by the VM).
+/// Write the result to `*result` (preset to UNIT) and return 0, or return non-zero to fail the
+/// execution (the error message names the function and the code). An id written to `*result`
+/// is handed over to the VM, which releases it after reading: return fresh objects freely,
+/// return an argument as is, and retain an id you keep before returning it. A STRING result is
+/// copied; it must stay valid until the callback returns.
 pub type CForeignFunction = Option<
-    unsafe extern "C" fn(args: *const StoffelValue, arg_count: c_int, result: *mut StoffelValue) -> c_int,
+    unsafe extern "C" fn(
+        args: *const StoffelValue,
+        arg_count: c_int,
+        result: *mut StoffelValue,
+    ) -> c_int,
 >;
 
 /// Like `CForeignFunction`, with the calling VM (usable for re-entrant calls during the
@@ -120,7 +129,8 @@ pub type StoffelFinalizer = Option<unsafe extern "C" fn(object: *mut c_void)>;
 
 /// Receives each piece of text `print` writes (a line, newline included) and the `user_data`
 /// given to `stoffel_set_print_callback`. The text is valid during the call.
-pub type StoffelPrintCallback = Option<unsafe extern "C" fn(text: *const c_char, user_data: *mut c_void)>;
+pub type StoffelPrintCallback =
+    Option<unsafe extern "C" fn(text: *const c_char, user_data: *mut c_void)>;
 
 /// Figures from `stoffel_gc_stats`.
 #[repr(C)]
@@ -222,6 +232,8 @@ thread_local! {
 
 /// The state behind a `VMHandle`.
 pub struct CVm {
+    /// The `VMHandle` C holds for this VM.
+    pub(crate) token: usize,
     vm: std::cell::UnsafeCell<Vm>,
     /// The thread currently inside a call on this VM (0 when idle).
     owner: AtomicU64,
@@ -230,6 +242,8 @@ pub struct CVm {
     /// While a C callback runs: the `&mut Vm` it was called with, lent to re-entrant calls.
     lent: Cell<*mut Vm>,
     last_error: RefCell<Option<CString>>,
+    /// Failures recorded so far (lets a callback wrapper tell whether one happened inside).
+    pub(crate) failures: Cell<u64>,
     /// `stoffel_destroy_vm` was called while the VM was in use; destroy when it is idle.
     destroy_pending: Cell<bool>,
 }
@@ -268,45 +282,45 @@ pub(crate) fn with_vm(
     f: impl FnOnce(&mut Vm, *mut CVm) -> FfiResult,
 ) -> c_int {
     guard(name, || {
-        let cvm_ptr = handle as *mut CVm;
         // The registry stays locked until this thread owns the VM (or has been refused), so
         // `stoffel_destroy_vm` on another thread cannot free it between the check and the
         // claim: it takes the same lock and frees only a VM nobody owns.
         let live = registry();
-        if handle.is_null() || !live.contains(&(handle as usize)) {
+        let Some(cvm_ptr) = resolve(&live, handle) else {
             drop(live);
             set_thread_error(&format!("{name}: invalid VM handle"));
             return STOFFEL_ERROR_INVALID_VM;
-        }
+        };
         // SAFETY: the registry holds exactly the pointers of live `CVm` boxes made by
         // `stoffel_create_vm` (removed before they are freed), so `cvm_ptr` is valid. Only
         // shared access is taken; the fields touched below are cells guarded by `owner`.
         let cvm = unsafe { &*cvm_ptr };
         let me = thread_token();
-        let vm_ptr: *mut Vm = match cvm
-            .owner
-            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-        {
-            Ok(_) => cvm.vm.get(),
-            Err(owner) if owner == me => {
-                // Re-entry on this thread: only a running C callback may lend the VM.
-                let lent = cvm.lent.replace(std::ptr::null_mut());
-                if lent.is_null() {
-                    let message = format!(
-                        "{name}: the VM is busy (called from a print callback, a finalizer, or \
+        let vm_ptr: *mut Vm =
+            match cvm
+                .owner
+                .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => cvm.vm.get(),
+                Err(owner) if owner == me => {
+                    // Re-entry on this thread: only a running C callback may lend the VM.
+                    let lent = cvm.lent.replace(std::ptr::null_mut());
+                    if lent.is_null() {
+                        let message = format!(
+                            "{name}: the VM is busy (called from a print callback, a finalizer, or \
                          while the VM is not waiting for a callback)"
-                    );
-                    *cvm.last_error.borrow_mut() = Some(to_c_string_lossy(&message));
+                        );
+                        cvm.record_failure(to_c_string_lossy(&message));
+                        return STOFFEL_ERROR_REENTRANCY;
+                    }
+                    lent
+                }
+                Err(_) => {
+                    drop(live);
+                    set_thread_error(&format!("{name}: the VM is in use by another thread"));
                     return STOFFEL_ERROR_REENTRANCY;
                 }
-                lent
-            }
-            Err(_) => {
-                drop(live);
-                set_thread_error(&format!("{name}: the VM is in use by another thread"));
-                return STOFFEL_ERROR_REENTRANCY;
-            }
-        };
+            };
         drop(live);
         let outermost = cvm.depth.get() == 0;
         cvm.depth.set(cvm.depth.get() + 1);
@@ -322,12 +336,13 @@ pub(crate) fn with_vm(
         let code = match result {
             Ok(Ok(code)) => code,
             Ok(Err(failure)) => {
-                *cvm.last_error.borrow_mut() = Some(to_c_string_lossy(&failure.message));
+                cvm.record_failure(to_c_string_lossy(&failure.message));
                 failure.code
             }
             Err(_) => {
-                *cvm.last_error.borrow_mut() =
-                    Some(to_c_string_lossy(&format!("{name}: internal error (panic)")));
+                cvm.record_failure(to_c_string_lossy(&format!(
+                    "{name}: internal error (panic)"
+                )));
                 STOFFEL_ERROR_PANIC
             }
         };
@@ -341,15 +356,49 @@ pub(crate) fn with_vm(
     })
 }
 
-fn registry() -> MutexGuard<'static, HashSet<usize>> {
-    static LIVE: LazyLock<Mutex<HashSet<usize>>> = LazyLock::new(Mutex::default);
-    // A panic while the lock is held cannot leave the set half-updated: recover it.
+impl CVm {
+    fn record_failure(&self, message: CString) {
+        *self.last_error.borrow_mut() = Some(message);
+        self.failures.set(self.failures.get() + 1);
+    }
+
+    /// The last failure's message, if any failure happened after `since` failures.
+    pub(crate) fn failure_since(&self, since: u64) -> Option<String> {
+        if self.failures.get() == since {
+            return None;
+        }
+        self.last_error
+            .borrow()
+            .as_ref()
+            .map(|m| m.to_string_lossy().into_owned())
+    }
+}
+
+/// Live VMs: handle token → `CVm` box address. A `VMHandle` is a token, not the address, and
+/// tokens are never reused, so a destroyed VM's handle can never reach a VM created later
+/// (an address could be reused by the allocator).
+pub(crate) fn registry() -> MutexGuard<'static, HashMap<usize, usize>> {
+    static LIVE: LazyLock<Mutex<HashMap<usize, usize>>> = LazyLock::new(Mutex::default);
+    // A panic while the lock is held cannot leave the map half-updated: recover it.
     LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A new handle token: odd-looking, never 0, never reused in this process.
+pub(crate) fn new_token() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+    (NEXT.fetch_add(1, Ordering::Relaxed) << 4) | 0x5
+}
+
+/// The `CVm` a handle names, if it is live.
+pub(crate) fn resolve(live: &HashMap<usize, usize>, handle: VMHandle) -> Option<*mut CVm> {
+    live.get(&(handle as usize)).map(|&p| p as *mut CVm)
 }
 
 /// Frees a VM that is registered and idle.
 fn destroy(cvm_ptr: *mut CVm) {
-    registry().remove(&(cvm_ptr as usize));
+    // SAFETY: `cvm_ptr` is a live `CVm` (callers hold it from the registry).
+    let token = unsafe { (*cvm_ptr).token };
+    registry().remove(&token);
     // SAFETY: the pointer came from `Box::into_raw` in `stoffel_create_vm`, it was in the
     // registry until the line above (so it has not been freed), and the VM is idle: no call
     // holds a reference into it. Dropping runs foreign finalizers; a finalizer that calls the
@@ -409,13 +458,19 @@ pub(crate) unsafe fn read_value(p: *const StoffelValue) -> Result<Val, Failure> 
         4 => {
             let s = unsafe { data.string_val };
             if s.is_null() {
-                return Err(Failure::new(STOFFEL_ERROR_NULL, "string value with a NULL pointer"));
+                return Err(Failure::new(
+                    STOFFEL_ERROR_NULL,
+                    "string value with a NULL pointer",
+                ));
             }
             // SAFETY: the caller guarantees a non-NULL string_val is NUL-terminated.
             let bytes = unsafe { CStr::from_ptr(s) };
-            let text = bytes
-                .to_str()
-                .map_err(|e| Failure::new(STOFFEL_ERROR_UTF8, format!("string value is not UTF-8: {e}")))?;
+            let text = bytes.to_str().map_err(|e| {
+                Failure::new(
+                    STOFFEL_ERROR_UTF8,
+                    format!("string value is not UTF-8: {e}"),
+                )
+            })?;
             Val::String(text.to_owned())
         }
         5 => Val::Object(handle(unsafe { data.object_id })?),

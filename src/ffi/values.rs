@@ -2,13 +2,13 @@
 
 use std::ffi::{c_char, c_int};
 
+use super::vm::{deliver, read_args};
 use super::{
     Failure, STOFFEL_ERROR_EXECUTE_WITH_ARGS, STOFFEL_ERROR_NULL, STOFFEL_ERROR_RESULT_WITH_ARGS,
     STOFFEL_ERROR_TYPE, STOFFEL_OK, StoffelValue, StoffelValueData, StoffelValueType, VMHandle,
     give_string, guard, read_name, read_value, set_thread_error, take_back_string, with_vm,
     write_value,
 };
-use super::vm::{deliver, read_args};
 use crate::vm::Val;
 
 /// Makes a STRING value holding a copy of `str`, to be freed with `stoffel_free_string`.
@@ -48,7 +48,9 @@ pub unsafe extern "C" fn stoffel_create_string(
 pub extern "C" fn stoffel_free_string(str: *mut c_char) {
     guard("stoffel_free_string", || {
         if !str.is_null() && !take_back_string(str) {
-            set_thread_error("stoffel_free_string: pointer was not returned by the VM (or already freed)");
+            set_thread_error(
+                "stoffel_free_string: pointer was not returned by the VM (or already freed)",
+            );
         }
         STOFFEL_OK
     });
@@ -63,11 +65,15 @@ pub extern "C" fn stoffel_free_string(str: *mut c_char) {
 /// # Safety
 /// `value` must be NULL or point to a readable `StoffelValue`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn stoffel_release_value(handle: VMHandle, value: *const StoffelValue) -> c_int {
+pub unsafe extern "C" fn stoffel_release_value(
+    handle: VMHandle,
+    value: *const StoffelValue,
+) -> c_int {
     with_vm(handle, "stoffel_release_value", |vm, _| {
         // SAFETY: readable by the caller's guarantee (NULL is checked first).
         let v = unsafe { read_one(value, "value") }?;
-        vm.release(&v).map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_TYPE))?;
+        vm.release(&v)
+            .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_TYPE))?;
         Ok(STOFFEL_OK)
     })
 }
@@ -78,11 +84,15 @@ pub unsafe extern "C" fn stoffel_release_value(handle: VMHandle, value: *const S
 /// # Safety
 /// `value` must be NULL or point to a readable `StoffelValue`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn stoffel_retain_value(handle: VMHandle, value: *const StoffelValue) -> c_int {
+pub unsafe extern "C" fn stoffel_retain_value(
+    handle: VMHandle,
+    value: *const StoffelValue,
+) -> c_int {
     with_vm(handle, "stoffel_retain_value", |vm, _| {
         // SAFETY: readable by the caller's guarantee (NULL is checked first).
         let v = unsafe { read_one(value, "value") }?;
-        vm.retain(&v).map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_TYPE))?;
+        vm.retain(&v)
+            .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_TYPE))?;
         Ok(STOFFEL_OK)
     })
 }
@@ -112,7 +122,10 @@ fn need_out(out: *const StoffelValue) -> Result<(), Failure> {
 /// # Safety
 /// `result` must be NULL or writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn stoffel_create_object(handle: VMHandle, result: *mut StoffelValue) -> c_int {
+pub unsafe extern "C" fn stoffel_create_object(
+    handle: VMHandle,
+    result: *mut StoffelValue,
+) -> c_int {
     with_vm(handle, "stoffel_create_object", |vm, _| {
         need_out(result)?;
         let v = vm
@@ -127,7 +140,10 @@ pub unsafe extern "C" fn stoffel_create_object(handle: VMHandle, result: *mut St
 /// # Safety
 /// `result` must be NULL or writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn stoffel_create_array(handle: VMHandle, result: *mut StoffelValue) -> c_int {
+pub unsafe extern "C" fn stoffel_create_array(
+    handle: VMHandle,
+    result: *mut StoffelValue,
+) -> c_int {
     with_vm(handle, "stoffel_create_array", |vm, _| {
         need_out(result)?;
         let v = vm

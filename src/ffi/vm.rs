@@ -25,17 +25,20 @@ pub const STOFFEL_MAX_ARGS: c_int = 1024;
 pub extern "C" fn stoffel_create_vm() -> VMHandle {
     let mut handle: VMHandle = std::ptr::null_mut();
     guard("stoffel_create_vm", || {
+        let token = super::new_token();
         let cvm = Box::new(CVm {
+            token,
             vm: std::cell::UnsafeCell::new(Vm::new()),
             owner: AtomicU64::new(0),
             depth: Cell::new(0),
             lent: Cell::new(std::ptr::null_mut()),
             last_error: RefCell::new(None),
+            failures: Cell::new(0),
             destroy_pending: Cell::new(false),
         });
         let ptr = Box::into_raw(cvm);
-        registry().insert(ptr as usize);
-        handle = ptr.cast();
+        registry().insert(token, ptr as usize);
+        handle = token as VMHandle;
         STOFFEL_OK
     });
     handle
@@ -52,15 +55,14 @@ pub extern "C" fn stoffel_destroy_vm(handle: VMHandle) {
             set_thread_error("stoffel_destroy_vm: NULL VM handle (ignored)");
             return STOFFEL_OK;
         }
-        let ptr = handle as *mut CVm;
         // Locked from the check until the VM is claimed and unregistered (as in `with_vm`),
         // so no other thread can free it or start a call on it in between.
         let mut live = registry();
-        if !live.contains(&(ptr as usize)) {
+        let Some(ptr) = super::resolve(&live, handle) else {
             drop(live);
             set_thread_error("stoffel_destroy_vm: invalid VM handle");
             return STOFFEL_ERROR_INVALID_VM;
-        }
+        };
         // SAFETY: registered, so it points to a live `CVm`; only its atomic owner and cells
         // are touched here.
         let cvm = unsafe { &*ptr };
@@ -79,7 +81,7 @@ pub extern "C" fn stoffel_destroy_vm(handle: VMHandle) {
             Err(owner) if owner == me => {
                 // Inside a call on this VM: finish when the outermost call returns.
                 cvm.destroy_pending.set(true);
-                live.remove(&(ptr as usize));
+                live.remove(&(handle as usize));
                 STOFFEL_OK
             }
             Err(_) => {
@@ -187,7 +189,10 @@ pub(crate) fn deliver(
 ///
 /// # Safety
 /// `args` must point to `count` readable values (or be NULL).
-pub(crate) unsafe fn read_args(args: *const StoffelValue, count: c_int) -> Result<Vec<Val>, Failure> {
+pub(crate) unsafe fn read_args(
+    args: *const StoffelValue,
+    count: c_int,
+) -> Result<Vec<Val>, Failure> {
     if !(0..=STOFFEL_MAX_ARGS).contains(&count) {
         return Err(Failure::new(
             STOFFEL_ERROR_NULL,
@@ -269,14 +274,14 @@ pub extern "C" fn stoffel_last_error(handle: VMHandle) -> *const c_char {
         let thread_error =
             || THREAD_ERROR.with(|e| e.borrow().as_ref().map_or(std::ptr::null(), |s| s.as_ptr()));
         let live = registry();
-        if handle.is_null() || !live.contains(&(handle as usize)) {
+        let Some(ptr) = super::resolve(&live, handle) else {
             message = thread_error();
             return STOFFEL_OK;
-        }
+        };
         // SAFETY: registered, so it points to a live `CVm`, and the registry lock (held until
         // the end of this closure) keeps another thread from freeing it. Only the atomic
         // owner and `last_error` are touched, and `last_error` only by the owning thread.
-        let cvm = unsafe { &*(handle as *const CVm) };
+        let cvm = unsafe { &*ptr };
         let vm_error = || {
             cvm.last_error
                 .borrow()
@@ -319,7 +324,10 @@ pub extern "C" fn stoffel_set_instruction_limit(handle: VMHandle, limit: u64) ->
 pub extern "C" fn stoffel_set_max_call_depth(handle: VMHandle, depth: u32) -> c_int {
     with_vm(handle, "stoffel_set_max_call_depth", |vm, _| {
         if depth == 0 {
-            return Err(Failure::new(STOFFEL_ERROR_NULL, "the call depth must be at least 1"));
+            return Err(Failure::new(
+                STOFFEL_ERROR_NULL,
+                "the call depth must be at least 1",
+            ));
         }
         vm.set_max_call_depth(depth as usize);
         Ok(STOFFEL_OK)

@@ -198,17 +198,24 @@ static int ret_cb(const StoffelValue *args, int arg_count, StoffelValue *result)
         strcpy(returned_text, "from C");
         *result = v_str(returned_text);
         break;
+    /* An id written to *result is handed over to the VM, which releases it once it has
+     * the value. These ids stay ours, so each is retained first (re-entering the VM from a
+     * callback is allowed). */
     case 5:
         *result = held_object;
+        if (stoffel_retain_value(g_vm, result) != STOFFEL_OK) return 3;
         break;
     case 6:
         *result = held_array;
+        if (stoffel_retain_value(g_vm, result) != STOFFEL_OK) return 3;
         break;
     case 7:
         *result = held_foreign;
+        if (stoffel_retain_value(g_vm, result) != STOFFEL_OK) return 3;
         break;
     case 8:
         *result = held_closure;
+        if (stoffel_retain_value(g_vm, result) != STOFFEL_OK) return 3;
         break;
     case 10: /* invalid results */
         tag = 9;
@@ -446,7 +453,8 @@ int main(void)
         StoffelValue eight = v_int(8);
         CHECK_OK(vm, stoffel_execute_with_args(vm, "call_returned_closure", &eight, 1, &r));
         CHECK(r.data.int_val == 42);
-        /* Returning held ids does not consume them, and no handle is left behind. */
+        /* Returned ids were handed over (after a retain), so no handle is left behind and
+         * ours are still alive. */
         StoffelGcStats after;
         CHECK_OK(vm, stoffel_gc_stats(vm, &after));
         CHECK(after.live_handles == before.live_handles);
