@@ -9,6 +9,8 @@
 //! look for their closing line. A missing `python3` fails. A missing `go` fails too, unless
 //! `STOFFEL_SKIP_GO=1` is set, so a machine without the toolchain is never silently green.
 
+mod common;
+
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -23,18 +25,6 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `target/<profile>`: test binaries live in `target/<profile>/deps/`.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let dir = exe.parent().expect("the test binary's directory");
-    let dir = if dir.ends_with("deps") {
-        dir.parent().expect("the profile directory")
-    } else {
-        dir
-    };
-    dir.to_path_buf()
-}
-
 /// The shared library cargo built for this profile (it builds every crate type of the lib
 /// before the tests that depend on it).
 fn shared_library() -> PathBuf {
@@ -43,7 +33,7 @@ fn shared_library() -> PathBuf {
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_SUFFIX
     );
-    let path = profile_dir().join(name);
+    let path = common::lib_dir().join(name);
     assert!(
         path.is_file(),
         "{} does not exist; it should have been built by this `cargo test` (crate-type \
@@ -298,7 +288,7 @@ fn go_cgo_example_runs() {
     };
     eprintln!("using {version}");
 
-    let lib_dir = profile_dir();
+    let lib_dir = common::lib_dir();
     shared_library();
     // Go's caches go under target/, so the test writes nothing to $HOME (which may be
     // read-only) and later runs reuse the compiled cgo runtime.

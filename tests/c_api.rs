@@ -8,6 +8,8 @@
 //! definitely lost memory. Where valgrind is not installed those runs are skipped with a
 //! notice (CI installs it).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -26,28 +28,6 @@ fn exclusive() -> RwLockWriteGuard<'static, ()> {
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The directory of the `libstoffel_vm.so` cargo built for this test run. The test binary is
-/// `target/<profile>/deps/c_api-<hash>`; building the tests builds the crate's cdylib into
-/// that same `deps` directory (only `cargo build` copies it up to `target/<profile>`, so the
-/// copy there may be stale). Falls back to `target/<profile>` if `deps` has none.
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let deps = exe.parent().expect("test binary has a directory");
-    let profile = deps
-        .parent()
-        .expect("test binary is in target/<profile>/deps");
-    for dir in [deps, profile] {
-        if dir.join("libstoffel_vm.so").is_file() {
-            return dir.to_path_buf();
-        }
-    }
-    panic!(
-        "libstoffel_vm.so not found in {} or {}: the crate must build a cdylib",
-        deps.display(),
-        profile.display()
-    );
 }
 
 /// A fresh scratch directory for one test's binaries, removed when dropped.
@@ -78,7 +58,7 @@ fn build_with(
     scratch: &Scratch,
     extra: &[&str],
 ) -> PathBuf {
-    let lib = lib_dir();
+    let lib = common::lib_dir();
     let source = root().join(source);
     let stem = source.file_stem().unwrap().to_string_lossy().into_owned();
     let out = scratch.0.join(format!("{stem}-{compiler}"));
