@@ -1,5 +1,5 @@
 //! The STFL v1 binary format, in both directions: [`load`] turns the bytes a StoffelLang
-//! compiler writes into a validated [`Program`], and [`write`] turns a [`Program`] back into
+//! compiler writes into a validated [`Program`], and [`write()`] turns a [`Program`] back into
 //! bytes.
 //!
 //! The loader accepts everything the reference StoffelVM loader accepts (version 0 or 1,
@@ -22,7 +22,7 @@ use crate::program::{Constant, FunctionParts, Instruction, Label, Program, Progr
 /// The four bytes every STFL file starts with.
 pub const MAGIC: [u8; 4] = *b"STFL";
 
-/// The version [`write`] emits. [`load`] accepts this and every lower version (that is, 0).
+/// The version [`write()`] emits. [`load`] accepts this and every lower version (that is, 0).
 pub const VERSION: u16 = 1;
 
 /// The smallest encoding of one constant: a bare tag (Unit).

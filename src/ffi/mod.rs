@@ -1,9 +1,9 @@
 //! The C API (`include/stoffel_vm.h`, generated from this module by cbindgen).
 //!
 //! This module holds all of the crate's `unsafe`. It knows the VM only through
-//! [`crate::vm::Vm`]; the files split it by area: [`vm`](self::vm) (life cycle, loading,
-//! execution, limits, GC, output), [`values`](self::values) (strings, handles, heap access)
-//! and [`foreign`](self::foreign) (C functions and foreign objects).
+//! [`crate::vm::Vm`]; the files split it by area: [`vm`] (life cycle, loading,
+//! execution, limits, GC, output), [`values`] (strings, handles, heap access)
+//! and [`foreign`] (C functions and foreign objects).
 //!
 //! How the hard parts are solved, once, here:
 //! - **Handles.** A `VMHandle` is an opaque token, never reused, that the registry of live VMs
