@@ -5,6 +5,8 @@
 //! values in a gc-arena heap ([`value`], [`heap`]) → out to the host only as owned values or
 //! [`handles`].
 
+#![warn(missing_docs)]
+
 pub mod asm;
 pub mod builtins;
 pub mod code;

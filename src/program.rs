@@ -97,51 +97,170 @@ impl std::hash::Hash for Constant {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Instruction {
     /// `LD dst, [sp+offset]`: read the current frame's pending-argument stack at `len-1+offset`.
-    Ld { dst: Reg, offset: i32 },
+    Ld {
+        /// Destination register.
+        dst: Reg,
+        /// Offset from the top of the pending-argument stack (0 is the last value pushed).
+        offset: i32,
+    },
     /// `LDI dst, constant`: load a constant-pool entry.
-    Ldi { dst: Reg, constant: u32 },
+    Ldi {
+        /// Destination register.
+        dst: Reg,
+        /// Index into the constant pool (in linked code: the VM's constant table).
+        constant: u32,
+    },
     /// `MOV dst, src`.
-    Mov { dst: Reg, src: Reg },
+    Mov {
+        /// Destination register.
+        dst: Reg,
+        /// Source register.
+        src: Reg,
+    },
     /// `ADD dst, a, b`.
-    Add { dst: Reg, a: Reg, b: Reg },
+    Add {
+        /// Destination register.
+        dst: Reg,
+        /// Left operand register.
+        a: Reg,
+        /// Right operand register.
+        b: Reg,
+    },
     /// `SUB dst, a, b`.
-    Sub { dst: Reg, a: Reg, b: Reg },
+    Sub {
+        /// Destination register.
+        dst: Reg,
+        /// Left operand register.
+        a: Reg,
+        /// Right operand register.
+        b: Reg,
+    },
     /// `MUL dst, a, b`.
-    Mul { dst: Reg, a: Reg, b: Reg },
+    Mul {
+        /// Destination register.
+        dst: Reg,
+        /// Left operand register.
+        a: Reg,
+        /// Right operand register.
+        b: Reg,
+    },
     /// `DIV dst, a, b`.
-    Div { dst: Reg, a: Reg, b: Reg },
+    Div {
+        /// Destination register.
+        dst: Reg,
+        /// Left operand register.
+        a: Reg,
+        /// Right operand register.
+        b: Reg,
+    },
     /// `MOD dst, a, b`.
-    Mod { dst: Reg, a: Reg, b: Reg },
+    Mod {
+        /// Destination register.
+        dst: Reg,
+        /// Left operand register.
+        a: Reg,
+        /// Right operand register.
+        b: Reg,
+    },
     /// `AND dst, a, b`.
-    And { dst: Reg, a: Reg, b: Reg },
+    And {
+        /// Destination register.
+        dst: Reg,
+        /// Left operand register.
+        a: Reg,
+        /// Right operand register.
+        b: Reg,
+    },
     /// `OR dst, a, b`.
-    Or { dst: Reg, a: Reg, b: Reg },
+    Or {
+        /// Destination register.
+        dst: Reg,
+        /// Left operand register.
+        a: Reg,
+        /// Right operand register.
+        b: Reg,
+    },
     /// `XOR dst, a, b`.
-    Xor { dst: Reg, a: Reg, b: Reg },
+    Xor {
+        /// Destination register.
+        dst: Reg,
+        /// Left operand register.
+        a: Reg,
+        /// Right operand register.
+        b: Reg,
+    },
     /// `NOT dst, src`.
-    Not { dst: Reg, src: Reg },
+    Not {
+        /// Destination register.
+        dst: Reg,
+        /// Source register.
+        src: Reg,
+    },
     /// `SHL dst, src, amount` (the amount is a register).
-    Shl { dst: Reg, src: Reg, amount: Reg },
+    Shl {
+        /// Destination register.
+        dst: Reg,
+        /// Source register.
+        src: Reg,
+        /// Register holding the shift amount.
+        amount: Reg,
+    },
     /// `SHR dst, src, amount` (arithmetic; the amount is a register).
-    Shr { dst: Reg, src: Reg, amount: Reg },
+    Shr {
+        /// Destination register.
+        dst: Reg,
+        /// Source register.
+        src: Reg,
+        /// Register holding the shift amount.
+        amount: Reg,
+    },
     /// `JMP label`; `label` indexes the function's [`Function::labels`].
-    Jmp { label: u32 },
+    Jmp {
+        /// Index into the function's labels (in linked code: the target instruction).
+        label: u32,
+    },
     /// `JMPEQ label`: jump when the compare flag is 0.
-    JmpEq { label: u32 },
+    JmpEq {
+        /// Index into the function's labels (in linked code: the target instruction).
+        label: u32,
+    },
     /// `JMPNEQ label`: jump when the compare flag is not 0.
-    JmpNeq { label: u32 },
+    JmpNeq {
+        /// Index into the function's labels (in linked code: the target instruction).
+        label: u32,
+    },
     /// `JMPLT label`: jump when the compare flag is -1.
-    JmpLt { label: u32 },
+    JmpLt {
+        /// Index into the function's labels (in linked code: the target instruction).
+        label: u32,
+    },
     /// `JMPGT label`: jump when the compare flag is +1.
-    JmpGt { label: u32 },
+    JmpGt {
+        /// Index into the function's labels (in linked code: the target instruction).
+        label: u32,
+    },
     /// `CALL name`; `callee` indexes the program's [`Program::callees`].
-    Call { callee: u32 },
+    Call {
+        /// Index into the program's callees (in linked code: the VM's name slot).
+        callee: u32,
+    },
     /// `RET src`.
-    Ret { src: Reg },
+    Ret {
+        /// Source register.
+        src: Reg,
+    },
     /// `PUSHARG src`: append a copy of `src` to the current frame's argument stack.
-    PushArg { src: Reg },
+    PushArg {
+        /// Source register.
+        src: Reg,
+    },
     /// `CMP a, b`: set the compare flag to -1, 0 or +1.
-    Cmp { a: Reg, b: Reg },
+    Cmp {
+        /// Left operand register.
+        a: Reg,
+        /// Right operand register.
+        b: Reg,
+    },
 }
 
 /// The STFL v1 opcodes, in encoding order. The index of a mnemonic is its opcode byte.
