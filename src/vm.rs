@@ -319,12 +319,30 @@ impl Vm {
 
     /// Loads STFL v1 bytecode. Adds to what is loaded (later names win); a failed load
     /// changes nothing.
+    ///
+    /// ```
+    /// # use stoffel_vm::{Vm, VmError};
+    /// let mut vm = Vm::new();
+    /// let err = vm.load_bytecode(b"STFL\x09\x00").unwrap_err();
+    /// assert!(matches!(err, VmError::Load(_)));
+    /// assert!(err.to_string().contains("version"), "{err}");
+    /// ```
     pub fn load_bytecode(&mut self, bytes: &[u8]) -> Result<(), VmError> {
         let program = stfl::load(bytes)?;
         self.load_program(program)
     }
 
     /// Assembles and loads text assembly (see [`crate::asm`]).
+    ///
+    /// ```
+    /// # use stoffel_vm::{Val, Vm};
+    /// let mut vm = Vm::new();
+    /// vm.load_assembly(".function answer\n    LDI r1, 42\n    RET r1\n").unwrap();
+    /// assert_eq!(vm.execute("answer", &[]).unwrap(), Val::I64(42));
+    /// // Errors say where: line and column.
+    /// let err = vm.load_assembly(".function f\n    FROB r1\n").unwrap_err();
+    /// assert!(err.to_string().starts_with("line 2, column 5"), "{err}");
+    /// ```
     pub fn load_assembly(&mut self, source: &str) -> Result<(), VmError> {
         let program = asm::assemble(source)?;
         self.load_program(program)
@@ -360,7 +378,26 @@ impl Vm {
     // ----- host functions -----
 
     /// Registers a host function under `name`, replacing any function of that name
-    /// (bytecode, builtin or host), as StoffelVM does.
+    /// (bytecode, builtin or host), as StoffelVM does. The closure may keep state and may
+    /// call back into the VM it gets.
+    ///
+    /// ```
+    /// # use std::cell::Cell; use std::rc::Rc;
+    /// # use stoffel_vm::{HostError, Val, Vm};
+    /// let mut vm = Vm::new();
+    /// let calls = Rc::new(Cell::new(0));
+    /// let counter = calls.clone();
+    /// vm.register_function("twice", move |_vm, args| {
+    ///     counter.set(counter.get() + 1);
+    ///     match args {
+    ///         [Val::I64(n)] => Ok(Val::I64(n * 2)),
+    ///         _ => Err(HostError::from("twice: expected one int64")),
+    ///     }
+    /// });
+    /// vm.load_assembly(".function main\n LDI r1, 21\n PUSHARG r1\n CALL twice\n RET r0\n").unwrap();
+    /// assert_eq!(vm.execute("main", &[]).unwrap(), Val::I64(42));
+    /// assert_eq!(calls.get(), 1);
+    /// ```
     pub fn register_function<F>(&mut self, name: &str, function: F)
     where
         F: Fn(&mut Vm, &[Val]) -> Result<Val, HostError> + 'static,
@@ -383,6 +420,17 @@ impl Vm {
 
     /// Instructions one top-level execution may run (`None`: unlimited). Host functions'
     /// nested executions count against the outer execution's budget.
+    ///
+    /// ```
+    /// # use stoffel_vm::{ErrorKind, Val, Vm, VmError};
+    /// let mut vm = Vm::new();
+    /// vm.load_assembly(".function spin\ntop:\n    JMP top\n").unwrap();
+    /// vm.set_instruction_limit(Some(10_000));
+    /// match vm.execute("spin", &[]) {
+    ///     Err(VmError::Runtime(e)) => assert_eq!(e.kind, ErrorKind::FuelExhausted(10_000)),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// ```
     pub fn set_instruction_limit(&mut self, limit: Option<u64>) {
         self.instruction_limit = limit;
     }
@@ -677,6 +725,17 @@ impl Vm {
 
     /// Drops the caller's reference to a heap value (no-op for non-heap values). Releasing a
     /// handle that is already dead is an error.
+    ///
+    /// ```
+    /// # use stoffel_vm::{Val, Vm};
+    /// let mut vm = Vm::new();
+    /// let obj = vm.create_object().unwrap();
+    /// vm.set_field(&obj, &Val::from("x"), &Val::I64(1)).unwrap();
+    /// assert_eq!(vm.gc_stats().live_handles, 1);
+    /// vm.release(&obj).unwrap();
+    /// assert!(vm.get_field(&obj, &Val::from("x")).is_err(), "a released id is stale");
+    /// assert!(vm.release(&obj).is_err(), "and releasing twice is an error, not a crash");
+    /// ```
     pub fn release(&mut self, value: &Val) -> Result<(), VmError> {
         match value.handle() {
             Some(h) => Ok(self.arena.mutate_root(|_, root| root.handles.release(h))?),
@@ -777,6 +836,17 @@ impl Vm {
 
     /// Wraps host data as a foreign object. `data` is dropped (its `Drop` is the finalizer)
     /// exactly once: after the collector finds the object unreachable, or when the VM drops.
+    ///
+    /// ```
+    /// # use stoffel_vm::Vm;
+    /// let mut vm = Vm::new();
+    /// let file = vm.create_foreign(Box::new(String::from("log.txt"))).unwrap();
+    /// let data = vm.foreign_data(&file).unwrap();
+    /// assert_eq!(data.downcast_ref::<String>().unwrap(), "log.txt");
+    /// vm.release(&file).unwrap();
+    /// vm.collect_all(); // the String is dropped here
+    /// assert_eq!(vm.gc_stats().foreign_objects, 0);
+    /// ```
     pub fn create_foreign(&mut self, data: Box<dyn Any>) -> Result<Val, VmError> {
         let id = self.next_foreign_id;
         self.next_foreign_id += 1;

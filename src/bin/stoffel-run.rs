@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use stoffel_vm::{Vm, asm, stfl};
 
-const USAGE: &str = "usage: stoffel-run FILE [ENTRY] [--print-result] [--fuel N] [--max-depth N] [--trace] [--disasm]
+const USAGE: &str = "usage: stoffel-run FILE [ENTRY] [--print-result] [--fuel N] [--max-depth N] [--trace] [--disasm] [--stats]
 
 Runs ENTRY (default: main) of FILE, an STFL v1 bytecode file (.stflb) or a text assembly
 file (detected by content).
@@ -17,7 +17,9 @@ file (detected by content).
   --fuel N        stop with an error after N instructions
   --max-depth N   stop with an error beyond N live call frames (default 10000)
   --trace         print every executed instruction to stderr
-  --disasm        print the loaded program as assembly and exit";
+  --disasm        print the loaded program as assembly and exit
+  --stats         at exit, print `stats: instructions=N peak_rss_kb=N` to stderr (the
+                  instructions executed and the process's peak RSS, VmHWM; for benches/)";
 
 struct Options {
     file: String,
@@ -27,6 +29,7 @@ struct Options {
     max_depth: Option<usize>,
     trace: bool,
     disasm: bool,
+    stats: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
@@ -39,6 +42,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         max_depth: None,
         trace: false,
         disasm: false,
+        stats: false,
     };
     let mut i = 0;
     while i < args.len() {
@@ -53,6 +57,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--print-result" => options.print_result = true,
             "--trace" => options.trace = true,
             "--disasm" => options.disasm = true,
+            "--stats" => options.stats = true,
             "--fuel" => {
                 let v = value("--fuel")?;
                 options.fuel = Some(v.parse().map_err(|_| format!("--fuel: bad number '{v}'"))?);
@@ -149,7 +154,11 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    match vm.execute(&options.entry, &[]) {
+    let outcome = vm.execute(&options.entry, &[]);
+    if options.stats {
+        print_stats(&vm);
+    }
+    match outcome {
         Ok(result) => {
             if options.print_result {
                 match vm.display(&result) {
@@ -167,4 +176,22 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `--stats`: the instructions `vm` executed and this process's peak RSS (VmHWM from
+/// `/proc/self/status`; `?` where that is unavailable), on one line of stderr.
+fn print_stats(vm: &Vm) {
+    let peak_rss_kb = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                let kb = line.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?;
+                Some(kb.trim().to_owned())
+            })
+        })
+        .unwrap_or_else(|| "?".to_owned());
+    eprintln!(
+        "stats: instructions={} peak_rss_kb={peak_rss_kb}",
+        vm.instructions_executed()
+    );
 }
