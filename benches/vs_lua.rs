@@ -24,8 +24,8 @@
 //!
 //! `--save-baseline FILE` writes the medians to FILE; `--baseline FILE` compares with such a
 //! file and flags every workload whose time is more than 10% above the baseline's.
-//! `--markdown FILE` writes the table (with machine, date and commit) into FILE between the
-//! markers `<!-- vs_lua:begin -->` and `<!-- vs_lua:end -->` (appended if absent).
+//! `--markdown FILE` writes the table (with machine, date and commit) into FILE in place of
+//! the lines from `<!-- vs_lua:begin -->` to `<!-- vs_lua:end -->` (appended if absent).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -883,18 +883,26 @@ fn reproduce_command(options: &Options) -> String {
     command
 }
 
-/// Puts `block` between the markers of the file at `path` (appending it when the file or the
-/// markers are missing).
+/// Puts `block` in place of the lines from the begin marker to the end marker of the file at
+/// `path` (each marker alone on its line), or appends it when the file or the markers are
+/// missing.
 fn write_markdown(path: &Path, block: &str) -> Result<(), String> {
     let old = std::fs::read_to_string(path).unwrap_or_default();
-    let new = match (old.find(BEGIN_MARKER), old.find(END_MARKER)) {
-        (Some(begin), Some(end)) if begin < end => {
-            let mut end = end + END_MARKER.len();
-            if old[end..].starts_with('\n') {
-                end += 1;
-            }
-            format!("{}{block}{}", &old[..begin], &old[end..])
+    let mut begin = None;
+    let mut end = None;
+    let mut offset = 0;
+    for line in old.split_inclusive('\n') {
+        let text = line.trim();
+        if begin.is_none() && text == BEGIN_MARKER {
+            begin = Some(offset);
+        } else if begin.is_some() && text == END_MARKER {
+            end = Some(offset + line.len());
+            break;
         }
+        offset += line.len();
+    }
+    let new = match (begin, end) {
+        (Some(begin), Some(end)) => format!("{}{block}{}", &old[..begin], &old[end..]),
         _ if old.is_empty() => format!("# Benchmarks: stoffel-vm vs Lua 5.4\n\n{block}"),
         _ => format!("{}\n\n{block}", old.trim_end()),
     };
