@@ -163,7 +163,9 @@ pub struct Array<'gc> {
     /// The id `print` shows (`Array(2)`).
     pub id: u64,
     dense: Vec<Value<'gc>>,
-    sparse: IndexMap<Key<'gc>, Value<'gc>>,
+    /// Non-index keys and far-away indices; boxed and absent until needed, so the common
+    /// array (dense only) stays small.
+    sparse: Option<Box<IndexMap<Key<'gc>, Value<'gc>>>>,
     /// One more than the largest non-negative I64 index ever written; never shrinks.
     length: u64,
     account: Account,
@@ -184,7 +186,7 @@ impl<'gc> Array<'gc> {
             RefLock::new(Array {
                 id,
                 dense,
-                sparse: IndexMap::new(),
+                sparse: None,
                 length: 0,
                 account: Account::new(meter, bytes),
             }),
@@ -204,7 +206,10 @@ impl<'gc> Array<'gc> {
         {
             return self.dense[i as usize];
         }
-        self.sparse.get(&Key(key)).copied().unwrap_or(Value::Unit)
+        self.sparse
+            .as_ref()
+            .and_then(|m| m.get(&Key(key)).copied())
+            .unwrap_or(Value::Unit)
     }
 
     /// Bytes that writing `key` could add, for limit checks before the write.
@@ -224,6 +229,10 @@ impl<'gc> Array<'gc> {
             .saturating_add(DENSE_SLACK)
     }
 
+    fn sparse_map(&mut self) -> &mut IndexMap<Key<'gc>, Value<'gc>> {
+        self.sparse.get_or_insert_with(Box::default)
+    }
+
     /// Writes `key`; returns the bytes the array grew by.
     pub fn set(&mut self, key: Value<'gc>, value: Value<'gc>) -> usize {
         match key {
@@ -235,29 +244,31 @@ impl<'gc> Array<'gc> {
                 } else if self.is_dense_index(index) {
                     let old_len = self.dense.len();
                     self.dense.resize(index as usize, Value::Unit);
-                    if !self.sparse.is_empty() {
+                    if let Some(sparse) = self.sparse.as_mut().filter(|m| !m.is_empty()) {
                         // Indices that were far away may now fall inside the dense part.
                         for j in old_len..index as usize {
-                            if let Some(v) = self.sparse.swap_remove(&Key(Value::I64(j as i64))) {
+                            if let Some(v) = sparse.swap_remove(&Key(Value::I64(j as i64))) {
                                 self.dense[j] = v;
                             }
                         }
-                        self.sparse.swap_remove(&Key(key));
+                        sparse.swap_remove(&Key(key));
                     }
                     self.dense.push(value);
                 } else {
-                    self.sparse.insert(Key(key), value);
+                    self.sparse_map().insert(Key(key), value);
                 }
             }
             _ => {
-                self.sparse.insert(Key(key), value);
+                self.sparse_map().insert(Key(key), value);
             }
         }
         self.account.resize(
             GC_OVERHEAD
                 + std::mem::size_of::<RefLock<Array<'_>>>()
                 + self.dense.capacity() * std::mem::size_of::<Value<'_>>()
-                + map_bytes(self.sparse.capacity()),
+                + self.sparse.as_ref().map_or(0, |m| {
+                    std::mem::size_of::<IndexMap<Key<'_>, Value<'_>>>() + map_bytes(m.capacity())
+                }),
         )
     }
 }
