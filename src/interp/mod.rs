@@ -569,10 +569,10 @@ pub fn run<'gc>(
     (step, budget - remaining)
 }
 
-/// Registers of the running frame, addressed relative to its base.
+/// A register of the running frame's window.
 macro_rules! reg {
     ($regs:expr, $base:expr, $r:expr) => {
-        $regs[$base + $r as usize]
+        $regs[$r as usize]
     };
 }
 
@@ -599,6 +599,11 @@ fn run_inner<'gc>(
         let base = frame.base as usize;
         let mut ip = frame.ip as usize;
         let mut cmp = frame.cmp;
+        // The frame's registers, borrowed once per frame switch: register access is then one
+        // bounds check against a length held in a register. Every arm that needs the whole
+        // interpreter (calls, returns, errors) leaves this loop afterwards, which ends the
+        // borrow.
+        let regs: &mut [Value<'gc>] = &mut interp.regs[base..base + func.frame_size as usize];
 
         // Saves ip and flag into the frame and fails the activation with `kind`.
         macro_rules! fail {
@@ -646,7 +651,7 @@ fn run_inner<'gc>(
             let Some(&ins) = ops.get(ip) else {
                 // Fell off the end: the entry returns its r0, a callee returns Unit.
                 let value = if interp.frames.len() - 1 == act.frame_base {
-                    interp.regs[base]
+                    regs[0]
                 } else {
                     Value::Unit
                 };
@@ -656,7 +661,6 @@ fn run_inner<'gc>(
                 continue 'frames;
             };
             ip += 1;
-            let regs = &mut interp.regs;
             match ins {
                 Instruction::Ldi { dst, constant } => {
                     reg!(regs, base, dst) = constants[constant as usize];
@@ -795,7 +799,7 @@ fn run_inner<'gc>(
                     if index < 0 || index >= len as i64 {
                         fail!(ErrorKind::StackOutOfBounds { offset, len })
                     }
-                    reg!(interp.regs, base, dst) = interp.pending[pending_base + index as usize];
+                    reg!(regs, base, dst) = interp.pending[pending_base + index as usize];
                 }
                 Instruction::Ret { src } => {
                     let value = reg!(regs, base, src);
@@ -837,6 +841,9 @@ fn run_inner<'gc>(
                                 Ok(Outcome::Value(v)) => {
                                     interp.regs[base] = v;
                                     interp.pending.truncate(pending_base);
+                                    // The builtin had the whole interpreter: borrow the
+                                    // frame's registers afresh (ip and flag are saved).
+                                    continue 'frames;
                                 }
                                 Ok(Outcome::Entered) => continue 'frames,
                                 Err(e @ ErrorKind::MemoryLimit(_)) => wait_for_memory!(e),
