@@ -571,7 +571,7 @@ pub fn run<'gc>(
 
 /// A register of the running frame's window.
 macro_rules! reg {
-    ($regs:expr, $base:expr, $r:expr) => {
+    ($regs:expr, $r:expr) => {
         $regs[$r as usize]
     };
 }
@@ -663,14 +663,14 @@ fn run_inner<'gc>(
             ip += 1;
             match ins {
                 Instruction::Ldi { dst, constant } => {
-                    reg!(regs, base, dst) = constants[constant as usize];
+                    reg!(regs, dst) = constants[constant as usize];
                 }
                 Instruction::Mov { dst, src } => {
-                    reg!(regs, base, dst) = reg!(regs, base, src);
+                    reg!(regs, dst) = reg!(regs, src);
                 }
                 Instruction::Add { dst, a, b } => {
-                    let (x, y) = (reg!(regs, base, a), reg!(regs, base, b));
-                    reg!(regs, base, dst) = match (x, y) {
+                    let (x, y) = (reg!(regs, a), reg!(regs, b));
+                    reg!(regs, dst) = match (x, y) {
                         (Value::I64(x), Value::I64(y)) => Value::I64(x.wrapping_add(y)),
                         (Value::String(x), Value::String(y)) => {
                             let len = x.as_str().len().saturating_add(y.as_str().len());
@@ -689,8 +689,8 @@ fn run_inner<'gc>(
                     };
                 }
                 Instruction::Sub { dst, a, b } => {
-                    let (x, y) = (reg!(regs, base, a), reg!(regs, base, b));
-                    reg!(regs, base, dst) = match (x, y) {
+                    let (x, y) = (reg!(regs, a), reg!(regs, b));
+                    reg!(regs, dst) = match (x, y) {
                         (Value::I64(x), Value::I64(y)) => Value::I64(x.wrapping_sub(y)),
                         _ => match ops::binary(BinOp::Sub, x, y) {
                             Ok(v) => v,
@@ -699,8 +699,8 @@ fn run_inner<'gc>(
                     };
                 }
                 Instruction::Mul { dst, a, b } => {
-                    let (x, y) = (reg!(regs, base, a), reg!(regs, base, b));
-                    reg!(regs, base, dst) = match (x, y) {
+                    let (x, y) = (reg!(regs, a), reg!(regs, b));
+                    reg!(regs, dst) = match (x, y) {
                         (Value::I64(x), Value::I64(y)) => Value::I64(x.wrapping_mul(y)),
                         _ => match ops::binary(BinOp::Mul, x, y) {
                             Ok(v) => v,
@@ -709,15 +709,15 @@ fn run_inner<'gc>(
                     };
                 }
                 Instruction::Div { dst, a, b } => {
-                    let (x, y) = (reg!(regs, base, a), reg!(regs, base, b));
-                    reg!(regs, base, dst) = match ops::binary(BinOp::Div, x, y) {
+                    let (x, y) = (reg!(regs, a), reg!(regs, b));
+                    reg!(regs, dst) = match ops::binary(BinOp::Div, x, y) {
                         Ok(v) => v,
                         Err(e) => fail!(e),
                     };
                 }
                 Instruction::Mod { dst, a, b } => {
-                    let (x, y) = (reg!(regs, base, a), reg!(regs, base, b));
-                    reg!(regs, base, dst) = match (x, y) {
+                    let (x, y) = (reg!(regs, a), reg!(regs, b));
+                    reg!(regs, dst) = match (x, y) {
                         (Value::I64(x), Value::I64(y)) if y > 0 => Value::I64(x % y),
                         _ => match ops::binary(BinOp::Mod, x, y) {
                             Ok(v) => v,
@@ -745,20 +745,20 @@ fn run_inner<'gc>(
                         Instruction::Shl { .. } => BinOp::Shl,
                         _ => BinOp::Shr,
                     };
-                    let (x, y) = (reg!(regs, base, a), reg!(regs, base, b));
-                    reg!(regs, base, dst) = match ops::binary(op, x, y) {
+                    let (x, y) = (reg!(regs, a), reg!(regs, b));
+                    reg!(regs, dst) = match ops::binary(op, x, y) {
                         Ok(v) => v,
                         Err(e) => fail!(e),
                     };
                 }
                 Instruction::Not { dst, src } => {
-                    reg!(regs, base, dst) = match ops::not(reg!(regs, base, src)) {
+                    reg!(regs, dst) = match ops::not(reg!(regs, src)) {
                         Ok(v) => v,
                         Err(e) => fail!(e),
                     };
                 }
                 Instruction::Cmp { a, b } => {
-                    let (x, y) = (reg!(regs, base, a), reg!(regs, base, b));
+                    let (x, y) = (reg!(regs, a), reg!(regs, b));
                     cmp = match (x, y) {
                         (Value::I64(x), Value::I64(y)) => x.cmp(&y) as i8,
                         _ => match ops::compare(x, y) {
@@ -789,7 +789,7 @@ fn run_inner<'gc>(
                     }
                 }
                 Instruction::PushArg { src } => {
-                    let v = reg!(regs, base, src);
+                    let v = reg!(regs, src);
                     interp.pending.push(v);
                 }
                 Instruction::Ld { dst, offset } => {
@@ -799,10 +799,10 @@ fn run_inner<'gc>(
                     if index < 0 || index >= len as i64 {
                         fail!(ErrorKind::StackOutOfBounds { offset, len })
                     }
-                    reg!(regs, base, dst) = interp.pending[pending_base + index as usize];
+                    reg!(regs, dst) = interp.pending[pending_base + index as usize];
                 }
                 Instruction::Ret { src } => {
-                    let value = reg!(regs, base, src);
+                    let value = reg!(regs, src);
                     if return_from_frame(interp, act, value) {
                         return Step::Done;
                     }
