@@ -476,6 +476,17 @@ impl Vm {
     /// Unit, as StoffelVM's `execute`). Heap values in the result are new handles the caller
     /// owns.
     pub fn execute(&mut self, name: &str, args: &[Val]) -> Result<Val, VmError> {
+        self.run_named(name, args, true)
+    }
+
+    /// Like [`Vm::execute`], but a bytecode function must get exactly its parameter count,
+    /// also when that is more than zero and `args` is empty (StoffelVM's
+    /// `execute_with_args`).
+    pub fn call(&mut self, name: &str, args: &[Val]) -> Result<Val, VmError> {
+        self.run_named(name, args, false)
+    }
+
+    fn run_named(&mut self, name: &str, args: &[Val], lenient: bool) -> Result<Val, VmError> {
         match self.code.lookup(name) {
             Binding::Unbound => Err(ApiError::FunctionNotFound(name.to_owned()).into()),
             Binding::Host(h) => {
@@ -488,7 +499,7 @@ impl Vm {
                 let rt = &mut self.rt;
                 self.arena.mutate_root(|mc, root| -> Result<(), VmError> {
                     let values = vals_to_values(mc, &rt.meter, &root.handles, args)?;
-                    root.interp.begin_function(code, rt, f, &values)?;
+                    root.interp.begin_function(code, rt, f, &values, lenient)?;
                     Ok(())
                 })?;
                 self.drive()

@@ -447,6 +447,23 @@ fn unknown_entry_and_bad_arity_are_errors() {
     );
     // No arguments at all: parameters start as Unit (StoffelVM's execute).
     assert_eq!(vm.execute("two", &[]).unwrap(), Val::Unit);
+    // `call` (what stoffel_execute_with_args uses) is strict, as StoffelVM's execute_with_args.
+    let kind = runtime_kind(vm.call("two", &[]).unwrap_err());
+    assert!(
+        matches!(
+            kind,
+            ErrorKind::Arity {
+                expected: 2,
+                got: 0,
+                ..
+            }
+        ),
+        "{kind:?}"
+    );
+    assert_eq!(
+        vm.call("two", &[Val::I64(5), Val::I64(6)]).unwrap(),
+        Val::I64(5)
+    );
 }
 
 #[test]

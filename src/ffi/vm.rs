@@ -255,7 +255,7 @@ pub unsafe extern "C" fn stoffel_execute_with_args(
             }
         }
         let value = vm
-            .execute(name, &values)
+            .call(name, &values)
             .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_EXECUTE_WITH_ARGS))?;
         deliver(vm, &value, result, STOFFEL_ERROR_RESULT_WITH_ARGS)
     })

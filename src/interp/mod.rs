@@ -320,14 +320,16 @@ impl<'gc> Interp<'gc> {
         self.alloc_wait = 0;
     }
 
-    /// Starts an activation for bytecode function `func` with `args`. With no args, the
-    /// parameters start as Unit (StoffelVM's `execute`); otherwise the count must match.
+    /// Starts an activation for bytecode function `func` with `args`. The count must match
+    /// the parameters, except that with `lenient` and no args at all the parameters start as
+    /// Unit (StoffelVM's `execute`).
     pub fn begin_function(
         &mut self,
         code: &Code,
         rt: &Runtime,
         func: u32,
         args: &[Value<'gc>],
+        lenient: bool,
     ) -> Result<(), RuntimeError> {
         let f = &code.functions[func as usize];
         let entry_error = |kind| RuntimeError {
@@ -335,7 +337,7 @@ impl<'gc> Interp<'gc> {
             instruction: 0,
             kind,
         };
-        if !args.is_empty() && args.len() != f.params.len() {
+        if !(lenient && args.is_empty()) && args.len() != f.params.len() {
             return Err(entry_error(ErrorKind::Arity {
                 function: f.name.to_string(),
                 expected: f.params.len(),
