@@ -540,10 +540,11 @@ impl World {
                     let v = self.arg(&a, &mut keep);
                     // SAFETY: a valid value pointer.
                     let rc = unsafe { stoffel_release_value(h, &v) };
+                    // Ids carry a VM tag and a generation, so a forged id hitting one of ours
+                    // is negligible; a bad tag or a non-heap value must be refused cleanly.
                     check(h, rc);
-                    if let Arg::Forged(..) = a {
-                        // A forged id may never release one of ours (ids carry the VM tag
-                        // and a generation; the chance of hitting a live one is negligible).
+                    if matches!(a, Arg::BadTag(t) if !(0..=8).contains(&t)) {
+                        assert_eq!(rc, STOFFEL_ERROR_TYPE);
                     }
                 }
             }
@@ -660,10 +661,14 @@ impl World {
                     stoffel_free_string(p);
                 }
             }
-            Op::FreeBogus(addr) => {
+            Op::FreeBogus(offset) => {
+                // A pointer the VM never handed out (even one inside a real string) is ignored.
                 let local = [0 as c_char; 4];
                 stoffel_free_string(local.as_ptr() as *mut c_char);
-                let _ = addr;
+                if let Some(&p) = self.strings.first() {
+                    let inside = p.wrapping_add((offset % 2 + 1) as usize);
+                    stoffel_free_string(inside);
+                }
             }
             Op::PrintCallback(i, on) => {
                 if let Some((_, h)) = self.vm(i) {
