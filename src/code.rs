@@ -115,6 +115,9 @@ pub struct Code {
     /// Each slot's name.
     pub names: Vec<Rc<str>>,
     by_name: HashMap<Rc<str>, u32>,
+    /// The last name found, so a host calling the same function again and again skips the
+    /// hash (a name's slot never changes, so this never goes stale).
+    last_found: std::cell::RefCell<Option<(Rc<str>, u32)>>,
     /// Loaded programs, in load order (for disassembly).
     pub programs: Vec<Rc<Program>>,
 }
@@ -145,7 +148,14 @@ impl Code {
 
     /// The slot of `name`, if any code or host has mentioned it.
     pub fn find_slot(&self, name: &str) -> Option<u32> {
-        self.by_name.get(name).copied()
+        if let Some((cached, slot)) = &*self.last_found.borrow()
+            && **cached == *name
+        {
+            return Some(*slot);
+        }
+        let (key, &slot) = self.by_name.get_key_value(name)?;
+        *self.last_found.borrow_mut() = Some((key.clone(), slot));
+        Some(slot)
     }
 
     /// What `name` means now.

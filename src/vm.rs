@@ -498,8 +498,19 @@ impl Vm {
                 let code = &self.code;
                 let rt = &mut self.rt;
                 self.arena.mutate_root(|mc, root| -> Result<(), VmError> {
-                    let values = vals_to_values(mc, &rt.meter, &root.handles, args)?;
-                    root.interp.begin_function(code, rt, f, &values, lenient)?;
+                    // The usual few arguments convert into a stack buffer, not a Vec.
+                    let mut buffer = [Value::Unit; 8];
+                    let owned;
+                    let values: &[Value<'_>] = if args.len() <= buffer.len() {
+                        for (slot, a) in buffer.iter_mut().zip(args) {
+                            *slot = val_to_value(mc, &rt.meter, &root.handles, a)?;
+                        }
+                        &buffer[..args.len()]
+                    } else {
+                        owned = vals_to_values(mc, &rt.meter, &root.handles, args)?;
+                        &owned
+                    };
+                    root.interp.begin_function(code, rt, f, values, lenient)?;
                     Ok(())
                 })?;
                 self.drive()
