@@ -28,6 +28,7 @@ pub mod vm;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
@@ -374,11 +375,36 @@ impl CVm {
     }
 }
 
+/// A map keyed by numbers the library makes itself (handle tokens, string addresses): no
+/// caller chooses them, so a multiplicative hash is enough and SipHash's cost is not needed
+/// on every call.
+pub(crate) type AddressMap<V> = HashMap<usize, V, BuildHasherDefault<AddressHasher>>;
+
+/// Fibonacci hashing of one `usize` (see [`AddressMap`]).
+#[derive(Default)]
+pub(crate) struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// Live VMs: handle token → `CVm` box address. A `VMHandle` is a token, not the address, and
 /// tokens are never reused, so a destroyed VM's handle can never reach a VM created later
 /// (an address could be reused by the allocator).
-pub(crate) fn registry() -> MutexGuard<'static, HashMap<usize, usize>> {
-    static LIVE: LazyLock<Mutex<HashMap<usize, usize>>> = LazyLock::new(Mutex::default);
+pub(crate) fn registry() -> MutexGuard<'static, AddressMap<usize>> {
+    static LIVE: LazyLock<Mutex<AddressMap<usize>>> = LazyLock::new(Mutex::default);
     // A panic while the lock is held cannot leave the map half-updated: recover it.
     LIVE.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -390,7 +416,7 @@ pub(crate) fn new_token() -> usize {
 }
 
 /// The `CVm` a handle names, if it is live.
-pub(crate) fn resolve(live: &HashMap<usize, usize>, handle: VMHandle) -> Option<*mut CVm> {
+pub(crate) fn resolve(live: &AddressMap<usize>, handle: VMHandle) -> Option<*mut CVm> {
     live.get(&(handle as usize)).map(|&p| p as *mut CVm)
 }
 
@@ -408,8 +434,8 @@ fn destroy(cvm_ptr: *mut CVm) {
 
 // ----- strings handed to C -----
 
-fn string_registry() -> MutexGuard<'static, HashMap<usize, CString>> {
-    static STRINGS: LazyLock<Mutex<HashMap<usize, CString>>> = LazyLock::new(Mutex::default);
+fn string_registry() -> MutexGuard<'static, AddressMap<CString>> {
+    static STRINGS: LazyLock<Mutex<AddressMap<CString>>> = LazyLock::new(Mutex::default);
     STRINGS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
