@@ -471,26 +471,36 @@ pub(crate) unsafe fn read_value(p: *const StoffelValue) -> Result<Val, Failure> 
     let tag = unsafe { std::ptr::addr_of!((*p).value_type).cast::<c_int>().read() };
     // SAFETY: as above; every member of the union is plain data, valid for any bits.
     let data = unsafe { std::ptr::addr_of!((*p).data).read() };
-    // SAFETY (for each union read below): all members are valid for any bit pattern.
-    let handle = |id: usize| {
+    // SAFETY: every member of the union is plain data (integers, a double, a pointer) valid
+    // for any bit pattern, and `data` is an initialised copy; the four id members are the
+    // same `size_t` at the same offset, so `object_id` reads any of them.
+    let (int_val, float_val, bool_val, string_val, id) = unsafe {
+        (
+            data.int_val,
+            data.float_val,
+            data.bool_val,
+            data.string_val,
+            data.object_id,
+        )
+    };
+    let handle = || {
         Handle::from_id(id as u64)
             .ok_or_else(|| Failure::new(STOFFEL_ERROR_INVALID_HANDLE, "value id 0 names nothing"))
     };
     Ok(match tag {
         0 => Val::Unit,
-        1 => Val::I64(unsafe { data.int_val }),
-        2 => Val::Float(unsafe { data.float_val }),
-        3 => Val::Bool(unsafe { data.bool_val } != 0),
+        1 => Val::I64(int_val),
+        2 => Val::Float(float_val),
+        3 => Val::Bool(bool_val != 0),
         4 => {
-            let s = unsafe { data.string_val };
-            if s.is_null() {
+            if string_val.is_null() {
                 return Err(Failure::new(
                     STOFFEL_ERROR_NULL,
                     "string value with a NULL pointer",
                 ));
             }
             // SAFETY: the caller guarantees a non-NULL string_val is NUL-terminated.
-            let bytes = unsafe { CStr::from_ptr(s) };
+            let bytes = unsafe { CStr::from_ptr(string_val) };
             let text = bytes.to_str().map_err(|e| {
                 Failure::new(
                     STOFFEL_ERROR_UTF8,
@@ -499,10 +509,10 @@ pub(crate) unsafe fn read_value(p: *const StoffelValue) -> Result<Val, Failure> 
             })?;
             Val::String(text.to_owned())
         }
-        5 => Val::Object(handle(unsafe { data.object_id })?),
-        6 => Val::Array(handle(unsafe { data.array_id })?),
-        7 => Val::Foreign(handle(unsafe { data.foreign_id })?),
-        8 => Val::Closure(handle(unsafe { data.closure_id })?),
+        5 => Val::Object(handle()?),
+        6 => Val::Array(handle()?),
+        7 => Val::Foreign(handle()?),
+        8 => Val::Closure(handle()?),
         other => {
             return Err(Failure::new(
                 STOFFEL_ERROR_TYPE,
@@ -528,7 +538,15 @@ pub(crate) fn make_value(v: &Val) -> Result<StoffelValue, Failure> {
     };
     Ok(match v {
         Val::Unit => int(T::STOFFEL_VALUE_UNIT, 0),
-        Val::Bool(b) => int(T::STOFFEL_VALUE_BOOL, i64::from(*b)),
+        Val::Bool(b) => {
+            // All 8 bytes zeroed, then the C `int` member set (right on any endianness).
+            let mut data = StoffelValueData { int_val: 0 };
+            data.bool_val = c_int::from(*b);
+            StoffelValue {
+                value_type: T::STOFFEL_VALUE_BOOL,
+                data,
+            }
+        }
         Val::I64(x) => int(T::STOFFEL_VALUE_INT, *x),
         Val::I32(x) => int(T::STOFFEL_VALUE_INT, i64::from(*x)),
         Val::I16(x) => int(T::STOFFEL_VALUE_INT, i64::from(*x)),
