@@ -1,6 +1,8 @@
 //! Every builtin, on its happy paths and each of its error paths, through the public API.
-//! Expected values come from `/work/shared/spec/vm-behaviour.md` and
-//! `reference-semantics.md` §4-§5.
+//! Expected values come from the VM's binding semantics (vm-behaviour) and
+//! the original StoffelVM's rules (reference semantics) §4-§5.
+
+mod common;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -11,27 +13,7 @@ use stoffel_vm::{ErrorKind, Output, RuntimeError, Val, Vm, VmError};
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// A VM with `src` loaded and `print` captured into a string.
-fn vm_with(src: &str) -> (Vm, Rc<RefCell<String>>) {
-    let mut vm = Vm::new();
-    let out = Rc::new(RefCell::new(String::new()));
-    let sink = out.clone();
-    vm.set_output(Output::Callback(Box::new(move |s: &str| {
-        sink.borrow_mut().push_str(s)
-    })));
-    if let Err(e) = vm.load_assembly(src) {
-        panic!("test program does not assemble: {e}\n{src}");
-    }
-    (vm, out)
-}
-
-/// Runs `main` of `src`: the result and everything printed.
-fn run(src: &str) -> (Result<Val, VmError>, String) {
-    let (mut vm, out) = vm_with(src);
-    let result = vm.execute("main", &[]);
-    let printed = out.borrow().clone();
-    (result, printed)
-}
+use common::{run, vm_with};
 
 /// Runs `main` of `src`, which must succeed; returns what it printed.
 fn printed(src: &str) -> String {

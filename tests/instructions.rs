@@ -1,38 +1,17 @@
 //! Every instruction, on its happy paths and each of its error paths, through the public API
 //! (`Vm::load_assembly` + `Vm::execute`). Expected values come from
-//! `/work/shared/spec/vm-behaviour.md` and `reference-semantics.md` §1-§4.
+//! the VM's binding semantics and the original StoffelVM's rules §1-§4.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+mod common;
 
 use stoffel_vm::vm::ApiError;
-use stoffel_vm::{ErrorKind, Output, RuntimeError, Val, Vm, VmError};
+use stoffel_vm::{ErrorKind, RuntimeError, Val, Vm, VmError};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// A VM with `src` loaded and `print` captured into a string.
-fn vm_with(src: &str) -> (Vm, Rc<RefCell<String>>) {
-    let mut vm = Vm::new();
-    let out = Rc::new(RefCell::new(String::new()));
-    let sink = out.clone();
-    vm.set_output(Output::Callback(Box::new(move |s: &str| {
-        sink.borrow_mut().push_str(s)
-    })));
-    if let Err(e) = vm.load_assembly(src) {
-        panic!("test program does not assemble: {e}\n{src}");
-    }
-    (vm, out)
-}
-
-/// Runs `main` of `src`: the result and everything printed.
-fn run(src: &str) -> (Result<Val, VmError>, String) {
-    let (mut vm, out) = vm_with(src);
-    let result = vm.execute("main", &[]);
-    let printed = out.borrow().clone();
-    (result, printed)
-}
+use common::{run, vm_with};
 
 /// Runs `main` of `src`, which must succeed.
 fn ok(src: &str) -> Val {

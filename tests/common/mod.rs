@@ -1,6 +1,34 @@
-//! Helpers shared by the test files that drive the built shared library from other languages.
+//! Helpers shared by the test files. Each test file uses only some of them.
 
+#![allow(dead_code)]
+
+use std::cell::RefCell;
 use std::path::PathBuf;
+use std::rc::Rc;
+
+use stoffel_vm::{Output, Val, Vm, VmError};
+
+/// A VM with `src` loaded and `print` captured into a string.
+pub fn vm_with(src: &str) -> (Vm, Rc<RefCell<String>>) {
+    let mut vm = Vm::new();
+    let out = Rc::new(RefCell::new(String::new()));
+    let sink = out.clone();
+    vm.set_output(Output::Callback(Box::new(move |s: &str| {
+        sink.borrow_mut().push_str(s)
+    })));
+    if let Err(e) = vm.load_assembly(src) {
+        panic!("test program does not assemble: {e}\n{src}");
+    }
+    (vm, out)
+}
+
+/// Runs `main` of `src`: the result and everything printed.
+pub fn run(src: &str) -> (Result<Val, VmError>, String) {
+    let (mut vm, out) = vm_with(src);
+    let result = vm.execute("main", &[]);
+    let printed = out.borrow().clone();
+    (result, printed)
+}
 
 /// The directory of the `libstoffel_vm.so` cargo built for this test run. A test binary is
 /// `target/<profile>/deps/<name>-<hash>`; building the tests builds the crate's cdylib into
