@@ -7,13 +7,13 @@ mod common;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use stoffel_vm::{ErrorKind, Output, RuntimeError, Val, Vm, VmError};
+use stoffel_vm::{ErrorKind, Output, Val, Vm, VmError};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-use common::{run, vm_with};
+use common::{assert_error, run, runtime_error, vm_with};
 
 /// Runs `main` of `src`, which must succeed; returns what it printed.
 fn printed(src: &str) -> String {
@@ -22,24 +22,6 @@ fn printed(src: &str) -> String {
         panic!("unexpected error: {e}\n{src}");
     }
     out
-}
-
-fn runtime_error(result: Result<Val, VmError>) -> RuntimeError {
-    match result {
-        Err(VmError::Runtime(e)) => e,
-        other => panic!("expected a runtime error, got {other:?}"),
-    }
-}
-
-/// Asserts a runtime error of `kind` in `function` at `instruction`.
-#[track_caller]
-fn assert_error(result: Result<Val, VmError>, function: &str, instruction: usize, kind: ErrorKind) {
-    let e = runtime_error(result);
-    assert_eq!(
-        (e.function.as_str(), e.instruction, &e.kind),
-        (function, instruction, &kind),
-        "error was: {e}"
-    );
 }
 
 /// Asserts that builtin `builtin` rejected its arguments, in `function` at `instruction`.

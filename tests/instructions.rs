@@ -5,13 +5,13 @@
 mod common;
 
 use stoffel_vm::vm::ApiError;
-use stoffel_vm::{ErrorKind, RuntimeError, Val, Vm, VmError};
+use stoffel_vm::{ErrorKind, Val, Vm, VmError};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-use common::{run, vm_with};
+use common::{assert_error, run, runtime_error, vm_with};
 
 /// Runs `main` of `src`, which must succeed.
 fn ok(src: &str) -> Val {
@@ -19,25 +19,6 @@ fn ok(src: &str) -> Val {
         Ok(v) => v,
         Err(e) => panic!("unexpected error: {e}\n{src}"),
     }
-}
-
-/// The runtime error in `result`.
-fn runtime_error(result: Result<Val, VmError>) -> RuntimeError {
-    match result {
-        Err(VmError::Runtime(e)) => e,
-        other => panic!("expected a runtime error, got {other:?}"),
-    }
-}
-
-/// Asserts that `result` is a runtime error in `function` at `instruction` of `kind`.
-#[track_caller]
-fn assert_error(result: Result<Val, VmError>, function: &str, instruction: usize, kind: ErrorKind) {
-    let e = runtime_error(result);
-    assert_eq!(
-        (e.function.as_str(), e.instruction, &e.kind),
-        (function, instruction, &kind),
-        "error was: {e}"
-    );
 }
 
 /// Runs `main` of `src`, which must fail with `kind` in `function` at `instruction`.

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use stoffel_vm::{Output, Val, Vm, VmError};
+use stoffel_vm::{ErrorKind, Output, RuntimeError, Val, Vm, VmError};
 
 /// A VM with `src` loaded and `print` captured into a string.
 pub fn vm_with(src: &str) -> (Vm, Rc<RefCell<String>>) {
@@ -20,6 +20,30 @@ pub fn vm_with(src: &str) -> (Vm, Rc<RefCell<String>>) {
         panic!("test program does not assemble: {e}\n{src}");
     }
     (vm, out)
+}
+
+/// The runtime error in `result` (panics on anything else).
+pub fn runtime_error(result: Result<Val, VmError>) -> RuntimeError {
+    match result {
+        Err(VmError::Runtime(e)) => e,
+        other => panic!("expected a runtime error, got {other:?}"),
+    }
+}
+
+/// Asserts that `result` is a runtime error in `function` at `instruction` of `kind`.
+#[track_caller]
+pub fn assert_error(
+    result: Result<Val, VmError>,
+    function: &str,
+    instruction: usize,
+    kind: ErrorKind,
+) {
+    let e = runtime_error(result);
+    assert_eq!(
+        (e.function.as_str(), e.instruction, &e.kind),
+        (function, instruction, &kind),
+        "error was: {e}"
+    );
 }
 
 /// Runs `main` of `src`: the result and everything printed.
