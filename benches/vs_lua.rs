@@ -13,7 +13,7 @@
 //! `apt-get install -y` when `lua5.4` or its headers are missing.
 //!
 //! Every timed run is its own process: `target/release/stoffel-run FILE [quick]
-//! --print-result --stats` or `lua5.4 FILE [quick]` for the workloads written as programs
+//! --print-result --stats` or `lua5.4 peak_rss.lua FILE [quick]` for the workloads written as programs
 //! (`benches/workloads/NAME.sasm` and `NAME.lua`), the C programs
 //! `benches/workloads/host_api_{stoffel,lua}.c` for the host-API ones. Ours and Lua's runs
 //! alternate; each run's stdout must be exactly the expected answer (computed here in Rust),
@@ -404,7 +404,9 @@ impl Tools {
                     }
                     command.args(["--print-result", "--stats"]);
                 } else {
+                    // The wrapper runs the script, then reports the peak RSS.
                     command = Command::new(&self.lua);
+                    command.arg(dir.join("peak_rss.lua"));
                     command.arg(dir.join(format!("{}.lua", workload.name)));
                     if quick {
                         command.arg("quick");

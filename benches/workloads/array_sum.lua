@@ -15,13 +15,3 @@ local function run(n)
 end
 
 print(run(N))
-
--- Peak RSS of this process, for the runner (benches/vs_lua.rs), on stderr.
-local status = io.open("/proc/self/status")
-if status then
-  for line in status:lines() do
-    local kb = line:match("^VmHWM:%s*(%d+)")
-    if kb then io.stderr:write("peak_rss_kb=", kb, "\n") end
-  end
-  status:close()
-end

@@ -35,13 +35,3 @@ for d = MIN, MAX, 2 do
 end
 total = total + check(long_lived)
 print(total)
-
--- Peak RSS of this process, for the runner (benches/vs_lua.rs), on stderr.
-local status = io.open("/proc/self/status")
-if status then
-  for line in status:lines() do
-    local kb = line:match("^VmHWM:%s*(%d+)")
-    if kb then io.stderr:write("peak_rss_kb=", kb, "\n") end
-  end
-  status:close()
-end
