@@ -1142,17 +1142,8 @@ impl<'s> Assembler<'s> {
             },
             (20, [V::Reg(a), V::Reg(b)]) => Cmp { a: *a, b: *b },
             (3..=10, [V::Reg(dst), V::Reg(a), V::Reg(b)]) => {
-                let (dst, a, b) = (*dst, *a, *b);
-                match opcode {
-                    3 => Add { dst, a, b },
-                    4 => Sub { dst, a, b },
-                    5 => Mul { dst, a, b },
-                    6 => Div { dst, a, b },
-                    7 => Mod { dst, a, b },
-                    8 => And { dst, a, b },
-                    9 => Or { dst, a, b },
-                    _ => Xor { dst, a, b },
-                }
+                Instruction::binary(opcode as u8, *dst, *a, *b)
+                    .ok_or_else(|| c.error(start, format!("malformed operands for {name}")))?
             }
             (12, [V::Reg(dst), V::Reg(src), V::Reg(amount)]) => Shl {
                 dst: *dst,

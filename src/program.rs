@@ -300,6 +300,22 @@ impl Instruction {
         }
     }
 
+    /// The three-register instruction (`ADD` … `XOR`) with STFL opcode `0x03..=0x0A`.
+    pub fn binary(opcode: u8, dst: Reg, a: Reg, b: Reg) -> Option<Instruction> {
+        use Instruction::*;
+        Some(match opcode {
+            0x03 => Add { dst, a, b },
+            0x04 => Sub { dst, a, b },
+            0x05 => Mul { dst, a, b },
+            0x06 => Div { dst, a, b },
+            0x07 => Mod { dst, a, b },
+            0x08 => And { dst, a, b },
+            0x09 => Or { dst, a, b },
+            0x0A => Xor { dst, a, b },
+            _ => return None,
+        })
+    }
+
     /// The mnemonic, as written in assembly and disassembly (`LDI`, `JMPEQ`, …).
     pub fn mnemonic(&self) -> &'static str {
         MNEMONICS[self.opcode() as usize]

@@ -558,15 +558,9 @@ impl<'a> Reader<'a> {
             },
             0x03..=0x0A => {
                 let (dst, a, b) = (self.reg()?, self.reg()?, self.reg()?);
-                match opcode {
-                    0x03 => Add { dst, a, b },
-                    0x04 => Sub { dst, a, b },
-                    0x05 => Mul { dst, a, b },
-                    0x06 => Div { dst, a, b },
-                    0x07 => Mod { dst, a, b },
-                    0x08 => And { dst, a, b },
-                    0x09 => Or { dst, a, b },
-                    _ => Xor { dst, a, b },
+                match Instruction::binary(opcode, dst, a, b) {
+                    Some(ins) => ins,
+                    None => return Err(self.fail(at, LoadErrorKind::UnknownOpcode(opcode))),
                 }
             }
             0x0B => Not {
