@@ -8,16 +8,27 @@
 use gc_arena::{Gc, Mutation};
 
 use crate::code::{Binding, Builtin, Code};
-use crate::heap::{Array, Closure, Object, Str};
-use crate::interp::{ErrorKind, Interp, Runtime, kind_name};
+use crate::heap::{Array, Closure, Env, Object, Str};
+use crate::interp::{Calls, ErrorKind, Runtime, kind_name};
 use crate::value::Value;
 
 /// What a builtin did.
 pub enum Outcome<'gc> {
     /// It finished with this value.
     Value(Value<'gc>),
-    /// It pushed a frame (`call_closure`); the interpreter continues there.
-    Entered,
+    /// It asks for a frame (`call_closure`): bytecode function `func` with the arguments
+    /// from `args_base` on, whose caller's pending stack goes back to `restore` when it
+    /// returns. Arity and depth are checked.
+    Enter {
+        /// Index into [`Code::functions`].
+        func: u32,
+        /// Where the callee's arguments start on the pending stack.
+        args_base: usize,
+        /// Pending-stack length to restore on return.
+        restore: usize,
+        /// The closure's captured cells.
+        env: Env<'gc>,
+    },
 }
 
 /// Preallocation honoured for `create_array(n)`; larger hints are only hints.
@@ -41,16 +52,18 @@ fn string_arg<'a>(b: Builtin, v: Value<'a>, what: &str) -> Result<&'a str, Error
 }
 
 /// Calls builtin `b` with the arguments on the pending stack from `args_base` on. The caller
-/// clears the arguments afterwards (unless a frame was entered, which owns them).
+/// clears the arguments afterwards (unless it enters the frame asked for, which owns them).
+/// Builtins never touch registers, which is why the interpreter can keep its register window
+/// borrowed across this call.
 pub fn call<'gc>(
     b: Builtin,
     mc: &Mutation<'gc>,
-    interp: &mut Interp<'gc>,
+    calls: &Calls<'gc>,
     code: &Code,
     rt: &mut Runtime,
     args_base: usize,
 ) -> Result<Outcome<'gc>, ErrorKind> {
-    let args = interp.args_from(args_base);
+    let args = calls.args_from(args_base);
     let value = match b {
         Builtin::Print => {
             let mut line = String::new();
@@ -172,7 +185,7 @@ pub fn call<'gc>(
             rt.check_alloc(64 + names.len() * 96)?;
             let mut cells = Vec::with_capacity(names.len());
             for name in names {
-                let cell = interp.find_upvalue(mc, code, name).ok_or_else(|| {
+                let cell = calls.find_upvalue(mc, code, name).ok_or_else(|| {
                     error(
                         b,
                         format!("could not find upvalue '{name}' when creating closure"),
@@ -207,8 +220,13 @@ pub fn call<'gc>(
             };
             match slot.map(|s| code.bindings[s as usize]) {
                 Some(Binding::Function(f)) => {
-                    interp.enter_closure(code, rt, f, args_base + 1, args_base, closure.env)?;
-                    return Ok(Outcome::Entered);
+                    calls.check_call(code, rt, f, args_base + 1)?;
+                    return Ok(Outcome::Enter {
+                        func: f,
+                        args_base: args_base + 1,
+                        restore: args_base,
+                        env: closure.env,
+                    });
                 }
                 None | Some(Binding::Unbound) => {
                     return Err(ErrorKind::FunctionNotFound(
@@ -231,7 +249,7 @@ pub fn call<'gc>(
                 return Err(error(b, "expects 1 argument: the upvalue name"));
             };
             let name = string_arg(b, first, "the upvalue name")?;
-            match interp.current_upvalue(name) {
+            match calls.current_upvalue(name) {
                 Some(cell) => *cell.borrow(),
                 None => return Err(error(b, format!("upvalue '{name}' not found"))),
             }
@@ -245,7 +263,7 @@ pub fn call<'gc>(
             }
             let name = string_arg(b, args[0], "the upvalue name")?;
             let value = args[1];
-            match interp.current_upvalue(name) {
+            match calls.current_upvalue(name) {
                 Some(cell) => *cell.borrow_mut(mc) = value,
                 None => return Err(error(b, format!("upvalue '{name}' not found for writing"))),
             }

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use crate::interp::{Op, lower};
 use crate::program::{Instruction, Program};
 
 /// The builtins every VM starts with.
@@ -97,6 +98,8 @@ pub struct LinkedFunction {
     pub name: Rc<str>,
     /// Code with jumps as instruction indices, calls as slots and LDI as global constants.
     pub code: Box<[Instruction]>,
+    /// The same code lowered for the interpreter (one op per instruction, same indices).
+    pub(crate) ops: Box<[Op]>,
     /// Registers per frame.
     pub frame_size: u32,
     /// Parameter names.
@@ -201,6 +204,7 @@ impl Code {
             let index = self.functions.len() as u32;
             self.functions.push(LinkedFunction {
                 name: Rc::from(function.name.as_str()),
+                ops: lower(&code),
                 code,
                 frame_size: function.frame_size(),
                 params: function

@@ -1755,6 +1755,48 @@ loop:
 }
 
 #[test]
+fn compare_and_branch_pairs_count_as_two_instructions() {
+    // The interpreter runs CMP + JMPLT as one fused op; budgets and limits must still see
+    // two instructions, and a limit or step boundary between them must split the pair.
+    let (mut vm, _) = vm_with(
+        "
+.function count(n) registers 4
+    LDI r1, 0           ; 0
+    LDI r2, 1           ; 1
+loop:
+    ADD r1, r1, r2      ; 2
+    CMP r1, r0          ; 3
+    JMPLT loop          ; 4
+    RET r1              ; 5
+",
+    );
+    // 5000 iterations: 2 + 3 * 5000 + 1 instructions. The interpreter's step of 4096
+    // instructions ends right after a CMP (4096 = 2 + 3 * 1364 + 2).
+    let before = vm.instructions_executed();
+    assert_eq!(
+        vm.execute("count", &[Val::I64(5000)]).unwrap(),
+        Val::I64(5000)
+    );
+    assert_eq!(vm.instructions_executed() - before, 2 + 3 * 5000 + 1);
+    // A limit that allows the CMP of the 11th iteration but not its jump.
+    vm.set_instruction_limit(Some(2 + 3 * 10 + 2));
+    assert_error(
+        vm.execute("count", &[Val::I64(5000)]),
+        "count",
+        4,
+        ErrorKind::FuelExhausted(2 + 3 * 10 + 2),
+    );
+    // One more: the jump ran and went back to the ADD, which did not.
+    vm.set_instruction_limit(Some(2 + 3 * 11));
+    assert_error(
+        vm.execute("count", &[Val::I64(5000)]),
+        "count",
+        2,
+        ErrorKind::FuelExhausted(2 + 3 * 11),
+    );
+}
+
+#[test]
 fn fuel_error_names_the_instruction_that_did_not_run() {
     let (mut vm, _) = vm_with(
         "

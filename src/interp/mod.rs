@@ -15,6 +15,7 @@
 //! for as long as the callee runs: they are its parameters' values at call time, which
 //! `create_closure` captures by name.
 
+mod lower;
 mod ops;
 
 use gc_arena::lock::RefLock;
@@ -23,9 +24,9 @@ use gc_arena::{Collect, Gc, Mutation};
 use crate::builtins::{self, Outcome};
 use crate::code::{Binding, Code};
 use crate::heap::{Env, Meter, Str, Upvalue, alloc_env};
-use crate::program::Instruction;
 use crate::value::{Kind, Value};
 
+pub(crate) use lower::{Op, WINDOW, lower};
 pub use ops::{BinOp, compare};
 
 /// Where `print` writes.
@@ -190,6 +191,9 @@ pub enum ErrorKind {
     /// `print` could not write its output.
     #[error("print failed: {0}")]
     Output(String),
+    /// A broken interpreter invariant: a bug in this crate, reported instead of a panic.
+    #[error("internal interpreter error: {0}")]
+    Internal(&'static str),
 }
 
 /// A runtime error: what went wrong, in which function, at which instruction.
@@ -242,14 +246,29 @@ pub struct Activation {
     pending_base: usize,
 }
 
+/// The frames, the pending-argument stack and the activations: everything about calls except
+/// the registers. Builtins get this (shared) while the interpreter keeps the running frame's
+/// registers borrowed.
+#[derive(Collect, Default)]
+#[collect(no_drop)]
+pub struct Calls<'gc> {
+    frames: Vec<Frame<'gc>>,
+    pending: Vec<Value<'gc>>,
+    activations: Vec<Activation>,
+}
+
 /// The interpreter's stacks. Lives in the arena root.
 #[derive(Collect, Default)]
 #[collect(no_drop)]
 pub struct Interp<'gc> {
+    /// The register stack. Frames use `regs[base..base + frame_size]`; everything from
+    /// `reg_top` on is Unit (a returning frame clears its registers), and the vector always
+    /// reaches [`WINDOW`] registers past the top frame's base, so the running frame can
+    /// borrow a fixed-size window.
     regs: Vec<Value<'gc>>,
-    frames: Vec<Frame<'gc>>,
-    pending: Vec<Value<'gc>>,
-    activations: Vec<Activation>,
+    /// One past the top frame's registers.
+    reg_top: usize,
+    calls: Calls<'gc>,
     /// The value the last finished activation returned.
     pub result: Value<'gc>,
     /// The last [`run`] yielded: the top frame's ip is the next instruction to run (not one
@@ -280,201 +299,34 @@ pub enum Step {
     Error(RuntimeError),
 }
 
-impl<'gc> Interp<'gc> {
-    /// Frames live in all activations.
-    pub fn depth(&self) -> usize {
-        self.frames.len()
-    }
-
-    /// Activations in progress (1 for a plain execute, more while host functions re-enter).
-    pub fn activation_count(&self) -> usize {
-        self.activations.len()
-    }
-
-    /// Takes the value the last finished activation returned, so the interpreter does not
-    /// keep it alive.
-    pub fn take_result(&mut self) -> Value<'gc> {
-        std::mem::replace(&mut self.result, Value::Unit)
-    }
-
-    /// The running function and the index of the instruction it will run next.
-    pub fn position(&self) -> Option<(u32, u32)> {
-        self.frames.last().map(|f| (f.func, f.ip))
-    }
-
-    /// Bytes the stacks hold, for the memory limit.
-    pub fn stack_bytes(&self) -> usize {
-        (self.regs.capacity() + self.pending.capacity()) * std::mem::size_of::<Value<'_>>()
-            + self.frames.capacity() * std::mem::size_of::<Frame<'_>>()
-            + self.alloc_wait
-    }
-
-    /// Drops every activation (used after a host panicked through a nested execution).
-    pub fn reset(&mut self) {
-        self.regs.clear();
-        self.frames.clear();
-        self.pending.clear();
-        self.activations.clear();
-        self.result = Value::Unit;
-        self.yielded = false;
-        self.alloc_wait = 0;
-    }
-
-    /// Starts an activation for bytecode function `func` with `args`. The count must match
-    /// the parameters, except that with `lenient` and no args at all the parameters start as
-    /// Unit (StoffelVM's `execute`).
-    pub fn begin_function(
-        &mut self,
-        code: &Code,
-        rt: &Runtime,
-        func: u32,
-        args: &[Value<'gc>],
-        lenient: bool,
-    ) -> Result<(), RuntimeError> {
-        let f = &code.functions[func as usize];
-        let entry_error = |kind| RuntimeError {
-            function: f.name.to_string(),
-            instruction: 0,
-            kind,
-        };
-        if !(lenient && args.is_empty()) && args.len() != f.params.len() {
-            return Err(entry_error(ErrorKind::Arity {
-                function: f.name.to_string(),
-                expected: f.params.len(),
-                got: args.len(),
-            }));
-        }
-        if self.frames.len() >= rt.max_depth {
-            return Err(entry_error(ErrorKind::DepthExceeded(rt.max_depth)));
-        }
-        self.activations.push(Activation {
-            frame_base: self.frames.len(),
-            reg_base: self.regs.len(),
-            pending_base: self.pending.len(),
-        });
-        let args_base = self.pending.len();
-        self.pending.extend_from_slice(args);
-        self.push_frame(code, func, args_base, args.len(), args_base, None);
-        Ok(())
-    }
-
-    /// Starts an activation that calls builtin `b` with `args` (a host executing a builtin by
-    /// name). Returns true when the builtin finished at once (its value is in `result`),
-    /// false when it started a frame (`call_closure`) that [`run`] must now run.
-    pub fn begin_builtin(
-        &mut self,
-        mc: &Mutation<'gc>,
-        code: &Code,
-        rt: &mut Runtime,
-        b: crate::code::Builtin,
-        args: &[Value<'gc>],
-    ) -> Result<bool, RuntimeError> {
-        let act = Activation {
-            frame_base: self.frames.len(),
-            reg_base: self.regs.len(),
-            pending_base: self.pending.len(),
-        };
-        self.activations.push(act);
-        self.pending.extend_from_slice(args);
-        match builtins::call(b, mc, self, code, rt, act.pending_base) {
-            Ok(Outcome::Value(v)) => {
-                self.pending.truncate(act.pending_base);
-                self.activations.pop();
-                self.result = v;
-                Ok(true)
-            }
-            Ok(Outcome::Entered) => Ok(false),
-            Err(kind) => {
-                self.unwind();
-                Err(RuntimeError {
-                    function: b.name().to_string(),
-                    instruction: 0,
-                    kind,
-                })
-            }
-        }
-    }
-
-    /// The arguments of a pending host call.
-    pub fn host_args(&self) -> &[Value<'gc>] {
-        let base = self.frames.last().map_or(0, |f| f.pending_base());
+impl<'gc> Calls<'gc> {
+    /// Arguments on the pending stack from `base` on.
+    pub(crate) fn args_from(&self, base: usize) -> &[Value<'gc>] {
         &self.pending[base.min(self.pending.len())..]
     }
 
-    /// Completes a pending host call: the result goes to the caller's r0.
-    pub fn deliver(&mut self, value: Value<'gc>) {
-        if let Some(frame) = self.frames.last() {
-            let (base, pending) = (frame.base as usize, frame.pending_base());
-            self.regs[base] = value;
-            self.pending.truncate(pending);
-        }
-    }
-
-    /// Fails the current activation at the pending host call.
-    pub fn fail_host_call(&mut self, code: &Code, kind: ErrorKind) -> RuntimeError {
-        let error = self.error_here(code, kind);
-        self.yielded = false;
-        self.alloc_wait = 0;
-        self.unwind();
-        error
-    }
-
-    fn error_here(&self, code: &Code, kind: ErrorKind) -> RuntimeError {
-        match self.frames.last() {
-            Some(frame) => RuntimeError {
-                function: code.functions[frame.func as usize].name.to_string(),
-                // ip points past the failing instruction, or (after a yield) at the
-                // instruction that did not run.
-                instruction: if self.yielded {
-                    frame.ip as usize
-                } else {
-                    (frame.ip as usize).saturating_sub(1)
-                },
-                kind,
-            },
-            None => RuntimeError {
-                function: String::new(),
-                instruction: 0,
-                kind,
-            },
-        }
-    }
-
-    /// Removes the current activation and everything it pushed.
-    fn unwind(&mut self) {
-        if let Some(act) = self.activations.pop() {
-            self.frames.truncate(act.frame_base);
-            self.regs.truncate(act.reg_base);
-            self.pending.truncate(act.pending_base);
-        }
-    }
-
-    /// Pushes a frame for `func`, whose `arg_count` arguments are on the pending stack at
-    /// `args_base`. The caller has checked arity and depth.
-    pub(crate) fn push_frame(
-        &mut self,
+    /// Checks a call of bytecode function `func` with the arguments from `args_base` to the
+    /// top of the pending stack: their count and the depth limit.
+    pub(crate) fn check_call(
+        &self,
         code: &Code,
+        rt: &Runtime,
         func: u32,
         args_base: usize,
-        arg_count: usize,
-        restore_pending: usize,
-        env: Option<Env<'gc>>,
-    ) {
+    ) -> Result<(), ErrorKind> {
         let f = &code.functions[func as usize];
-        let base = self.regs.len();
-        self.regs.resize(base + f.frame_size as usize, Value::Unit);
-        let n = arg_count.min(f.frame_size as usize);
-        self.regs[base..base + n].copy_from_slice(&self.pending[args_base..args_base + n]);
-        self.frames.push(Frame {
-            func,
-            ip: 0,
-            cmp: 0,
-            base: base as u32,
-            args_base: args_base as u32,
-            arg_count: arg_count as u32,
-            restore_pending: restore_pending as u32,
-            env,
-        });
+        let got = self.pending.len().saturating_sub(args_base);
+        if got != f.params.len() {
+            return Err(ErrorKind::Arity {
+                function: f.name.to_string(),
+                expected: f.params.len(),
+                got,
+            });
+        }
+        if self.frames.len() >= rt.max_depth {
+            return Err(ErrorKind::DepthExceeded(rt.max_depth));
+        }
+        Ok(())
     }
 
     /// Looks a variable up by name the way StoffelVM does: frames from the top down, each
@@ -514,38 +366,240 @@ impl<'gc> Interp<'gc> {
             .find(|u| u.name.as_str() == name)
             .map(|u| u.cell)
     }
+}
 
-    /// Arguments on the pending stack from `base` on.
-    pub(crate) fn args_from(&self, base: usize) -> &[Value<'gc>] {
-        &self.pending[base.min(self.pending.len())..]
+impl<'gc> Interp<'gc> {
+    /// Frames live in all activations.
+    pub fn depth(&self) -> usize {
+        self.calls.frames.len()
     }
 
-    /// Starts a closure call: a frame for bytecode function `func` with the arguments at
-    /// `args_base`, whose pending stack is restored to `restore` on return.
-    pub(crate) fn enter_closure(
+    /// Activations in progress (1 for a plain execute, more while host functions re-enter).
+    pub fn activation_count(&self) -> usize {
+        self.calls.activations.len()
+    }
+
+    /// Takes the value the last finished activation returned, so the interpreter does not
+    /// keep it alive.
+    pub fn take_result(&mut self) -> Value<'gc> {
+        std::mem::replace(&mut self.result, Value::Unit)
+    }
+
+    /// The running function and the index of the instruction it will run next.
+    pub fn position(&self) -> Option<(u32, u32)> {
+        self.calls.frames.last().map(|f| (f.func, f.ip))
+    }
+
+    /// Bytes the stacks hold, for the memory limit. The register window's fixed reserve
+    /// above the high-water mark is not counted: it is the same for every program.
+    pub fn stack_bytes(&self) -> usize {
+        let regs = self.regs.capacity().saturating_sub(WINDOW);
+        (regs + self.calls.pending.capacity()) * std::mem::size_of::<Value<'_>>()
+            + self.calls.frames.capacity() * std::mem::size_of::<Frame<'_>>()
+            + self.alloc_wait
+    }
+
+    /// Drops every activation (used after a host panicked through a nested execution).
+    pub fn reset(&mut self) {
+        self.regs.clear();
+        self.reg_top = 0;
+        self.calls.frames.clear();
+        self.calls.pending.clear();
+        self.calls.activations.clear();
+        self.result = Value::Unit;
+        self.yielded = false;
+        self.alloc_wait = 0;
+    }
+
+    fn begin_activation(&mut self) -> Activation {
+        let act = Activation {
+            frame_base: self.calls.frames.len(),
+            reg_base: self.reg_top,
+            pending_base: self.calls.pending.len(),
+        };
+        self.calls.activations.push(act);
+        act
+    }
+
+    /// Starts an activation for bytecode function `func` with `args`. The count must match
+    /// the parameters, except that with `lenient` and no args at all the parameters start as
+    /// Unit (StoffelVM's `execute`).
+    pub fn begin_function(
         &mut self,
         code: &Code,
         rt: &Runtime,
         func: u32,
-        args_base: usize,
-        restore: usize,
-        env: Env<'gc>,
-    ) -> Result<(), ErrorKind> {
+        args: &[Value<'gc>],
+        lenient: bool,
+    ) -> Result<(), RuntimeError> {
         let f = &code.functions[func as usize];
-        let got = self.pending.len() - args_base;
-        if got != f.params.len() {
-            return Err(ErrorKind::Arity {
+        let entry_error = |kind| RuntimeError {
+            function: f.name.to_string(),
+            instruction: 0,
+            kind,
+        };
+        if !(lenient && args.is_empty()) && args.len() != f.params.len() {
+            return Err(entry_error(ErrorKind::Arity {
                 function: f.name.to_string(),
                 expected: f.params.len(),
-                got,
-            });
+                got: args.len(),
+            }));
         }
-        if self.frames.len() >= rt.max_depth {
-            return Err(ErrorKind::DepthExceeded(rt.max_depth));
+        if self.calls.frames.len() >= rt.max_depth {
+            return Err(entry_error(ErrorKind::DepthExceeded(rt.max_depth)));
         }
-        self.push_frame(code, func, args_base, got, restore, Some(env));
+        let act = self.begin_activation();
+        self.calls.pending.extend_from_slice(args);
+        self.push_frame(code, func, act.pending_base, act.pending_base, None);
         Ok(())
     }
+
+    /// Starts an activation that calls builtin `b` with `args` (a host executing a builtin by
+    /// name). Returns true when the builtin finished at once (its value is in `result`),
+    /// false when it started a frame (`call_closure`) that [`run`] must now run.
+    pub fn begin_builtin(
+        &mut self,
+        mc: &Mutation<'gc>,
+        code: &Code,
+        rt: &mut Runtime,
+        b: crate::code::Builtin,
+        args: &[Value<'gc>],
+    ) -> Result<bool, RuntimeError> {
+        let act = self.begin_activation();
+        self.calls.pending.extend_from_slice(args);
+        match builtins::call(b, mc, &self.calls, code, rt, act.pending_base) {
+            Ok(Outcome::Value(v)) => {
+                self.calls.pending.truncate(act.pending_base);
+                self.calls.activations.pop();
+                self.result = v;
+                Ok(true)
+            }
+            Ok(Outcome::Enter {
+                func,
+                args_base,
+                restore,
+                env,
+            }) => {
+                self.push_frame(code, func, args_base, restore, Some(env));
+                Ok(false)
+            }
+            Err(kind) => {
+                self.unwind();
+                Err(RuntimeError {
+                    function: b.name().to_string(),
+                    instruction: 0,
+                    kind,
+                })
+            }
+        }
+    }
+
+    /// The arguments of a pending host call.
+    pub fn host_args(&self) -> &[Value<'gc>] {
+        let base = self.calls.frames.last().map_or(0, |f| f.pending_base());
+        self.calls.args_from(base)
+    }
+
+    /// Completes a pending host call: the result goes to the caller's r0.
+    pub fn deliver(&mut self, value: Value<'gc>) {
+        if let Some(frame) = self.calls.frames.last() {
+            let (base, pending) = (frame.base as usize, frame.pending_base());
+            self.regs[base] = value;
+            self.calls.pending.truncate(pending);
+        }
+    }
+
+    /// Fails the current activation at the pending host call.
+    pub fn fail_host_call(&mut self, code: &Code, kind: ErrorKind) -> RuntimeError {
+        let error = self.error_here(code, kind);
+        self.yielded = false;
+        self.alloc_wait = 0;
+        self.unwind();
+        error
+    }
+
+    fn error_here(&self, code: &Code, kind: ErrorKind) -> RuntimeError {
+        match self.calls.frames.last() {
+            Some(frame) => RuntimeError {
+                function: code.functions[frame.func as usize].name.to_string(),
+                // ip points past the failing instruction, or (after a yield) at the
+                // instruction that did not run.
+                instruction: if self.yielded {
+                    frame.ip as usize
+                } else {
+                    (frame.ip as usize).saturating_sub(1)
+                },
+                kind,
+            },
+            None => RuntimeError {
+                function: String::new(),
+                instruction: 0,
+                kind,
+            },
+        }
+    }
+
+    /// Clears the registers from `base` to the top, which becomes `base`.
+    fn pop_registers(&mut self, base: usize) {
+        let top = self.reg_top.min(self.regs.len());
+        if base < top {
+            self.regs[base..top].fill(Value::Unit);
+        }
+        self.reg_top = base;
+    }
+
+    /// Removes the current activation and everything it pushed.
+    fn unwind(&mut self) {
+        if let Some(act) = self.calls.activations.pop() {
+            self.calls.frames.truncate(act.frame_base);
+            self.pop_registers(act.reg_base);
+            self.calls.pending.truncate(act.pending_base);
+        }
+    }
+
+    /// Pushes a frame for `func`, whose arguments are on the pending stack from `args_base`
+    /// to its top. The caller has checked arity and depth.
+    pub(crate) fn push_frame(
+        &mut self,
+        code: &Code,
+        func: u32,
+        args_base: usize,
+        restore_pending: usize,
+        env: Option<Env<'gc>>,
+    ) {
+        let f = &code.functions[func as usize];
+        let base = self.reg_top;
+        if self.regs.len() < base + WINDOW {
+            self.regs.resize(base + WINDOW, Value::Unit);
+        }
+        self.reg_top = base + f.frame_size as usize;
+        let args = &self.calls.pending[args_base.min(self.calls.pending.len())..];
+        let n = args.len().min(f.frame_size as usize);
+        self.regs[base..base + n].copy_from_slice(&args[..n]);
+        self.calls.frames.push(Frame {
+            func,
+            ip: 0,
+            cmp: 0,
+            base: base as u32,
+            args_base: args_base as u32,
+            arg_count: args.len() as u32,
+            restore_pending: restore_pending as u32,
+            env,
+        });
+    }
+}
+
+/// The running frame's registers: a fixed-size window, so a masked `u16` register index
+/// needs no bounds check.
+type Window<'gc> = [Value<'gc>; WINDOW];
+
+/// Borrows the window of the frame whose registers start at `base`.
+fn window<'a, 'gc>(regs: &'a mut Vec<Value<'gc>>, base: usize) -> Option<&'a mut Window<'gc>> {
+    if regs.len() < base + WINDOW {
+        // push_frame keeps the vector long enough; this only guards the invariant.
+        regs.resize(base + WINDOW, Value::Unit);
+    }
+    regs.get_mut(base..)?.first_chunk_mut::<WINDOW>()
 }
 
 /// Runs the current activation for at most `budget` instructions.
@@ -563,10 +617,9 @@ pub fn run<'gc>(
     rt: &mut Runtime,
     budget: u32,
 ) -> (Step, u32) {
-    let mut remaining = budget;
     interp.yielded = false;
     let retry = std::mem::take(&mut interp.alloc_wait) > 0;
-    let step = run_inner(mc, interp, constants, code, rt, &mut remaining, retry);
+    let (step, remaining) = run_inner(mc, interp, constants, code, rt, budget, retry);
     interp.yielded = matches!(step, Step::Yield);
     (step, budget - remaining)
 }
@@ -574,55 +627,50 @@ pub fn run<'gc>(
 /// A register of the running frame's window.
 macro_rules! reg {
     ($regs:expr, $r:expr) => {
-        $regs[$r as usize]
+        $regs[($r as usize) & (WINDOW - 1)]
     };
 }
 
+/// The dispatch loop. Returns how the step ended and the budget left.
 fn run_inner<'gc>(
     mc: &Mutation<'gc>,
     interp: &mut Interp<'gc>,
     constants: &[Value<'gc>],
     code: &Code,
     rt: &mut Runtime,
-    remaining: &mut u32,
+    budget: u32,
     retry: bool,
-) -> Step {
-    let start = *remaining;
+) -> (Step, u32) {
+    let mut left = budget;
     'frames: loop {
-        let Some(frame) = interp.frames.last().copied() else {
-            return Step::Done;
+        let Some(frame) = interp.calls.frames.last().copied() else {
+            return (Step::Done, left);
         };
-        let act = match interp.activations.last() {
-            Some(a) => *a,
-            None => return Step::Done,
+        let Some(&act) = interp.calls.activations.last() else {
+            return (Step::Done, left);
         };
         let func = &code.functions[frame.func as usize];
-        let ops = &func.code[..];
+        let ops = &func.ops[..];
         let base = frame.base as usize;
         let mut ip = frame.ip as usize;
         let mut cmp = frame.cmp;
-        // The frame's registers, borrowed once per frame switch: register access is then one
-        // bounds check against a length held in a register. Every arm that needs the whole
-        // interpreter (calls, returns, errors) leaves this loop afterwards, which ends the
-        // borrow.
-        let regs: &mut [Value<'gc>] = &mut interp.regs[base..base + func.frame_size as usize];
 
         // Saves ip and flag into the frame and fails the activation with `kind`.
         macro_rules! fail {
             ($kind:expr) => {{
                 let kind = $kind;
-                if let Some(f) = interp.frames.last_mut() {
+                if let Some(f) = interp.calls.frames.last_mut() {
                     f.ip = ip as u32;
                     f.cmp = cmp;
                 }
                 let error = interp.error_here(code, kind);
                 interp.unwind();
-                return Step::Error(error);
+                return (Step::Error(error), left);
             }};
         }
         macro_rules! save {
             () => {
-                if let Some(f) = interp.frames.last_mut() {
+                if let Some(f) = interp.calls.frames.last_mut() {
                     f.ip = ip as u32;
                     f.cmp = cmp;
                 }
@@ -633,231 +681,233 @@ fn run_inner<'gc>(
         macro_rules! wait_for_memory {
             ($kind:expr) => {{
                 let kind = $kind;
-                if retry && *remaining + 1 == start {
+                if retry && left + 1 == budget {
                     fail!(kind)
                 }
                 ip -= 1;
-                *remaining += 1;
+                left += 1;
                 interp.alloc_wait = rt.refused.get().max(1);
                 save!();
-                return Step::Yield;
+                return (Step::Yield, left);
             }};
         }
 
-        loop {
-            if *remaining == 0 {
-                save!();
-                return Step::Yield;
-            }
-            *remaining -= 1;
-            let Some(&ins) = ops.get(ip) else {
-                // Fell off the end: the entry returns its r0, a callee returns Unit.
-                let value = if interp.frames.len() - 1 == act.frame_base {
-                    regs[0]
-                } else {
-                    Value::Unit
+        // The frame's registers, borrowed once per frame switch. Every arm that needs the
+        // whole interpreter (calls, returns, errors) leaves this loop afterwards, which ends
+        // the borrow; builtins only see `interp.calls`.
+        let Some(regs) = window(&mut interp.regs, base) else {
+            fail!(ErrorKind::Internal("register window out of range"))
+        };
+
+        // Integer fast path of a three-register op; anything else goes to `ops::binary`.
+        macro_rules! arith {
+            ($dst:expr, $a:expr, $b:expr, $op:expr, |$x:ident, $y:ident| $fast:expr) => {{
+                let value = match (&reg!(regs, $a), &reg!(regs, $b)) {
+                    (&Value::I64($x), &Value::I64($y)) => Value::I64($fast),
+                    (&x, &y) => match ops::binary($op, x, y) {
+                        Ok(v) => v,
+                        Err(e) => fail!(e),
+                    },
                 };
-                if return_from_frame(interp, act, value) {
-                    return Step::Done;
+                reg!(regs, $dst) = value;
+            }};
+        }
+        macro_rules! compare {
+            ($a:expr, $b:expr) => {
+                match (&reg!(regs, $a), &reg!(regs, $b)) {
+                    (Value::I64(x), Value::I64(y)) => x.cmp(y) as i8,
+                    (&x, &y) => match ops::compare(x, y) {
+                        Ok(c) => c,
+                        Err(e) => fail!(e),
+                    },
                 }
-                continue 'frames;
+            };
+        }
+
+        loop {
+            if left == 0 {
+                save!();
+                return (Step::Yield, left);
+            }
+            left -= 1;
+            let Some(&op) = ops.get(ip) else {
+                fail!(ErrorKind::Internal("instruction index out of range"))
             };
             ip += 1;
-            match ins {
-                Instruction::Ldi { dst, constant } => {
+            match op {
+                Op::Ldi { dst, constant } => {
                     reg!(regs, dst) = constants[constant as usize];
                 }
-                Instruction::Mov { dst, src } => {
+                Op::Mov { dst, src } => {
                     reg!(regs, dst) = reg!(regs, src);
                 }
-                Instruction::Add { dst, a, b } => {
-                    let (x, y) = (reg!(regs, a), reg!(regs, b));
-                    reg!(regs, dst) = match (x, y) {
-                        (Value::I64(x), Value::I64(y)) => Value::I64(x.wrapping_add(y)),
-                        (Value::String(x), Value::String(y)) => {
-                            let len = x.as_str().len().saturating_add(y.as_str().len());
-                            if let Err(e) = rt.check_alloc(len) {
-                                wait_for_memory!(e)
-                            }
-                            let mut s = String::with_capacity(len);
-                            s.push_str(x.as_str());
-                            s.push_str(y.as_str());
-                            Value::String(Str::alloc(mc, &rt.meter, s.into_boxed_str()))
+                Op::Add { dst, a, b } => {
+                    if let (Value::String(x), Value::String(y)) = (reg!(regs, a), reg!(regs, b)) {
+                        let len = x.as_str().len().saturating_add(y.as_str().len());
+                        if let Err(e) = rt.check_alloc(len) {
+                            wait_for_memory!(e)
                         }
-                        _ => match ops::binary(BinOp::Add, x, y) {
-                            Ok(v) => v,
-                            Err(e) => fail!(e),
-                        },
-                    };
+                        let mut s = String::with_capacity(len);
+                        s.push_str(x.as_str());
+                        s.push_str(y.as_str());
+                        reg!(regs, dst) =
+                            Value::String(Str::alloc(mc, &rt.meter, s.into_boxed_str()));
+                    } else {
+                        arith!(dst, a, b, BinOp::Add, |x, y| x.wrapping_add(y))
+                    }
                 }
-                Instruction::Sub { dst, a, b } => {
-                    let (x, y) = (reg!(regs, a), reg!(regs, b));
-                    reg!(regs, dst) = match (x, y) {
-                        (Value::I64(x), Value::I64(y)) => Value::I64(x.wrapping_sub(y)),
-                        _ => match ops::binary(BinOp::Sub, x, y) {
-                            Ok(v) => v,
-                            Err(e) => fail!(e),
-                        },
-                    };
+                Op::Sub { dst, a, b } => {
+                    arith!(dst, a, b, BinOp::Sub, |x, y| x.wrapping_sub(y))
                 }
-                Instruction::Mul { dst, a, b } => {
-                    let (x, y) = (reg!(regs, a), reg!(regs, b));
-                    reg!(regs, dst) = match (x, y) {
-                        (Value::I64(x), Value::I64(y)) => Value::I64(x.wrapping_mul(y)),
-                        _ => match ops::binary(BinOp::Mul, x, y) {
-                            Ok(v) => v,
-                            Err(e) => fail!(e),
-                        },
-                    };
+                Op::Mul { dst, a, b } => {
+                    arith!(dst, a, b, BinOp::Mul, |x, y| x.wrapping_mul(y))
                 }
-                Instruction::Div { dst, a, b } => {
+                Op::Div { dst, a, b } => {
                     let (x, y) = (reg!(regs, a), reg!(regs, b));
                     reg!(regs, dst) = match ops::binary(BinOp::Div, x, y) {
                         Ok(v) => v,
                         Err(e) => fail!(e),
                     };
                 }
-                Instruction::Mod { dst, a, b } => {
-                    let (x, y) = (reg!(regs, a), reg!(regs, b));
-                    reg!(regs, dst) = match (x, y) {
-                        (Value::I64(x), Value::I64(y)) if y > 0 => Value::I64(x % y),
-                        _ => match ops::binary(BinOp::Mod, x, y) {
+                Op::Mod { dst, a, b } => {
+                    let value = match (&reg!(regs, a), &reg!(regs, b)) {
+                        (&Value::I64(x), &Value::I64(y)) if y > 0 => Value::I64(x % y),
+                        (&x, &y) => match ops::binary(BinOp::Mod, x, y) {
                             Ok(v) => v,
                             Err(e) => fail!(e),
                         },
                     };
+                    reg!(regs, dst) = value;
                 }
-                Instruction::And { dst, a, b }
-                | Instruction::Or { dst, a, b }
-                | Instruction::Xor { dst, a, b }
-                | Instruction::Shl {
-                    dst,
-                    src: a,
-                    amount: b,
+                Op::And { dst, a, b } => arith!(dst, a, b, BinOp::And, |x, y| x & y),
+                Op::Or { dst, a, b } => arith!(dst, a, b, BinOp::Or, |x, y| x | y),
+                Op::Xor { dst, a, b } => arith!(dst, a, b, BinOp::Xor, |x, y| x ^ y),
+                Op::Shl { dst, a, b } => {
+                    arith!(dst, a, b, BinOp::Shl, |x, y| x.wrapping_shl(y as u32))
                 }
-                | Instruction::Shr {
-                    dst,
-                    src: a,
-                    amount: b,
-                } => {
-                    let op = match ins {
-                        Instruction::And { .. } => BinOp::And,
-                        Instruction::Or { .. } => BinOp::Or,
-                        Instruction::Xor { .. } => BinOp::Xor,
-                        Instruction::Shl { .. } => BinOp::Shl,
-                        _ => BinOp::Shr,
-                    };
-                    let (x, y) = (reg!(regs, a), reg!(regs, b));
-                    reg!(regs, dst) = match ops::binary(op, x, y) {
-                        Ok(v) => v,
-                        Err(e) => fail!(e),
-                    };
+                Op::Shr { dst, a, b } => {
+                    arith!(dst, a, b, BinOp::Shr, |x, y| x.wrapping_shr(y as u32))
                 }
-                Instruction::Not { dst, src } => {
+                Op::Not { dst, src } => {
                     reg!(regs, dst) = match ops::not(reg!(regs, src)) {
                         Ok(v) => v,
                         Err(e) => fail!(e),
                     };
                 }
-                Instruction::Cmp { a, b } => {
-                    let (x, y) = (reg!(regs, a), reg!(regs, b));
-                    cmp = match (x, y) {
-                        (Value::I64(x), Value::I64(y)) => x.cmp(&y) as i8,
-                        _ => match ops::compare(x, y) {
-                            Ok(c) => c,
-                            Err(e) => fail!(e),
-                        },
-                    };
+                Op::Cmp { a, b } => cmp = compare!(a, b),
+                Op::CmpJump { a, b, when, target } => {
+                    cmp = compare!(a, b);
+                    // The jump is an instruction of its own: with no budget left for it, it
+                    // runs (from its own op at `ip`) in the next step.
+                    if left > 0 {
+                        left -= 1;
+                        ip = if when.holds(cmp) {
+                            target as usize
+                        } else {
+                            ip + 1
+                        };
+                    }
                 }
-                Instruction::Jmp { label } => ip = label as usize,
-                Instruction::JmpEq { label } => {
+                Op::Jmp { target } => ip = target as usize,
+                Op::JmpEq { target } => {
                     if cmp == 0 {
-                        ip = label as usize
+                        ip = target as usize
                     }
                 }
-                Instruction::JmpNeq { label } => {
+                Op::JmpNeq { target } => {
                     if cmp != 0 {
-                        ip = label as usize
+                        ip = target as usize
                     }
                 }
-                Instruction::JmpLt { label } => {
+                Op::JmpLt { target } => {
                     if cmp < 0 {
-                        ip = label as usize
+                        ip = target as usize
                     }
                 }
-                Instruction::JmpGt { label } => {
+                Op::JmpGt { target } => {
                     if cmp > 0 {
-                        ip = label as usize
+                        ip = target as usize
                     }
                 }
-                Instruction::PushArg { src } => {
-                    let v = reg!(regs, src);
-                    interp.pending.push(v);
+                Op::PushArg { src } => {
+                    interp.calls.pending.push(reg!(regs, src));
                 }
-                Instruction::Ld { dst, offset } => {
+                Op::Ld { dst, offset } => {
                     let pending_base = frame.pending_base();
-                    let len = interp.pending.len() - pending_base;
+                    let len = interp.calls.pending.len() - pending_base;
                     let index = len as i64 - 1 + i64::from(offset);
                     if index < 0 || index >= len as i64 {
                         fail!(ErrorKind::StackOutOfBounds { offset, len })
                     }
-                    reg!(regs, dst) = interp.pending[pending_base + index as usize];
+                    reg!(regs, dst) = interp.calls.pending[pending_base + index as usize];
                 }
-                Instruction::Ret { src } => {
+                Op::Ret { src } => {
                     let value = reg!(regs, src);
                     if return_from_frame(interp, act, value) {
-                        return Step::Done;
+                        return (Step::Done, left);
                     }
                     continue 'frames;
                 }
-                Instruction::Call { callee } => {
-                    save!();
+                Op::End => {
+                    // Fell off the end: the entry returns its r0, a callee returns Unit.
+                    let value = if interp.calls.frames.len() - 1 == act.frame_base {
+                        regs[0]
+                    } else {
+                        Value::Unit
+                    };
+                    if return_from_frame(interp, act, value) {
+                        return (Step::Done, left);
+                    }
+                    continue 'frames;
+                }
+                Op::Call { slot } => {
                     let pending_base = frame.pending_base();
-                    match code.bindings[callee as usize] {
+                    match code.bindings[slot as usize] {
                         Binding::Function(target) => {
+                            save!();
+                            if let Err(e) = interp.calls.check_call(code, rt, target, pending_base)
+                            {
+                                fail!(e)
+                            }
                             let f = &code.functions[target as usize];
-                            let got = interp.pending.len() - pending_base;
-                            if got != f.params.len() {
-                                fail!(ErrorKind::Arity {
-                                    function: f.name.to_string(),
-                                    expected: f.params.len(),
-                                    got,
-                                })
-                            }
-                            if interp.frames.len() >= rt.max_depth {
-                                fail!(ErrorKind::DepthExceeded(rt.max_depth))
-                            }
                             let env = if f.upvalues.is_empty() {
                                 None
                             } else {
-                                match capture(mc, interp, code, rt, &f.upvalues) {
+                                match capture(mc, &interp.calls, code, rt, &f.upvalues) {
                                     Ok(env) => Some(env),
                                     Err(e) => fail!(e),
                                 }
                             };
-                            interp.push_frame(code, target, pending_base, got, pending_base, env);
+                            interp.push_frame(code, target, pending_base, pending_base, env);
                             continue 'frames;
                         }
                         Binding::Builtin(b) => {
-                            match builtins::call(b, mc, interp, code, rt, pending_base) {
+                            match builtins::call(b, mc, &interp.calls, code, rt, pending_base) {
                                 Ok(Outcome::Value(v)) => {
-                                    interp.regs[base] = v;
-                                    interp.pending.truncate(pending_base);
-                                    // The builtin had the whole interpreter: borrow the
-                                    // frame's registers afresh (ip and flag are saved).
+                                    regs[0] = v;
+                                    interp.calls.pending.truncate(pending_base);
+                                }
+                                Ok(Outcome::Enter {
+                                    func,
+                                    args_base,
+                                    restore,
+                                    env,
+                                }) => {
+                                    save!();
+                                    interp.push_frame(code, func, args_base, restore, Some(env));
                                     continue 'frames;
                                 }
-                                Ok(Outcome::Entered) => continue 'frames,
                                 Err(e @ ErrorKind::MemoryLimit(_)) => wait_for_memory!(e),
                                 Err(e) => fail!(e),
                             }
                         }
                         Binding::Host(host) => {
-                            return Step::HostCall { host, slot: callee };
+                            save!();
+                            return (Step::HostCall { host, slot }, left);
                         }
                         Binding::Unbound => {
                             fail!(ErrorKind::FunctionNotFound(
-                                code.names[callee as usize].to_string()
+                                code.names[slot as usize].to_string()
                             ))
                         }
                     }
@@ -870,14 +920,14 @@ fn run_inner<'gc>(
 /// Captures a callee's declared upvalues by name (StoffelVM resolves them at every call).
 fn capture<'gc>(
     mc: &Mutation<'gc>,
-    interp: &Interp<'gc>,
+    calls: &Calls<'gc>,
     code: &Code,
     rt: &Runtime,
     names: &[std::rc::Rc<str>],
 ) -> Result<Env<'gc>, ErrorKind> {
     let mut cells = Vec::with_capacity(names.len());
     for name in names {
-        let cell = interp
+        let cell = calls
             .find_upvalue(mc, code, name)
             .ok_or_else(|| ErrorKind::UpvalueNotFound(name.to_string()))?;
         cells.push(Upvalue {
@@ -891,19 +941,22 @@ fn capture<'gc>(
 /// Pops the top frame, giving `value` to its caller's r0. Returns true when the frame was the
 /// activation's entry (the activation is then finished and `value` is its result).
 fn return_from_frame<'gc>(interp: &mut Interp<'gc>, act: Activation, value: Value<'gc>) -> bool {
-    let Some(frame) = interp.frames.pop() else {
+    let Some(frame) = interp.calls.frames.pop() else {
         return true;
     };
-    interp.regs.truncate(frame.base as usize);
-    interp.pending.truncate(frame.restore_pending as usize);
-    if interp.frames.len() <= act.frame_base {
+    interp.pop_registers(frame.base as usize);
+    interp
+        .calls
+        .pending
+        .truncate(frame.restore_pending as usize);
+    if interp.calls.frames.len() <= act.frame_base {
         interp.result = value;
-        interp.activations.pop();
-        interp.regs.truncate(act.reg_base);
-        interp.pending.truncate(act.pending_base);
+        interp.calls.activations.pop();
+        interp.pop_registers(act.reg_base);
+        interp.calls.pending.truncate(act.pending_base);
         return true;
     }
-    if let Some(caller) = interp.frames.last() {
+    if let Some(caller) = interp.calls.frames.last() {
         interp.regs[caller.base as usize] = value;
     }
     false
