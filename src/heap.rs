@@ -107,6 +107,82 @@ fn map_bytes(capacity: usize) -> usize {
     capacity * (std::mem::size_of::<(Key<'_>, Value<'_>)>() + 16)
 }
 
+/// An object's fields, in insertion order: a short list searched from the front while small
+/// (most objects have a handful of fields, and comparing a few keys, strings by pointer
+/// first, is cheaper than hashing one), an index map once it grows past [`SMALL_FIELDS`].
+#[derive(Collect)]
+#[collect(no_drop)]
+pub enum Fields<'gc> {
+    /// Up to [`SMALL_FIELDS`] entries.
+    Small(Vec<(Key<'gc>, Value<'gc>)>),
+    /// More.
+    Map(Box<IndexMap<Key<'gc>, Value<'gc>>>),
+}
+
+/// The most fields kept in a list before an object switches to a hash map.
+pub const SMALL_FIELDS: usize = 8;
+
+impl Default for Fields<'_> {
+    fn default() -> Self {
+        Fields::Small(Vec::new())
+    }
+}
+
+impl<'gc> Fields<'gc> {
+    /// The value under `key`.
+    pub fn get(&self, key: &Key<'gc>) -> Option<Value<'gc>> {
+        match self {
+            Fields::Small(list) => list.iter().find(|(k, _)| k == key).map(|&(_, v)| v),
+            Fields::Map(map) => map.get(key).copied(),
+        }
+    }
+
+    /// Sets `key`, keeping its position when it exists.
+    pub fn insert(&mut self, key: Key<'gc>, value: Value<'gc>) {
+        match self {
+            Fields::Small(list) => {
+                if let Some(entry) = list.iter_mut().find(|(k, _)| *k == key) {
+                    entry.1 = value;
+                } else if list.len() < SMALL_FIELDS {
+                    list.push((key, value));
+                } else {
+                    let mut map: IndexMap<Key<'gc>, Value<'gc>> =
+                        IndexMap::with_capacity(SMALL_FIELDS * 2);
+                    map.extend(list.drain(..));
+                    map.insert(key, value);
+                    *self = Fields::Map(Box::new(map));
+                }
+            }
+            Fields::Map(map) => {
+                map.insert(key, value);
+            }
+        }
+    }
+
+    /// How many fields there are.
+    pub fn len(&self) -> usize {
+        match self {
+            Fields::Small(list) => list.len(),
+            Fields::Map(map) => map.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes held outside the object itself.
+    fn bytes(&self) -> usize {
+        match self {
+            Fields::Small(list) => list.capacity() * std::mem::size_of::<(Key<'_>, Value<'_>)>(),
+            Fields::Map(map) => {
+                std::mem::size_of::<IndexMap<Key<'_>, Value<'_>>>() + map_bytes(map.capacity())
+            }
+        }
+    }
+}
+
 /// An object: fields keyed by value.
 #[derive(Collect)]
 #[collect(no_drop)]
@@ -114,7 +190,7 @@ pub struct Object<'gc> {
     /// The id `print` shows (`Object(3)`); objects and arrays share one counter per VM.
     pub id: u64,
     /// The fields.
-    pub fields: IndexMap<Key<'gc>, Value<'gc>>,
+    pub fields: Fields<'gc>,
     account: Account,
 }
 
@@ -129,7 +205,7 @@ impl<'gc> Object<'gc> {
             mc,
             RefLock::new(Object {
                 id,
-                fields: IndexMap::new(),
+                fields: Fields::default(),
                 account: Account::new(meter, bytes),
             }),
         )
@@ -137,17 +213,14 @@ impl<'gc> Object<'gc> {
 
     /// The value under `key`, or Unit.
     pub fn get(&self, key: Value<'gc>) -> Value<'gc> {
-        self.fields.get(&Key(key)).copied().unwrap_or(Value::Unit)
+        self.fields.get(&Key(key)).unwrap_or(Value::Unit)
     }
 
     /// Sets a field; returns the bytes the object grew by.
     pub fn set(&mut self, key: Value<'gc>, value: Value<'gc>) -> usize {
         self.fields.insert(Key(key), value);
-        self.account.resize(
-            GC_OVERHEAD
-                + std::mem::size_of::<RefLock<Object<'_>>>()
-                + map_bytes(self.fields.capacity()),
-        )
+        self.account
+            .resize(GC_OVERHEAD + std::mem::size_of::<RefLock<Object<'_>>>() + self.fields.bytes())
     }
 }
 

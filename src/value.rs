@@ -213,7 +213,7 @@ impl PartialEq for Key<'_> {
             (Value::U32(a), Value::U32(b)) => a == b,
             (Value::U64(a), Value::U64(b)) => a == b,
             (Value::Float(a), Value::Float(b)) => float_key_bits(a) == float_key_bits(b),
-            (Value::String(a), Value::String(b)) => a.as_str() == b.as_str(),
+            (Value::String(a), Value::String(b)) => Gc::ptr_eq(a, b) || a.as_str() == b.as_str(),
             (Value::Object(a), Value::Object(b)) => Gc::ptr_eq(a, b),
             (Value::Array(a), Value::Array(b)) => Gc::ptr_eq(a, b),
             (Value::Closure(a), Value::Closure(b)) => Gc::ptr_eq(a, b),

@@ -1580,3 +1580,75 @@ fn set_upvalue_returns_unit() {
     assert_eq!(vm.call_closure(&c, &[Val::I64(0)]), Ok(Val::Unit));
     assert_eq!(out.borrow().as_str(), "() 8\n");
 }
+
+#[test]
+fn objects_with_many_fields_keep_every_field_and_overwrite_in_place() {
+    // Objects keep up to eight fields in a list and switch to a hash map after that; both
+    // forms and the switch must read, overwrite and add fields alike.
+    let (mut vm, _) = vm_with(
+        r#"
+.function fill(n) registers 9
+    MOV r8, r0          ; n (every CALL overwrites r0)
+    CALL create_object
+    MOV r1, r0          ; o
+    LDI r2, 0           ; i
+    LDI r3, 1
+fill:
+    CMP r2, r8
+    JMPEQ check
+    ADD r4, r2, r2      ; o[i] = 2i
+    PUSHARG r1
+    PUSHARG r2
+    PUSHARG r4
+    CALL set_field
+    ADD r2, r2, r3
+    JMP fill
+check:
+    LDI r5, "name"      ; a string key after the integer ones
+    PUSHARG r1
+    PUSHARG r5
+    PUSHARG r5
+    CALL set_field
+    LDI r6, 3           ; overwrite o[3] = 100
+    LDI r7, 100
+    PUSHARG r1
+    PUSHARG r6
+    PUSHARG r7
+    CALL set_field
+    LDI r2, 0           ; r4 = sum of o[i]
+    LDI r4, 0
+sum:
+    CMP r2, r8
+    JMPEQ done
+    PUSHARG r1
+    PUSHARG r2
+    CALL get_field
+    ADD r4, r4, r0
+    ADD r2, r2, r3
+    JMP sum
+done:
+    PUSHARG r1
+    PUSHARG r5
+    CALL get_field
+    MOV r7, r0
+    PUSHARG r1
+    PUSHARG r7
+    PUSHARG r4
+    CALL set_field      ; o["name"] (looked up by an equal string) = the sum
+    PUSHARG r1
+    PUSHARG r5
+    CALL get_field
+    RET r0
+"#,
+    );
+    for n in [1i64, 7, 8, 9, 40] {
+        // sum of 2i for i < n, with o[3] = 100 instead of 6 when n > 3 (o[3] is new when
+        // n <= 3: then it is not summed).
+        let sum: i64 = (0..n).map(|i| if i == 3 { 100 } else { 2 * i }).sum();
+        assert_eq!(
+            vm.execute("fill", &[Val::I64(n)]).unwrap(),
+            Val::I64(sum),
+            "n = {n}"
+        );
+    }
+}
