@@ -41,14 +41,18 @@ fn error(builtin: Builtin, message: impl Into<String>) -> ErrorKind {
     }
 }
 
-fn string_arg<'a>(b: Builtin, v: Value<'a>, what: &str) -> Result<&'a str, ErrorKind> {
+fn string_value<'gc>(b: Builtin, v: Value<'gc>, what: &str) -> Result<Gc<'gc, Str>, ErrorKind> {
     match v {
-        Value::String(s) => Ok(Gc::as_ref(s).as_str()),
+        Value::String(s) => Ok(s),
         other => Err(error(
             b,
             format!("{what} must be a string, got {}", kind_name(other)),
         )),
     }
+}
+
+fn string_arg<'a>(b: Builtin, v: Value<'a>, what: &str) -> Result<&'a str, ErrorKind> {
+    string_value(b, v, what).map(|s| Gc::as_ref(s).as_str())
 }
 
 /// Calls builtin `b` with the arguments on the pending stack from `args_base` on. The caller
@@ -177,28 +181,30 @@ pub fn call<'gc>(
             let Some(&first) = args.first() else {
                 return Err(error(b, "expects at least 1 argument: the function name"));
             };
-            let fname = string_arg(b, first, "the function name")?;
-            let names: Vec<&str> = args[1..]
-                .iter()
-                .map(|&v| string_arg(b, v, "an upvalue name"))
-                .collect::<Result<_, _>>()?;
+            let fname = string_value(b, first, "the function name")?;
+            for &v in &args[1..] {
+                string_value(b, v, "an upvalue name")?;
+            }
+            let names = &args[1..];
             rt.check_alloc(64 + names.len() * 96)?;
             let mut cells = Vec::with_capacity(names.len());
-            for name in names {
-                let cell = calls.find_upvalue(mc, code, name).ok_or_else(|| {
+            for &v in names {
+                let name = string_value(b, v, "an upvalue name")?;
+                let cell = calls.find_upvalue(mc, code, name.as_str()).ok_or_else(|| {
                     error(
                         b,
-                        format!("could not find upvalue '{name}' when creating closure"),
+                        format!(
+                            "could not find upvalue '{}' when creating closure",
+                            name.as_str()
+                        ),
                     )
                 })?;
-                cells.push(crate::heap::Upvalue {
-                    name: Str::alloc(mc, &rt.meter, Box::from(name)),
-                    cell,
-                });
+                // The name string is shared with the caller's value, not copied.
+                cells.push(crate::heap::Upvalue { name, cell });
             }
             let env = crate::heap::alloc_env(mc, &rt.meter, cells);
-            let slot = code.find_slot(fname).unwrap_or(u32::MAX);
-            Value::Closure(Closure::alloc(mc, &rt.meter, Box::from(fname), slot, env))
+            let slot = code.find_slot(fname.as_str()).unwrap_or(u32::MAX);
+            Value::Closure(Closure::alloc(mc, &rt.meter, fname, slot, env))
         }
         Builtin::CallClosure => {
             let closure = match args.first() {
@@ -215,7 +221,7 @@ pub fn call<'gc>(
                 None => return Err(error(b, "expects at least 1 argument: the closure")),
             };
             let slot = match closure.slot {
-                u32::MAX => code.find_slot(&closure.function_name),
+                u32::MAX => code.find_slot(closure.function_name.as_str()),
                 s => Some(s),
             };
             match slot.map(|s| code.bindings[s as usize]) {
@@ -230,7 +236,7 @@ pub fn call<'gc>(
                 }
                 None | Some(Binding::Unbound) => {
                     return Err(ErrorKind::FunctionNotFound(
-                        closure.function_name.to_string(),
+                        closure.function_name.as_str().to_string(),
                     ));
                 }
                 Some(_) => {
@@ -238,7 +244,7 @@ pub fn call<'gc>(
                         b,
                         format!(
                             "closure target '{}' is not a bytecode function",
-                            closure.function_name
+                            closure.function_name.as_str()
                         ),
                     ));
                 }

@@ -372,9 +372,9 @@ pub type Env<'gc> = Gc<'gc, EnvData<'gc>>;
 #[derive(Collect)]
 #[collect(no_drop)]
 pub struct Closure<'gc> {
-    /// The function name (late-bound when called, as every call in StoffelVM).
-    #[collect(require_static)]
-    pub function_name: Box<str>,
+    /// The function name (late-bound when called, as every call in StoffelVM): the string
+    /// `create_closure` was given, shared, not copied.
+    pub function_name: Gc<'gc, Str>,
     /// The global name slot of the function, resolved when the closure was made.
     pub slot: u32,
     /// Captured cells.
@@ -391,11 +391,11 @@ impl<'gc> Closure<'gc> {
     pub fn alloc(
         mc: &Mutation<'gc>,
         meter: &Meter,
-        function_name: Box<str>,
+        function_name: Gc<'gc, Str>,
         slot: u32,
         env: Env<'gc>,
     ) -> ClosureRef<'gc> {
-        let bytes = GC_OVERHEAD + std::mem::size_of::<Closure<'_>>() + function_name.len();
+        let bytes = GC_OVERHEAD + std::mem::size_of::<Closure<'_>>();
         Gc::new(
             mc,
             Closure {

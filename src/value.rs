@@ -168,7 +168,7 @@ impl<'gc> Value<'gc> {
             Value::String(s) => write!(out, "\"{}\"", s.as_str()),
             Value::Object(o) => write!(out, "Object({})", o.borrow().id),
             Value::Array(a) => write!(out, "Array({})", a.borrow().id),
-            Value::Closure(c) => write!(out, "Function({})", c.function_name),
+            Value::Closure(c) => write!(out, "Function({})", c.function_name.as_str()),
             Value::Foreign(f) => write!(out, "Foreign({})", f.id),
         };
     }
