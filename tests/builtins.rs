@@ -1652,3 +1652,80 @@ done:
         );
     }
 }
+
+#[test]
+fn small_arrays_grow_past_their_inline_elements() {
+    // Arrays keep two elements inside themselves and move to a buffer when they grow; a hole
+    // left by a write past the end reads as ().
+    let (mut vm, _) = vm_with(
+        r#"
+.function grow(capacity, n) registers 8
+    MOV r6, r1          ; n (every CALL overwrites r0)
+    PUSHARG r0
+    CALL create_array
+    MOV r1, r0          ; a
+    LDI r2, 0           ; i
+    LDI r3, 1
+push:
+    CMP r2, r6
+    JMPEQ hole
+    ADD r4, r2, r2
+    ADD r4, r4, r3      ; 2i + 1
+    PUSHARG r1
+    PUSHARG r4
+    CALL array_push
+    ADD r2, r2, r3
+    JMP push
+hole:
+    ADD r5, r6, r3      ; a[n + 1] = 7: a[n] stays a hole
+    LDI r4, 7
+    PUSHARG r1
+    PUSHARG r5
+    PUSHARG r4
+    CALL set_field
+    LDI r2, 0           ; r4 = sum of a[i] for i < n, then + a[n + 1]
+    LDI r4, 0
+sum:
+    CMP r2, r6
+    JMPEQ done
+    PUSHARG r1
+    PUSHARG r2
+    CALL get_field
+    ADD r4, r4, r0
+    ADD r2, r2, r3
+    JMP sum
+done:
+    PUSHARG r1
+    PUSHARG r5
+    CALL get_field
+    ADD r4, r4, r0
+    PUSHARG r1
+    PUSHARG r6
+    CALL get_field      ; the hole: ()
+    PUSHARG r0
+    CALL type
+    LDI r7, "nil"
+    CMP r0, r7
+    JMPNEQ bad
+    PUSHARG r1
+    CALL array_length   ; n + 2
+    LDI r7, 100
+    MUL r4, r4, r7
+    ADD r4, r4, r0      ; 100 * sum + length
+    RET r4
+bad:
+    RET r0
+"#,
+    );
+    for capacity in [0i64, 2, 5] {
+        for n in [0i64, 1, 2, 3, 9] {
+            let sum = n * n + 7; // 1 + 3 + … + (2n - 1) = n², plus a[n + 1] = 7
+            assert_eq!(
+                vm.execute("grow", &[Val::I64(capacity), Val::I64(n)])
+                    .unwrap(),
+                Val::I64(100 * sum + n + 2),
+                "capacity {capacity}, n {n}"
+            );
+        }
+    }
+}
