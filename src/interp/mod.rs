@@ -307,6 +307,7 @@ impl<'gc> Calls<'gc> {
 
     /// Checks a call of bytecode function `func` with the arguments from `args_base` to the
     /// top of the pending stack: their count and the depth limit.
+    #[inline]
     pub(crate) fn check_call(
         &self,
         code: &Code,
@@ -559,6 +560,7 @@ impl<'gc> Interp<'gc> {
 
     /// Pushes a frame for `func`, whose arguments are on the pending stack from `args_base`
     /// to its top. The caller has checked arity and depth.
+    #[inline]
     pub(crate) fn push_frame(
         &mut self,
         code: &Code,
@@ -574,8 +576,11 @@ impl<'gc> Interp<'gc> {
         }
         self.reg_top = base + f.frame_size as usize;
         let args = &self.calls.pending[args_base.min(self.calls.pending.len())..];
-        let n = args.len().min(f.frame_size as usize);
-        self.regs[base..base + n].copy_from_slice(&args[..n]);
+        // Element by element: calls pass a few arguments, and `copy_from_slice` would call
+        // `memmove` for each call.
+        for (r, a) in self.regs[base..].iter_mut().zip(&args[..args.len().min(f.frame_size as usize)]) {
+            *r = *a;
+        }
         self.calls.frames.push(Frame {
             func,
             ip: 0,
