@@ -90,32 +90,13 @@ pub fn call<'gc>(
             let name = args[0].kind().type_name();
             Value::String(Str::alloc(mc, &rt.meter, Box::from(name)))
         }
-        Builtin::CreateObject => {
-            rt.check_alloc(64)?;
-            let id = rt.heap_id();
-            Value::Object(Object::alloc(mc, &rt.meter, id))
-        }
-        Builtin::CreateArray => {
-            let capacity = match args.first() {
-                Some(Value::I64(n)) if *n < 0 => {
-                    return Err(error(b, format!("capacity must not be negative, got {n}")));
-                }
-                Some(Value::I64(n)) => (*n as u64).min(MAX_CAPACITY_HINT as u64) as usize,
-                _ => 0,
-            };
-            rt.check_alloc(64 + capacity * std::mem::size_of::<Value<'_>>())?;
-            let id = rt.heap_id();
-            Value::Array(Array::alloc(mc, &rt.meter, id, capacity))
-        }
+        Builtin::CreateObject => create_object(mc, rt)?,
+        Builtin::CreateArray => create_array(mc, rt, args.first().copied())?,
         Builtin::GetField => {
             if args.len() < 2 {
                 return Err(error(b, "expects at least 2 arguments: object and key"));
             }
-            match args[0] {
-                Value::Object(o) => o.borrow().get(args[1]),
-                Value::Array(a) => a.borrow().get(args[1]),
-                _ => Value::Unit,
-            }
+            get_field(args[0], args[1])
         }
         Builtin::SetField => {
             if args.len() < 3 {
@@ -124,58 +105,17 @@ pub fn call<'gc>(
                     "expects at least 3 arguments: object, key and value",
                 ));
             }
-            let (key, value) = (args[1], args[2]);
-            match args[0] {
-                Value::Object(o) => {
-                    rt.check_alloc(64)?;
-                    o.borrow_mut(mc).set(key, value);
-                }
-                Value::Array(a) => {
-                    rt.check_alloc(a.borrow().growth_for(key))?;
-                    a.borrow_mut(mc).set(key, value);
-                }
-                other => {
-                    return Err(error(
-                        b,
-                        format!("expected object or array, got {}", kind_name(other)),
-                    ));
-                }
-            }
-            Value::Unit
+            set_field(mc, rt, args[0], args[1], args[2])?
         }
         Builtin::ArrayLength => match args.first() {
-            Some(Value::Array(a)) => Value::I64(a.borrow().length() as i64),
-            Some(other) => {
-                return Err(error(
-                    b,
-                    format!("first argument must be an array, got {}", kind_name(*other)),
-                ));
-            }
+            Some(&array) => array_length(array)?,
             None => return Err(error(b, "expects 1 argument: the array")),
         },
         Builtin::ArrayPush => {
             if args.len() < 2 {
                 return Err(error(b, "expects at least 2 arguments: array and value"));
             }
-            let Value::Array(a) = args[0] else {
-                return Err(error(
-                    b,
-                    format!(
-                        "first argument must be an array, got {}",
-                        kind_name(args[0])
-                    ),
-                ));
-            };
-            rt.check_alloc((args.len() - 1) * std::mem::size_of::<Value<'_>>())?;
-            let mut array = a.borrow_mut(mc);
-            for &v in &args[1..] {
-                let index = array.length();
-                if index >= i64::MAX as u64 {
-                    return Err(error(b, "array length limit reached"));
-                }
-                array.set(Value::I64(index as i64), v);
-            }
-            Value::I64(array.length() as i64)
+            array_push(mc, rt, args[0], &args[1..])?
         }
         Builtin::CreateClosure => {
             let Some(&first) = args.first() else {
@@ -277,4 +217,112 @@ pub fn call<'gc>(
         }
     };
     Ok(Outcome::Value(value))
+}
+
+// The builtins the interpreter also runs as fused ops (`PUSHARG …; CALL name` with the name
+// still bound to the builtin): one implementation for both ways in.
+
+/// `create_object()`.
+pub(crate) fn create_object<'gc>(
+    mc: &Mutation<'gc>,
+    rt: &mut Runtime,
+) -> Result<Value<'gc>, ErrorKind> {
+    rt.check_alloc(64)?;
+    let id = rt.heap_id();
+    Ok(Value::Object(Object::alloc(mc, &rt.meter, id)))
+}
+
+/// `create_array([capacity])`: a non-I64 capacity is ignored, a negative one an error.
+pub(crate) fn create_array<'gc>(
+    mc: &Mutation<'gc>,
+    rt: &mut Runtime,
+    capacity: Option<Value<'gc>>,
+) -> Result<Value<'gc>, ErrorKind> {
+    let capacity = match capacity {
+        Some(Value::I64(n)) if n < 0 => {
+            return Err(error(
+                Builtin::CreateArray,
+                format!("capacity must not be negative, got {n}"),
+            ));
+        }
+        Some(Value::I64(n)) => (n as u64).min(MAX_CAPACITY_HINT as u64) as usize,
+        _ => 0,
+    };
+    rt.check_alloc(64 + capacity * std::mem::size_of::<Value<'_>>())?;
+    let id = rt.heap_id();
+    Ok(Value::Array(Array::alloc(mc, &rt.meter, id, capacity)))
+}
+
+/// `get_field(container, key)`: Unit for a missing key or a non-container.
+#[inline]
+pub(crate) fn get_field<'gc>(container: Value<'gc>, key: Value<'gc>) -> Value<'gc> {
+    match container {
+        Value::Object(o) => o.borrow().get(key),
+        Value::Array(a) => a.borrow().get(key),
+        _ => Value::Unit,
+    }
+}
+
+/// `set_field(container, key, value)`.
+pub(crate) fn set_field<'gc>(
+    mc: &Mutation<'gc>,
+    rt: &Runtime,
+    container: Value<'gc>,
+    key: Value<'gc>,
+    value: Value<'gc>,
+) -> Result<Value<'gc>, ErrorKind> {
+    match container {
+        Value::Object(o) => {
+            rt.check_alloc(64)?;
+            o.borrow_mut(mc).set(key, value);
+        }
+        Value::Array(a) => {
+            rt.check_alloc(a.borrow().growth_for(key))?;
+            a.borrow_mut(mc).set(key, value);
+        }
+        other => {
+            return Err(error(
+                Builtin::SetField,
+                format!("expected object or array, got {}", kind_name(other)),
+            ));
+        }
+    }
+    Ok(Value::Unit)
+}
+
+/// `array_length(array)`.
+pub(crate) fn array_length(array: Value<'_>) -> Result<Value<'_>, ErrorKind> {
+    match array {
+        Value::Array(a) => Ok(Value::I64(a.borrow().length() as i64)),
+        other => Err(error(
+            Builtin::ArrayLength,
+            format!("first argument must be an array, got {}", kind_name(other)),
+        )),
+    }
+}
+
+/// `array_push(array, values…)`: the new length.
+pub(crate) fn array_push<'gc>(
+    mc: &Mutation<'gc>,
+    rt: &Runtime,
+    array: Value<'gc>,
+    values: &[Value<'gc>],
+) -> Result<Value<'gc>, ErrorKind> {
+    let b = Builtin::ArrayPush;
+    let Value::Array(a) = array else {
+        return Err(error(
+            b,
+            format!("first argument must be an array, got {}", kind_name(array)),
+        ));
+    };
+    rt.check_alloc(std::mem::size_of_val(values))?;
+    let mut array = a.borrow_mut(mc);
+    for &v in values {
+        let index = array.length();
+        if index >= i64::MAX as u64 {
+            return Err(error(b, "array length limit reached"));
+        }
+        array.set(Value::I64(index as i64), v);
+    }
+    Ok(Value::I64(array.length() as i64))
 }

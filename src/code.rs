@@ -78,6 +78,15 @@ impl Builtin {
     }
 }
 
+// `Builtin as usize` indexes tables in `Builtin::ALL` order.
+const _: () = {
+    let mut i = 0;
+    while i < Builtin::ALL.len() {
+        assert!(Builtin::ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
 /// What a name currently means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Binding {
@@ -123,17 +132,27 @@ pub struct Code {
     last_found: std::cell::RefCell<Option<(Rc<str>, u32)>>,
     /// Loaded programs, in load order (for disassembly).
     pub programs: Vec<Rc<Program>>,
+    /// The slot of each builtin's name, in [`Builtin::ALL`] order.
+    builtin_slots: [u32; Builtin::ALL.len()],
 }
 
 impl Code {
     /// A table with every builtin bound.
     pub fn with_builtins() -> Code {
         let mut code = Code::default();
-        for b in Builtin::ALL {
+        for (i, b) in Builtin::ALL.into_iter().enumerate() {
             let slot = code.slot(b.name());
             code.bindings[slot as usize] = Binding::Builtin(b);
+            code.builtin_slots[i] = slot;
         }
         code
+    }
+
+    /// Whether the name of builtin `b` still means `b` (a host or a program may rebind it).
+    #[inline]
+    pub(crate) fn still_builtin(&self, b: Builtin) -> bool {
+        let slot = self.builtin_slots[b as usize];
+        self.bindings.get(slot as usize) == Some(&Binding::Builtin(b))
     }
 
     /// The slot of `name`, created unbound if new.
@@ -204,7 +223,10 @@ impl Code {
             let index = self.functions.len() as u32;
             self.functions.push(LinkedFunction {
                 name: Rc::from(function.name.as_str()),
-                ops: lower(&code),
+                ops: lower(&code, |slot| match self.bindings[slot as usize] {
+                    Binding::Builtin(b) => Some(b),
+                    _ => None,
+                }),
                 code,
                 frame_size: function.frame_size(),
                 params: function

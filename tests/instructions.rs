@@ -2168,6 +2168,55 @@ loop:
     assert_eq!(vm.execute("main", &[]), Ok(Val::I64(50000)));
 }
 
+#[test]
+fn fused_builtin_calls_wait_for_the_collector_and_fail_at_their_call() {
+    // create_array(4) and set_field run as fused ops; garbage arrays must not make them
+    // fail under a tight limit (the step ends, the collector runs, the op is retried whole)
+    // and a live, growing object must fail at its CALL.
+    let (mut vm, _) = vm_with(
+        "
+.function garbage
+    LDI r1, 0
+    LDI r2, 1
+    LDI r3, 50000
+    LDI r4, 4
+loop:
+    PUSHARG r4          ; 4
+    CALL create_array   ; 5: garbage after the next iteration
+    MOV r5, r0          ; 6
+    PUSHARG r5          ; 7
+    PUSHARG r1          ; 8
+    PUSHARG r1          ; 9
+    CALL set_field      ; 10
+    ADD r1, r1, r2
+    CMP r1, r3
+    JMPLT loop
+    RET r1
+
+.function growing
+    CALL create_object  ; 0
+    MOV r1, r0          ; 1
+    LDI r2, 0           ; 2
+    LDI r3, 1           ; 3
+loop:
+    PUSHARG r1          ; 4
+    PUSHARG r2          ; 5
+    PUSHARG r2          ; 6
+    CALL set_field      ; 7
+    ADD r2, r2, r3      ; 8
+    JMP loop            ; 9
+",
+    );
+    vm.set_memory_limit(Some(64 * 1024));
+    assert_eq!(vm.execute("garbage", &[]), Ok(Val::I64(50000)));
+    assert_error(
+        vm.execute("growing", &[]),
+        "growing",
+        7,
+        ErrorKind::MemoryLimit(64 * 1024),
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Host functions re-entering the VM
 // ---------------------------------------------------------------------------------------------

@@ -8,10 +8,17 @@
 //! middle of a pair correct and lets the loop run only the first half when the instruction
 //! budget has room for one instruction only.
 //!
+//! Builtin calls with their arguments (`PUSHARG o; PUSHARG k; CALL get_field`) lower to one
+//! op that reads the registers directly, for the object and array builtins. Names can be
+//! rebound after linking and a frame may have pushed other arguments before, so each such op
+//! checks at run time that the name still means the builtin and that no other argument is
+//! pending; if not, it runs as the plain first instruction of its sequence.
+//!
 //! Registers are `u16` (frames are at most [`MAX_FRAME_SIZE`] registers, checked by
 //! [`crate::program::Program`]); the loop masks them into a fixed-size window, which is what
 //! lets safe Rust access registers without a bounds check.
 
+use crate::code::Builtin;
 use crate::program::{Instruction, MAX_FRAME_SIZE};
 
 /// A register index in an op.
@@ -127,8 +134,45 @@ pub(crate) enum Op {
         when: Cond,
         target: u16,
     },
+    /// `PUSHARG obj; PUSHARG key; CALL get_field` (3 instructions).
+    GetField {
+        obj: R,
+        key: R,
+    },
+    /// `PUSHARG obj; PUSHARG key; PUSHARG value; CALL set_field` (4 instructions).
+    SetField {
+        obj: R,
+        key: R,
+        value: R,
+    },
+    /// `PUSHARG array; PUSHARG value; CALL array_push` (3 instructions).
+    ArrayPush {
+        array: R,
+        value: R,
+    },
+    /// `PUSHARG array; CALL array_length` (2 instructions).
+    ArrayLength {
+        array: R,
+    },
+    /// `PUSHARG capacity; CALL create_array` (2 instructions).
+    CreateArray {
+        capacity: R,
+    },
     /// Past the last instruction: the function returns.
     End,
+}
+
+#[cfg(test)]
+impl Op {
+    /// How many instructions a fused builtin op stands for (0 for other ops).
+    pub(crate) fn fused_builtin_length(self) -> u32 {
+        match self {
+            Op::SetField { .. } => 4,
+            Op::GetField { .. } | Op::ArrayPush { .. } => 3,
+            Op::ArrayLength { .. } | Op::CreateArray { .. } => 2,
+            _ => 0,
+        }
+    }
 }
 
 /// The condition of a fused conditional jump.
@@ -162,10 +206,18 @@ fn r(reg: u32) -> R {
 }
 
 /// Lowers one function's linked code (jumps already instruction indices, calls slots,
-/// constants global).
-pub(crate) fn lower(code: &[Instruction]) -> Box<[Op]> {
+/// constants global). `builtin_at` tells which builtin a call slot names now, if any.
+pub(crate) fn lower(
+    code: &[Instruction],
+    builtin_at: impl Fn(u32) -> Option<Builtin>,
+) -> Box<[Op]> {
     let mut ops: Vec<Op> = code.iter().map(|&ins| lower_one(ins)).collect();
     ops.push(Op::End);
+    for i in 0..code.len() {
+        if let Some(op) = fuse_builtin_call(&code[i..], &builtin_at) {
+            ops[i] = op;
+        }
+    }
     for i in 0..code.len().saturating_sub(1) {
         let Instruction::Cmp { a, b } = code[i] else {
             continue;
@@ -187,6 +239,50 @@ pub(crate) fn lower(code: &[Instruction]) -> Box<[Op]> {
         }
     }
     ops.into_boxed_slice()
+}
+
+/// The fused op for a builtin call that starts `code`, if it starts with one.
+fn fuse_builtin_call(
+    code: &[Instruction],
+    builtin_at: impl Fn(u32) -> Option<Builtin>,
+) -> Option<Op> {
+    use Instruction::{Call, PushArg};
+    let called = |at: usize| match code.get(at) {
+        Some(&Call { callee }) => builtin_at(callee),
+        _ => None,
+    };
+    let pushed = |at: usize| match code.get(at) {
+        Some(&PushArg { src }) => Some(r(src)),
+        _ => None,
+    };
+    let first = pushed(0)?;
+    match called(1) {
+        Some(Builtin::ArrayLength) => return Some(Op::ArrayLength { array: first }),
+        Some(Builtin::CreateArray) => return Some(Op::CreateArray { capacity: first }),
+        _ => {}
+    }
+    let second = pushed(1)?;
+    match called(2) {
+        Some(Builtin::GetField) => {
+            return Some(Op::GetField {
+                obj: first,
+                key: second,
+            });
+        }
+        Some(Builtin::ArrayPush) => {
+            return Some(Op::ArrayPush {
+                array: first,
+                value: second,
+            });
+        }
+        _ => {}
+    }
+    let third = pushed(2)?;
+    (called(3) == Some(Builtin::SetField)).then_some(Op::SetField {
+        obj: first,
+        key: second,
+        value: third,
+    })
 }
 
 fn lower_one(ins: Instruction) -> Op {
@@ -282,7 +378,7 @@ mod tests {
             Instruction::Cmp { a: 1, b: 2 },
             Instruction::Ret { src: 1 },
         ];
-        let ops = lower(&code);
+        let ops = lower(&code, |_| None);
         assert_eq!(ops.len(), code.len() + 1);
         assert_eq!(
             ops[0],
@@ -304,6 +400,54 @@ mod tests {
             Instruction::Cmp { a: 0, b: 0 },
             Instruction::JmpEq { label: 70_000 },
         ];
-        assert_eq!(lower(&code)[0], Op::Cmp { a: 0, b: 0 });
+        assert_eq!(lower(&code, |_| None)[0], Op::Cmp { a: 0, b: 0 });
+    }
+
+    #[test]
+    fn fuses_builtin_calls_with_their_arguments() {
+        let (get, set, push, len) = (1, 2, 3, 4);
+        let builtin_at = |slot| match slot {
+            1 => Some(Builtin::GetField),
+            2 => Some(Builtin::SetField),
+            3 => Some(Builtin::ArrayPush),
+            4 => Some(Builtin::ArrayLength),
+            _ => None,
+        };
+        let code = [
+            Instruction::PushArg { src: 5 },
+            Instruction::PushArg { src: 6 },
+            Instruction::PushArg { src: 7 },
+            Instruction::Call { callee: set },
+            Instruction::PushArg { src: 5 },
+            Instruction::PushArg { src: 6 },
+            Instruction::Call { callee: get },
+            Instruction::PushArg { src: 5 },
+            Instruction::Call { callee: len },
+            Instruction::PushArg { src: 5 },
+            Instruction::PushArg { src: 6 },
+            Instruction::Call { callee: push },
+            Instruction::PushArg { src: 5 },
+            Instruction::Call { callee: 9 },
+        ];
+        let ops = lower(&code, builtin_at);
+        assert_eq!(
+            ops[0],
+            Op::SetField {
+                obj: 5,
+                key: 6,
+                value: 7
+            }
+        );
+        // The rest of a sequence keeps its own ops (a jump may land there).
+        assert_eq!(ops[1], Op::PushArg { src: 6 });
+        assert_eq!(ops[3], Op::Call { slot: set });
+        assert_eq!(ops[4], Op::GetField { obj: 5, key: 6 });
+        assert_eq!(ops[7], Op::ArrayLength { array: 5 });
+        assert_eq!(ops[9], Op::ArrayPush { array: 5, value: 6 });
+        assert_eq!(ops[12], Op::PushArg { src: 5 });
+        assert_eq!(
+            ops.iter().map(|op| op.fused_builtin_length()).sum::<u32>(),
+            4 + 3 + 2 + 3
+        );
     }
 }

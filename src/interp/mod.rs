@@ -22,7 +22,7 @@ use gc_arena::lock::RefLock;
 use gc_arena::{Collect, Gc, Mutation};
 
 use crate::builtins::{self, Outcome};
-use crate::code::{Binding, Code};
+use crate::code::{Binding, Builtin, Code};
 use crate::heap::{Env, Meter, Str, Upvalue, alloc_env};
 use crate::value::{Kind, Value};
 
@@ -578,7 +578,10 @@ impl<'gc> Interp<'gc> {
         let args = &self.calls.pending[args_base.min(self.calls.pending.len())..];
         // Element by element: calls pass a few arguments, and `copy_from_slice` would call
         // `memmove` for each call.
-        for (r, a) in self.regs[base..].iter_mut().zip(&args[..args.len().min(f.frame_size as usize)]) {
+        for (r, a) in self.regs[base..]
+            .iter_mut()
+            .zip(&args[..args.len().min(f.frame_size as usize)])
+        {
             *r = *a;
         }
         self.calls.frames.push(Frame {
@@ -657,6 +660,7 @@ fn run_inner<'gc>(
         let func = &code.functions[frame.func as usize];
         let ops = &func.ops[..];
         let base = frame.base as usize;
+        let pending_base = frame.pending_base();
         let mut ip = frame.ip as usize;
         let mut cmp = frame.cmp;
 
@@ -717,6 +721,40 @@ fn run_inner<'gc>(
                 reg!(regs, $dst) = value;
             }};
         }
+        // A fused builtin op of `$len` instructions runs whole only when the name still means
+        // builtin `$b`, no other argument is pending and the budget has room; otherwise its
+        // first instruction, a PUSHARG of `$first`, runs alone. A whole run leaves `ip` past
+        // the CALL, so errors name the CALL as they would unfused.
+        macro_rules! fused_builtin {
+            ($b:expr, $len:expr, $first:expr) => {
+                if left < $len - 1
+                    || interp.calls.pending.len() != pending_base
+                    || !code.still_builtin($b)
+                {
+                    interp.calls.pending.push(reg!(regs, $first));
+                    continue;
+                }
+                left -= $len - 1;
+                ip += $len - 1;
+            };
+        }
+        // The result of a builtin run without its PUSHARGs, into r0. When the memory limit
+        // refuses it, the sequence goes on unfused: the arguments go on the pending stack
+        // as the PUSHARGs would have put them, and the CALL waits for the collector (and
+        // fails, if it must) like any call.
+        macro_rules! builtin_result {
+            ($result:expr, [$($arg:expr),*]) => {
+                match $result {
+                    Ok(v) => regs[0] = v,
+                    Err(e @ ErrorKind::MemoryLimit(_)) => {
+                        $(interp.calls.pending.push($arg);)*
+                        wait_for_memory!(e)
+                    }
+                    Err(e) => fail!(e),
+                }
+            };
+        }
+
         macro_rules! compare {
             ($a:expr, $b:expr) => {
                 match (&reg!(regs, $a), &reg!(regs, $b)) {
@@ -837,8 +875,30 @@ fn run_inner<'gc>(
                 Op::PushArg { src } => {
                     interp.calls.pending.push(reg!(regs, src));
                 }
+                Op::GetField { obj, key } => {
+                    fused_builtin!(Builtin::GetField, 3, obj);
+                    regs[0] = builtins::get_field(reg!(regs, obj), reg!(regs, key));
+                }
+                Op::SetField { obj, key, value } => {
+                    fused_builtin!(Builtin::SetField, 4, obj);
+                    let (o, k, v) = (reg!(regs, obj), reg!(regs, key), reg!(regs, value));
+                    builtin_result!(builtins::set_field(mc, rt, o, k, v), [o, k, v])
+                }
+                Op::ArrayPush { array, value } => {
+                    fused_builtin!(Builtin::ArrayPush, 3, array);
+                    let (a, v) = (reg!(regs, array), reg!(regs, value));
+                    builtin_result!(builtins::array_push(mc, rt, a, &[v]), [a, v])
+                }
+                Op::ArrayLength { array } => {
+                    fused_builtin!(Builtin::ArrayLength, 2, array);
+                    builtin_result!(builtins::array_length(reg!(regs, array)), [])
+                }
+                Op::CreateArray { capacity } => {
+                    fused_builtin!(Builtin::CreateArray, 2, capacity);
+                    let c = reg!(regs, capacity);
+                    builtin_result!(builtins::create_array(mc, rt, Some(c)), [c])
+                }
                 Op::Ld { dst, offset } => {
-                    let pending_base = frame.pending_base();
                     let len = interp.calls.pending.len() - pending_base;
                     let index = len as i64 - 1 + i64::from(offset);
                     if index < 0 || index >= len as i64 {
@@ -865,58 +925,59 @@ fn run_inner<'gc>(
                     }
                     continue 'frames;
                 }
-                Op::Call { slot } => {
-                    let pending_base = frame.pending_base();
-                    match code.bindings[slot as usize] {
-                        Binding::Function(target) => {
-                            save!();
-                            if let Err(e) = interp.calls.check_call(code, rt, target, pending_base)
-                            {
-                                fail!(e)
-                            }
-                            let f = &code.functions[target as usize];
-                            let env = if f.upvalues.is_empty() {
-                                None
-                            } else {
-                                match capture(mc, &interp.calls, code, rt, &f.upvalues) {
-                                    Ok(env) => Some(env),
-                                    Err(e) => fail!(e),
-                                }
-                            };
-                            interp.push_frame(code, target, pending_base, pending_base, env);
-                            continue 'frames;
+                Op::Call { slot } => match code.bindings[slot as usize] {
+                    Binding::Function(target) => {
+                        save!();
+                        if let Err(e) = interp.calls.check_call(code, rt, target, pending_base) {
+                            fail!(e)
                         }
-                        Binding::Builtin(b) => {
-                            match builtins::call(b, mc, &interp.calls, code, rt, pending_base) {
-                                Ok(Outcome::Value(v)) => {
-                                    regs[0] = v;
-                                    interp.calls.pending.truncate(pending_base);
-                                }
-                                Ok(Outcome::Enter {
-                                    func,
-                                    args_base,
-                                    restore,
-                                    env,
-                                }) => {
-                                    save!();
-                                    interp.push_frame(code, func, args_base, restore, Some(env));
-                                    continue 'frames;
-                                }
-                                Err(e @ ErrorKind::MemoryLimit(_)) => wait_for_memory!(e),
+                        let f = &code.functions[target as usize];
+                        let env = if f.upvalues.is_empty() {
+                            None
+                        } else {
+                            match capture(mc, &interp.calls, code, rt, &f.upvalues) {
+                                Ok(env) => Some(env),
                                 Err(e) => fail!(e),
                             }
-                        }
-                        Binding::Host(host) => {
-                            save!();
-                            return (Step::HostCall { host, slot }, left);
-                        }
-                        Binding::Unbound => {
-                            fail!(ErrorKind::FunctionNotFound(
-                                code.names[slot as usize].to_string()
-                            ))
+                        };
+                        interp.push_frame(code, target, pending_base, pending_base, env);
+                        continue 'frames;
+                    }
+                    Binding::Builtin(Builtin::CreateObject)
+                        if interp.calls.pending.len() == pending_base =>
+                    {
+                        builtin_result!(builtins::create_object(mc, rt), [])
+                    }
+                    Binding::Builtin(b) => {
+                        match builtins::call(b, mc, &interp.calls, code, rt, pending_base) {
+                            Ok(Outcome::Value(v)) => {
+                                regs[0] = v;
+                                interp.calls.pending.truncate(pending_base);
+                            }
+                            Ok(Outcome::Enter {
+                                func,
+                                args_base,
+                                restore,
+                                env,
+                            }) => {
+                                save!();
+                                interp.push_frame(code, func, args_base, restore, Some(env));
+                                continue 'frames;
+                            }
+                            Err(e @ ErrorKind::MemoryLimit(_)) => wait_for_memory!(e),
+                            Err(e) => fail!(e),
                         }
                     }
-                }
+                    Binding::Host(host) => {
+                        save!();
+                        return (Step::HostCall { host, slot }, left);
+                    }
+                    Binding::Unbound => {
+                        fail!(ErrorKind::FunctionNotFound(
+                            code.names[slot as usize].to_string()
+                        ))
+                    }
+                },
             }
         }
     }
