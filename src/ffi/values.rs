@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, c_int};
 
-use super::vm::{deliver, read_args};
+use super::vm::{ArgBuffer, deliver};
 use super::{
     Failure, STOFFEL_ERROR_EXECUTE_WITH_ARGS, STOFFEL_ERROR_NULL, STOFFEL_ERROR_RESULT_WITH_ARGS,
     STOFFEL_ERROR_TYPE, STOFFEL_OK, StoffelValue, StoffelValueData, StoffelValueType, VMHandle,
@@ -265,10 +265,11 @@ pub unsafe extern "C" fn stoffel_call_closure(
         // SAFETY: readable by the caller's guarantee (NULL is checked).
         let c = unsafe { read_one(closure, "closure") }?;
         need_out(result)?;
+        let mut buffer = ArgBuffer::new();
         // SAFETY: the caller guarantees `arg_count` readable values at `args`.
-        let values = unsafe { read_args(args, arg_count) }?;
+        let values = unsafe { buffer.read(args, arg_count) }?;
         let v = vm
-            .call_closure(&c, &values)
+            .call_closure(&c, values)
             .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_EXECUTE_WITH_ARGS))?;
         deliver(vm, &v, result, STOFFEL_ERROR_RESULT_WITH_ARGS)
     })

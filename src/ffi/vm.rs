@@ -184,26 +184,41 @@ pub(crate) fn deliver(
     }
 }
 
-/// Reads `count` C values as call arguments (count 0..=`STOFFEL_MAX_ARGS`; `args` may be
-/// NULL only when count is 0).
-///
-/// # Safety
-/// `args` must point to `count` readable values (or be NULL).
-pub(crate) unsafe fn read_args(
-    args: *const StoffelValue,
-    count: c_int,
-) -> Result<Vec<Val>, Failure> {
-    if !(0..=STOFFEL_MAX_ARGS).contains(&count) {
-        return Err(Failure::new(
-            STOFFEL_ERROR_NULL,
-            format!("arg_count {count} is outside 0..={STOFFEL_MAX_ARGS}"),
-        ));
+/// Room for call arguments read from C: up to 8 on the caller's stack (the usual case, read
+/// in place: no allocation, no move), more in a vector.
+pub(crate) struct ArgBuffer {
+    few: [Val; 8],
+    many: Vec<Val>,
+}
+
+impl ArgBuffer {
+    pub(crate) fn new() -> ArgBuffer {
+        ArgBuffer {
+            few: std::array::from_fn(|_| Val::Unit),
+            many: Vec::new(),
+        }
     }
-    if count > 0 && args.is_null() {
-        return Err(Failure::new(STOFFEL_ERROR_NULL, "args is NULL"));
-    }
-    (0..count as usize)
-        .map(|i| {
+
+    /// Reads `count` C values as call arguments (count 0..=`STOFFEL_MAX_ARGS`; `args` may
+    /// be NULL only when count is 0).
+    ///
+    /// # Safety
+    /// `args` must point to `count` readable values (or be NULL).
+    pub(crate) unsafe fn read(
+        &mut self,
+        args: *const StoffelValue,
+        count: c_int,
+    ) -> Result<&[Val], Failure> {
+        if !(0..=STOFFEL_MAX_ARGS).contains(&count) {
+            return Err(Failure::new(
+                STOFFEL_ERROR_NULL,
+                format!("arg_count {count} is outside 0..={STOFFEL_MAX_ARGS}"),
+            ));
+        }
+        if count > 0 && args.is_null() {
+            return Err(Failure::new(STOFFEL_ERROR_NULL, "args is NULL"));
+        }
+        let read = |i: usize| {
             // SAFETY: `i < count` and the caller guarantees `count` readable values.
             unsafe { read_value(args.add(i)) }.map_err(|f| {
                 // Id 0 is a forged id like any other: keep its code.
@@ -213,8 +228,18 @@ pub(crate) unsafe fn read_args(
                 };
                 Failure::new(code, format!("argument {i}: {}", f.message))
             })
-        })
-        .collect()
+        };
+        let count = count as usize;
+        if count <= self.few.len() {
+            for (i, slot) in self.few.iter_mut().take(count).enumerate() {
+                *slot = read(i)?;
+            }
+            Ok(&self.few[..count])
+        } else {
+            self.many = (0..count).map(read).collect::<Result<_, _>>()?;
+            Ok(&self.many)
+        }
+    }
 }
 
 /// Runs `function_name` with `arg_count` arguments (0..=1024; for a bytecode function exactly
@@ -242,8 +267,9 @@ pub unsafe extern "C" fn stoffel_execute_with_args(
         if result.is_null() {
             return Err(Failure::new(STOFFEL_ERROR_NULL, "result is NULL"));
         }
+        let mut buffer = ArgBuffer::new();
         // SAFETY: the caller guarantees `arg_count` readable values at `args`.
-        let values = unsafe { read_args(args, arg_count) }?;
+        let values = unsafe { buffer.read(args, arg_count) }?;
         // A C function gets the ids as they are, so check them here (bytecode functions and
         // builtins would refuse them too).
         for (i, v) in values.iter().enumerate() {
@@ -255,7 +281,7 @@ pub unsafe extern "C" fn stoffel_execute_with_args(
             }
         }
         let value = vm
-            .call(name, &values)
+            .call(name, values)
             .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_EXECUTE_WITH_ARGS))?;
         deliver(vm, &value, result, STOFFEL_ERROR_RESULT_WITH_ARGS)
     })
