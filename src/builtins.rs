@@ -51,10 +51,6 @@ fn string_value<'gc>(b: Builtin, v: Value<'gc>, what: &str) -> Result<Gc<'gc, St
     }
 }
 
-fn string_arg<'a>(b: Builtin, v: Value<'a>, what: &str) -> Result<&'a str, ErrorKind> {
-    string_value(b, v, what).map(|s| Gc::as_ref(s).as_str())
-}
-
 /// Calls builtin `b` with the arguments on the pending stack from `args_base` on. The caller
 /// clears the arguments afterwards (unless it enters the frame asked for, which owns them).
 /// Builtins never touch registers, which is why the interpreter can keep its register window
@@ -194,11 +190,7 @@ pub fn call<'gc>(
             let Some(&first) = args.first() else {
                 return Err(error(b, "expects 1 argument: the upvalue name"));
             };
-            let name = string_arg(b, first, "the upvalue name")?;
-            match calls.current_upvalue(name) {
-                Some(cell) => *cell.borrow(),
-                None => return Err(error(b, format!("upvalue '{name}' not found"))),
-            }
+            get_upvalue(calls, first)?
         }
         Builtin::SetUpvalue => {
             if args.len() < 2 {
@@ -207,13 +199,7 @@ pub fn call<'gc>(
                     "expects 2 arguments: the upvalue name and the value",
                 ));
             }
-            let name = string_arg(b, args[0], "the upvalue name")?;
-            let value = args[1];
-            match calls.current_upvalue(name) {
-                Some(cell) => *cell.borrow_mut(mc) = value,
-                None => return Err(error(b, format!("upvalue '{name}' not found for writing"))),
-            }
-            Value::Unit
+            set_upvalue(mc, calls, args[0], args[1])?
         }
     };
     Ok(Outcome::Value(value))
@@ -325,4 +311,38 @@ pub(crate) fn array_push<'gc>(
         array.set(Value::I64(index as i64), v);
     }
     Ok(Value::I64(array.length() as i64))
+}
+
+/// `get_upvalue(name)`: the current frame's cell called `name`.
+pub(crate) fn get_upvalue<'gc>(
+    calls: &Calls<'gc>,
+    name: Value<'gc>,
+) -> Result<Value<'gc>, ErrorKind> {
+    let b = Builtin::GetUpvalue;
+    let name = string_value(b, name, "the upvalue name")?;
+    match calls.current_upvalue(name) {
+        Some(cell) => Ok(*cell.borrow()),
+        None => Err(error(b, format!("upvalue '{}' not found", name.as_str()))),
+    }
+}
+
+/// `set_upvalue(name, value)`.
+pub(crate) fn set_upvalue<'gc>(
+    mc: &Mutation<'gc>,
+    calls: &Calls<'gc>,
+    name: Value<'gc>,
+    value: Value<'gc>,
+) -> Result<Value<'gc>, ErrorKind> {
+    let b = Builtin::SetUpvalue;
+    let name = string_value(b, name, "the upvalue name")?;
+    match calls.current_upvalue(name) {
+        Some(cell) => *cell.borrow_mut(mc) = value,
+        None => {
+            return Err(error(
+                b,
+                format!("upvalue '{}' not found for writing", name.as_str()),
+            ));
+        }
+    }
+    Ok(Value::Unit)
 }

@@ -1807,3 +1807,49 @@ fn fused_builtin_calls_follow_a_rebound_name() {
         },
     );
 }
+
+#[test]
+fn upvalues_are_found_by_a_name_string_made_at_run_time() {
+    // The name a closure is made with and the name get_upvalue/set_upvalue are given are
+    // usually the same constant; a different string with the same text must work too.
+    let (mut vm, _) = vm_with(
+        r#"
+.function make(count) registers 3
+    LDI r1, "bump"
+    LDI r2, "count"
+    PUSHARG r1
+    PUSHARG r2
+    CALL create_closure
+    RET r0
+
+.function bump(step) registers 5
+.parent make
+    MOV r1, r0
+    LDI r2, "cou"
+    LDI r3, "nt"
+    ADD r2, r2, r3      ; "count", a new string
+    PUSHARG r2
+    CALL get_upvalue
+    ADD r4, r0, r1
+    PUSHARG r2
+    PUSHARG r4
+    CALL set_upvalue
+    LDI r3, "count"     ; the constant again
+    PUSHARG r3
+    CALL get_upvalue
+    RET r0
+
+.function main registers 4
+    LDI r1, 40
+    PUSHARG r1
+    CALL make
+    MOV r2, r0
+    LDI r3, 2
+    PUSHARG r2
+    PUSHARG r3
+    CALL call_closure
+    RET r0
+"#,
+    );
+    assert_eq!(vm.execute("main", &[]).unwrap(), Val::I64(42));
+}

@@ -9,7 +9,7 @@
 //! budget has room for one instruction only.
 //!
 //! Builtin calls with their arguments (`PUSHARG o; PUSHARG k; CALL get_field`) lower to one
-//! op that reads the registers directly, for the object and array builtins. Names can be
+//! op that reads the registers directly, for the object, array and upvalue builtins. Names can be
 //! rebound after linking and a frame may have pushed other arguments before, so each such op
 //! checks at run time that the name still means the builtin and that no other argument is
 //! pending; if not, it runs as the plain first instruction of its sequence.
@@ -158,6 +158,15 @@ pub(crate) enum Op {
     CreateArray {
         capacity: R,
     },
+    /// `PUSHARG name; CALL get_upvalue` (2 instructions).
+    GetUpvalue {
+        name: R,
+    },
+    /// `PUSHARG name; PUSHARG value; CALL set_upvalue` (3 instructions).
+    SetUpvalue {
+        name: R,
+        value: R,
+    },
     /// Past the last instruction: the function returns.
     End,
 }
@@ -168,8 +177,8 @@ impl Op {
     pub(crate) fn fused_builtin_length(self) -> u32 {
         match self {
             Op::SetField { .. } => 4,
-            Op::GetField { .. } | Op::ArrayPush { .. } => 3,
-            Op::ArrayLength { .. } | Op::CreateArray { .. } => 2,
+            Op::GetField { .. } | Op::ArrayPush { .. } | Op::SetUpvalue { .. } => 3,
+            Op::ArrayLength { .. } | Op::CreateArray { .. } | Op::GetUpvalue { .. } => 2,
             _ => 0,
         }
     }
@@ -259,6 +268,7 @@ fn fuse_builtin_call(
     match called(1) {
         Some(Builtin::ArrayLength) => return Some(Op::ArrayLength { array: first }),
         Some(Builtin::CreateArray) => return Some(Op::CreateArray { capacity: first }),
+        Some(Builtin::GetUpvalue) => return Some(Op::GetUpvalue { name: first }),
         _ => {}
     }
     let second = pushed(1)?;
@@ -272,6 +282,12 @@ fn fuse_builtin_call(
         Some(Builtin::ArrayPush) => {
             return Some(Op::ArrayPush {
                 array: first,
+                value: second,
+            });
+        }
+        Some(Builtin::SetUpvalue) => {
+            return Some(Op::SetUpvalue {
+                name: first,
                 value: second,
             });
         }

@@ -358,13 +358,17 @@ impl<'gc> Calls<'gc> {
         None
     }
 
-    /// The current frame's upvalue cell called `name`.
-    pub(crate) fn current_upvalue(&self, name: &str) -> Option<Gc<'gc, RefLock<Value<'gc>>>> {
+    /// The current frame's upvalue cell called `name`. Names usually are the very string the
+    /// closure was made with (the same constant), so pointers are compared first.
+    pub(crate) fn current_upvalue(
+        &self,
+        name: Gc<'gc, Str>,
+    ) -> Option<Gc<'gc, RefLock<Value<'gc>>>> {
         let env = self.frames.last()?.env?;
         env.cells
             .iter()
             .rev()
-            .find(|u| u.name.as_str() == name)
+            .find(|u| Gc::ptr_eq(u.name, name) || u.name.as_str() == name.as_str())
             .map(|u| u.cell)
     }
 }
@@ -897,6 +901,16 @@ fn run_inner<'gc>(
                     fused_builtin!(Builtin::CreateArray, 2, capacity);
                     let c = reg!(regs, capacity);
                     builtin_result!(builtins::create_array(mc, rt, Some(c)), [c])
+                }
+                Op::GetUpvalue { name } => {
+                    fused_builtin!(Builtin::GetUpvalue, 2, name);
+                    let n = reg!(regs, name);
+                    builtin_result!(builtins::get_upvalue(&interp.calls, n), [n])
+                }
+                Op::SetUpvalue { name, value } => {
+                    fused_builtin!(Builtin::SetUpvalue, 3, name);
+                    let (n, v) = (reg!(regs, name), reg!(regs, value));
+                    builtin_result!(builtins::set_upvalue(mc, &interp.calls, n, v), [n, v])
                 }
                 Op::Ld { dst, offset } => {
                     let len = interp.calls.pending.len() - pending_base;
