@@ -658,9 +658,6 @@ fn run_inner<'gc>(
         let Some(frame) = interp.calls.frames.last().copied() else {
             return (Step::Done, left);
         };
-        let Some(&act) = interp.calls.activations.last() else {
-            return (Step::Done, left);
-        };
         let func = &code.functions[frame.func as usize];
         let ops = &func.ops[..];
         let base = frame.base as usize;
@@ -713,16 +710,18 @@ fn run_inner<'gc>(
         };
 
         // Integer fast path of a three-register op; anything else goes to `ops::binary`.
+        // Each path writes its own result (a shared result variable would make the fast
+        // path go through a stack temporary).
         macro_rules! arith {
             ($dst:expr, $a:expr, $b:expr, $op:expr, |$x:ident, $y:ident| $fast:expr) => {{
-                let value = match (&reg!(regs, $a), &reg!(regs, $b)) {
-                    (&Value::I64($x), &Value::I64($y)) => Value::I64($fast),
-                    (&x, &y) => match ops::binary($op, x, y) {
-                        Ok(v) => v,
+                if let (&Value::I64($x), &Value::I64($y)) = (&reg!(regs, $a), &reg!(regs, $b)) {
+                    reg!(regs, $dst) = Value::I64($fast);
+                } else {
+                    match ops::binary($op, reg!(regs, $a), reg!(regs, $b)) {
+                        Ok(v) => reg!(regs, $dst) = v,
                         Err(e) => fail!(e),
-                    },
-                };
-                reg!(regs, $dst) = value;
+                    }
+                }
             }};
         }
         // A fused builtin op of `$len` instructions runs whole only when the name still means
@@ -816,16 +815,15 @@ fn run_inner<'gc>(
                         Err(e) => fail!(e),
                     };
                 }
-                Op::Mod { dst, a, b } => {
-                    let value = match (&reg!(regs, a), &reg!(regs, b)) {
-                        (&Value::I64(x), &Value::I64(y)) if y > 0 => Value::I64(x % y),
-                        (&x, &y) => match ops::binary(BinOp::Mod, x, y) {
-                            Ok(v) => v,
-                            Err(e) => fail!(e),
-                        },
-                    };
-                    reg!(regs, dst) = value;
-                }
+                Op::Mod { dst, a, b } => match (&reg!(regs, a), &reg!(regs, b)) {
+                    (&Value::I64(x), &Value::I64(y)) if y > 0 => {
+                        reg!(regs, dst) = Value::I64(x % y)
+                    }
+                    (&x, &y) => match ops::binary(BinOp::Mod, x, y) {
+                        Ok(v) => reg!(regs, dst) = v,
+                        Err(e) => fail!(e),
+                    },
+                },
                 Op::And { dst, a, b } => arith!(dst, a, b, BinOp::And, |x, y| x & y),
                 Op::Or { dst, a, b } => arith!(dst, a, b, BinOp::Or, |x, y| x | y),
                 Op::Xor { dst, a, b } => arith!(dst, a, b, BinOp::Xor, |x, y| x ^ y),
@@ -922,19 +920,20 @@ fn run_inner<'gc>(
                 }
                 Op::Ret { src } => {
                     let value = reg!(regs, src);
-                    if return_from_frame(interp, act, value) {
+                    if return_from_frame(interp, value) {
                         return (Step::Done, left);
                     }
                     continue 'frames;
                 }
                 Op::End => {
                     // Fell off the end: the entry returns its r0, a callee returns Unit.
-                    let value = if interp.calls.frames.len() - 1 == act.frame_base {
+                    let entry = interp.calls.activations.last().map(|a| a.frame_base);
+                    let value = if Some(interp.calls.frames.len() - 1) == entry {
                         regs[0]
                     } else {
                         Value::Unit
                     };
-                    if return_from_frame(interp, act, value) {
+                    if return_from_frame(interp, value) {
                         return (Step::Done, left);
                     }
                     continue 'frames;
@@ -1020,8 +1019,9 @@ fn capture<'gc>(
 
 /// Pops the top frame, giving `value` to its caller's r0. Returns true when the frame was the
 /// activation's entry (the activation is then finished and `value` is its result).
-fn return_from_frame<'gc>(interp: &mut Interp<'gc>, act: Activation, value: Value<'gc>) -> bool {
-    let Some(frame) = interp.calls.frames.pop() else {
+fn return_from_frame<'gc>(interp: &mut Interp<'gc>, value: Value<'gc>) -> bool {
+    let (Some(frame), Some(&act)) = (interp.calls.frames.pop(), interp.calls.activations.last())
+    else {
         return true;
     };
     interp.pop_registers(frame.base as usize);

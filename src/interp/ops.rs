@@ -86,6 +86,8 @@ macro_rules! checked_divmod {
 
 /// Applies a binary operation that is not an I64 fast path. String concatenation is handled
 /// by the caller (it allocates); here `ADD` of two strings reports a type error.
+#[cold]
+#[inline(never)]
 pub fn binary<'gc>(op: BinOp, a: Value<'gc>, b: Value<'gc>) -> Result<Value<'gc>, ErrorKind> {
     let result = match op {
         BinOp::Add => same_int_kind!(a, b, |x, y| Ok(x.wrapping_add(y)), |x, y| Ok(
@@ -188,6 +190,8 @@ pub fn not<'gc>(a: Value<'gc>) -> Result<Value<'gc>, ErrorKind> {
 
 /// CMP: -1, 0 or +1 for same-kind integers, strings (bytes), booleans and floats; anything
 /// else (and NaN) is an error naming both values.
+#[cold]
+#[inline(never)]
 pub fn compare(a: Value<'_>, b: Value<'_>) -> Result<i8, ErrorKind> {
     use std::cmp::Ordering;
     let ordering: Option<Ordering> = match (a, b) {
