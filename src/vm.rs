@@ -296,6 +296,9 @@ pub struct Vm {
     collections: u64,
     instructions: u64,
     trace: Option<TraceSink>,
+    /// Room for a host call's arguments, reused from call to call (a nested call finds it
+    /// taken and uses a fresh one).
+    host_args: Vec<Val>,
 }
 
 /// Receives one line per executed instruction (see [`Vm::set_trace`]).
@@ -331,6 +334,7 @@ impl Vm {
             collections: 0,
             instructions: 0,
             trace: None,
+            host_args: Vec::new(),
         }
     }
 
@@ -677,8 +681,9 @@ impl Vm {
 
     /// Makes the host call the interpreter stopped at, and delivers its result.
     fn call_host(&mut self, host: u32, slot: u32) -> Result<(), VmError> {
+        let mut out = std::mem::take(&mut self.host_args);
+        out.clear();
         let args = self.arena.mutate_root(|_, root| {
-            let mut out = Vec::with_capacity(root.interp.host_args().len());
             for &v in root.interp.host_args() {
                 out.push(value_to_val(v, &mut root.handles)?);
             }
@@ -716,6 +721,9 @@ impl Vm {
         // Argument handles live for the call only (unless the host retained them). Released
         // after the result is read: returning an argument is allowed.
         self.release_all(&args);
+        let mut args = args;
+        args.clear();
+        self.host_args = args;
         match delivered {
             Ok(()) => Ok(()),
             Err(message) => Err(self.fail_activation(ErrorKind::Host {
@@ -793,6 +801,9 @@ impl Vm {
     }
 
     fn release_all(&mut self, vals: &[Val]) {
+        if vals.iter().all(|v| v.handle().is_none()) {
+            return;
+        }
         self.arena.mutate_root(|_, root| {
             for v in vals {
                 if let Some(h) = v.handle() {

@@ -37,10 +37,14 @@ fn host_function(
     name: Rc<str>,
     invoke: Box<Invoke>,
 ) -> impl Fn(&mut Vm, &[Val]) -> Result<Val, HostError> + 'static {
+    // The C argument array, reused from call to call (a nested call of the same function
+    // finds it taken and uses a fresh one).
+    let scratch: std::cell::Cell<Vec<StoffelValue>> = std::cell::Cell::new(Vec::new());
     move |vm: &mut Vm, args: &[Val]| {
         // Strings for the callback are owned here and freed when it returns.
         let mut strings: Vec<CString> = Vec::new();
-        let mut values: Vec<StoffelValue> = Vec::with_capacity(args.len().max(1));
+        let mut values = scratch.take();
+        values.clear();
         for (i, arg) in args.iter().enumerate() {
             let value = match arg {
                 Val::String(s) => {
@@ -83,6 +87,7 @@ fn host_function(
             &mut result,
         );
         cvm_ref.lent.set(previous);
+        scratch.set(values);
         if code != 0 {
             let inner = cvm_ref
                 .failure_since(failures_before)
