@@ -961,6 +961,11 @@ fn run_inner<'gc>(
                     {
                         builtin_result!(builtins::create_object(mc, rt), [])
                     }
+                    Binding::Builtin(Builtin::CreateArray)
+                        if interp.calls.pending.len() == pending_base =>
+                    {
+                        builtin_result!(builtins::create_array(mc, rt, None), [])
+                    }
                     Binding::Builtin(b) => {
                         match builtins::call(b, mc, &interp.calls, code, rt, pending_base) {
                             Ok(Outcome::Value(v)) => {
