@@ -307,7 +307,7 @@ impl<'gc> Calls<'gc> {
 
     /// Checks a call of bytecode function `func` with the arguments from `args_base` to the
     /// top of the pending stack: their count and the depth limit.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn check_call(
         &self,
         code: &Code,
@@ -564,7 +564,7 @@ impl<'gc> Interp<'gc> {
 
     /// Pushes a frame for `func`, whose arguments are on the pending stack from `args_base`
     /// to its top. The caller has checked arity and depth.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_frame(
         &mut self,
         code: &Code,
