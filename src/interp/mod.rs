@@ -724,23 +724,6 @@ fn run_inner<'gc>(
                 }
             }};
         }
-        // A fused builtin op of `$len` instructions runs whole only when the name still means
-        // builtin `$b`, no other argument is pending and the budget has room; otherwise its
-        // first instruction, a PUSHARG of `$first`, runs alone. A whole run leaves `ip` past
-        // the CALL, so errors name the CALL as they would unfused.
-        macro_rules! fused_builtin {
-            ($b:expr, $len:expr, $first:expr) => {
-                if left < $len - 1
-                    || interp.calls.pending.len() != pending_base
-                    || !code.still_builtin($b)
-                {
-                    interp.calls.pending.push(reg!(regs, $first));
-                    continue;
-                }
-                left -= $len - 1;
-                ip += $len - 1;
-            };
-        }
         // The result of a builtin run without its PUSHARGs, into r0. When the memory limit
         // refuses it, the sequence goes on unfused: the arguments go on the pending stack
         // as the PUSHARGs would have put them, and the CALL waits for the collector (and
@@ -877,38 +860,41 @@ fn run_inner<'gc>(
                 Op::PushArg { src } => {
                     interp.calls.pending.push(reg!(regs, src));
                 }
-                Op::GetField { obj, key } => {
-                    fused_builtin!(Builtin::GetField, 3, obj);
-                    regs[0] = builtins::get_field(reg!(regs, obj), reg!(regs, key));
-                }
-                Op::SetField { obj, key, value } => {
-                    fused_builtin!(Builtin::SetField, 4, obj);
-                    let (o, k, v) = (reg!(regs, obj), reg!(regs, key), reg!(regs, value));
-                    builtin_result!(builtins::set_field(mc, rt, o, k, v), [o, k, v])
-                }
-                Op::ArrayPush { array, value } => {
-                    fused_builtin!(Builtin::ArrayPush, 3, array);
-                    let (a, v) = (reg!(regs, array), reg!(regs, value));
-                    builtin_result!(builtins::array_push(mc, rt, a, &[v]), [a, v])
-                }
-                Op::ArrayLength { array } => {
-                    fused_builtin!(Builtin::ArrayLength, 2, array);
-                    builtin_result!(builtins::array_length(reg!(regs, array)), [])
-                }
-                Op::CreateArray { capacity } => {
-                    fused_builtin!(Builtin::CreateArray, 2, capacity);
-                    let c = reg!(regs, capacity);
-                    builtin_result!(builtins::create_array(mc, rt, Some(c)), [c])
-                }
-                Op::GetUpvalue { name } => {
-                    fused_builtin!(Builtin::GetUpvalue, 2, name);
-                    let n = reg!(regs, name);
-                    builtin_result!(builtins::get_upvalue(&interp.calls, n), [n])
-                }
-                Op::SetUpvalue { name, value } => {
-                    fused_builtin!(Builtin::SetUpvalue, 3, name);
-                    let (n, v) = (reg!(regs, name), reg!(regs, value));
-                    builtin_result!(builtins::set_upvalue(mc, &interp.calls, n, v), [n, v])
+                Op::GetField { .. }
+                | Op::SetField { .. }
+                | Op::ArrayPush { .. }
+                | Op::ArrayLength { .. }
+                | Op::CreateArray { .. }
+                | Op::GetUpvalue { .. }
+                | Op::SetUpvalue { .. } => {
+                    match run_fused(
+                        op,
+                        mc,
+                        &mut interp.calls,
+                        code,
+                        rt,
+                        regs,
+                        pending_base,
+                        left,
+                    ) {
+                        Fused::Unfused => {}
+                        Fused::Ran(value, len) => {
+                            left -= len - 1;
+                            ip += len as usize - 1;
+                            regs[0] = value;
+                        }
+                        Fused::Refused(kind, len) => {
+                            // The arguments are pushed: the CALL waits like any call.
+                            left -= len - 1;
+                            ip += len as usize - 1;
+                            wait_for_memory!(kind)
+                        }
+                        Fused::Failed(kind, len) => {
+                            left -= len - 1;
+                            ip += len as usize - 1;
+                            fail!(kind)
+                        }
+                    }
                 }
                 Op::Ld { dst, offset } => {
                     let len = interp.calls.pending.len() - pending_base;
@@ -998,6 +984,87 @@ fn run_inner<'gc>(
                 },
             }
         }
+    }
+}
+
+/// How a fused builtin op went (see [`run_fused`]).
+enum Fused<'gc> {
+    /// It could not run whole (the name was rebound, another argument is pending, or the
+    /// budget has no room): its first instruction, a PUSHARG, ran alone.
+    Unfused,
+    /// The builtin ran; its value goes to r0. The op stood for this many instructions.
+    Ran(Value<'gc>, u32),
+    /// The memory limit refused it; its arguments are now pending, as the PUSHARGs would
+    /// have left them, so its CALL can wait for the collector like any call.
+    Refused(ErrorKind, u32),
+    /// The builtin failed.
+    Failed(ErrorKind, u32),
+}
+
+/// Runs a fused builtin op (`PUSHARG …; CALL builtin` as one op). It runs whole only when
+/// the name still means the builtin, no other argument is pending and the budget has room
+/// for all its instructions; otherwise only its first PUSHARG runs. Kept out of the dispatch
+/// loop so that the loop's hot values keep machine registers.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn run_fused<'gc>(
+    op: Op,
+    mc: &Mutation<'gc>,
+    calls: &mut Calls<'gc>,
+    code: &Code,
+    rt: &mut Runtime,
+    regs: &Window<'gc>,
+    pending_base: usize,
+    left: u32,
+) -> Fused<'gc> {
+    let reg = |r: u16| regs[(r as usize) & (WINDOW - 1)];
+    let (builtin, len, first) = match op {
+        Op::GetField { obj, .. } => (Builtin::GetField, 3, obj),
+        Op::SetField { obj, .. } => (Builtin::SetField, 4, obj),
+        Op::ArrayPush { array, .. } => (Builtin::ArrayPush, 3, array),
+        Op::ArrayLength { array } => (Builtin::ArrayLength, 2, array),
+        Op::CreateArray { capacity } => (Builtin::CreateArray, 2, capacity),
+        Op::GetUpvalue { name } => (Builtin::GetUpvalue, 2, name),
+        Op::SetUpvalue { name, .. } => (Builtin::SetUpvalue, 3, name),
+        _ => return Fused::Failed(ErrorKind::Internal("not a fused builtin op"), 1),
+    };
+    if left < len - 1 || calls.pending.len() != pending_base || !code.still_builtin(builtin) {
+        calls.pending.push(reg(first));
+        return Fused::Unfused;
+    }
+    let mut args = [Value::Unit; 3];
+    let result = match op {
+        Op::GetField { obj, key } => Ok(builtins::get_field(reg(obj), reg(key))),
+        Op::SetField { obj, key, value } => {
+            args = [reg(obj), reg(key), reg(value)];
+            builtins::set_field(mc, rt, args[0], args[1], args[2])
+        }
+        Op::ArrayPush { array, value } => {
+            args[..2].copy_from_slice(&[reg(array), reg(value)]);
+            builtins::array_push(mc, rt, args[0], &args[1..2])
+        }
+        Op::ArrayLength { array } => builtins::array_length(reg(array)),
+        Op::CreateArray { capacity } => {
+            args[0] = reg(capacity);
+            builtins::create_array(mc, rt, Some(args[0]))
+        }
+        Op::GetUpvalue { name } => builtins::get_upvalue(calls, reg(name)),
+        Op::SetUpvalue { name, value } => builtins::set_upvalue(mc, calls, reg(name), reg(value)),
+        _ => Err(ErrorKind::Internal("not a fused builtin op")),
+    };
+    match result {
+        Ok(v) => Fused::Ran(v, len),
+        Err(e @ ErrorKind::MemoryLimit(_)) => {
+            // Only the allocating builtins get here; their arguments, in order.
+            let n = match op {
+                Op::SetField { .. } => 3,
+                Op::ArrayPush { .. } => 2,
+                _ => 1,
+            };
+            calls.pending.extend_from_slice(&args[..n]);
+            Fused::Refused(e, len)
+        }
+        Err(e) => Fused::Failed(e, len),
     }
 }
 
