@@ -123,7 +123,7 @@ pub fn call<'gc>(
             }
             let names = &args[1..];
             rt.check_alloc(64 + names.len() * 96)?;
-            let mut cells = Vec::with_capacity(names.len());
+            let mut cells = crate::heap::Cells::with_capacity(names.len());
             for &v in names {
                 let name = string_value(b, v, "an upvalue name")?;
                 let cell = calls.find_upvalue(mc, code, name.as_str()).ok_or_else(|| {

@@ -436,12 +436,76 @@ pub struct Upvalue<'gc> {
     pub cell: Gc<'gc, RefLock<Value<'gc>>>,
 }
 
+/// An environment's cells, in capture order: up to two inside the environment itself (most
+/// closures capture one or two variables, and this saves an allocation per closure), a vector
+/// past that.
+#[derive(Collect)]
+#[collect(no_drop)]
+pub enum Cells<'gc> {
+    /// Filled from the front.
+    Inline([Option<Upvalue<'gc>>; 2]),
+    /// More than two.
+    Heap(Vec<Upvalue<'gc>>),
+}
+
+impl<'gc> Cells<'gc> {
+    /// No cells, with room for `n` (inline when `n` ≤ 2).
+    pub fn with_capacity(n: usize) -> Cells<'gc> {
+        if n <= 2 {
+            Cells::Inline([None, None])
+        } else {
+            Cells::Heap(Vec::with_capacity(n))
+        }
+    }
+
+    /// Appends a cell.
+    pub fn push(&mut self, upvalue: Upvalue<'gc>) {
+        match self {
+            Cells::Inline(items) => {
+                if let Some(free) = items.iter_mut().find(|u| u.is_none()) {
+                    *free = Some(upvalue);
+                } else {
+                    let mut all: Vec<Upvalue<'gc>> = items.iter().flatten().copied().collect();
+                    all.push(upvalue);
+                    *self = Cells::Heap(all);
+                }
+            }
+            Cells::Heap(v) => v.push(upvalue),
+        }
+    }
+
+    /// The last cell (the most recently captured) that `matches`.
+    pub fn find_last(
+        &self,
+        mut matches: impl FnMut(&Upvalue<'gc>) -> bool,
+    ) -> Option<&Upvalue<'gc>> {
+        match self {
+            Cells::Inline(items) => items.iter().rev().flatten().find(|u| matches(u)),
+            Cells::Heap(v) => v.iter().rev().find(|u| matches(u)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Cells::Inline(items) => items.iter().flatten().count(),
+            Cells::Heap(v) => v.len(),
+        }
+    }
+
+    fn buffer_bytes(&self) -> usize {
+        match self {
+            Cells::Inline(_) => 0,
+            Cells::Heap(v) => v.capacity() * std::mem::size_of::<Upvalue<'_>>(),
+        }
+    }
+}
+
 /// The cells a frame can reach with `get_upvalue` / `set_upvalue`.
 #[derive(Collect)]
 #[collect(no_drop)]
 pub struct EnvData<'gc> {
     /// The cells, searched last entry first.
-    pub cells: Vec<Upvalue<'gc>>,
+    pub cells: Cells<'gc>,
     account: Account,
 }
 
@@ -489,11 +553,11 @@ impl<'gc> Closure<'gc> {
 }
 
 /// Allocates an upvalue environment.
-pub fn alloc_env<'gc>(mc: &Mutation<'gc>, meter: &Meter, cells: Vec<Upvalue<'gc>>) -> Env<'gc> {
+pub fn alloc_env<'gc>(mc: &Mutation<'gc>, meter: &Meter, cells: Cells<'gc>) -> Env<'gc> {
     // The cells are Gc boxes of their own (possibly shared); the environment pays for them.
     let bytes = GC_OVERHEAD
         + std::mem::size_of::<EnvData<'_>>()
-        + cells.capacity() * std::mem::size_of::<Upvalue<'_>>()
+        + cells.buffer_bytes()
         + cells.len() * (GC_OVERHEAD + std::mem::size_of::<RefLock<Value<'_>>>());
     Gc::new(
         mc,

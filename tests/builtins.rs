@@ -1853,3 +1853,63 @@ fn upvalues_are_found_by_a_name_string_made_at_run_time() {
     );
     assert_eq!(vm.execute("main", &[]).unwrap(), Val::I64(42));
 }
+
+#[test]
+fn closures_capture_more_than_two_variables() {
+    // Environments keep two cells inline and move to a vector for more; the most recent
+    // capture of a name wins, as before.
+    let (mut vm, _) = vm_with(
+        r#"
+.function make(a, b, c) registers 5
+    LDI r3, "sum"
+    PUSHARG r3
+    LDI r3, "a"
+    PUSHARG r3
+    LDI r3, "b"
+    PUSHARG r3
+    LDI r3, "c"
+    PUSHARG r3
+    LDI r3, "a"
+    PUSHARG r3          ; "a" twice: one cell each, the later one is found
+    CALL create_closure
+    RET r0
+
+.function sum(x) registers 6
+.parent make
+    MOV r5, r0
+    LDI r1, "c"
+    PUSHARG r1
+    PUSHARG r5
+    CALL set_upvalue    ; c = x
+    LDI r1, "a"
+    PUSHARG r1
+    CALL get_upvalue
+    MOV r2, r0
+    LDI r1, "b"
+    PUSHARG r1
+    CALL get_upvalue
+    ADD r2, r2, r0
+    LDI r1, "c"
+    PUSHARG r1
+    CALL get_upvalue
+    ADD r2, r2, r0
+    RET r2              ; a + b + x
+
+.function main registers 6
+    LDI r1, 1
+    LDI r2, 20
+    LDI r3, 300
+    PUSHARG r1
+    PUSHARG r2
+    PUSHARG r3
+    CALL make
+    MOV r4, r0
+    LDI r5, 4000
+    PUSHARG r4
+    PUSHARG r5
+    CALL call_closure
+    RET r0
+"#,
+    );
+    assert_eq!(vm.execute("main", &[]).unwrap(), Val::I64(4021));
+}

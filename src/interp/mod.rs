@@ -23,7 +23,7 @@ use gc_arena::{Collect, Gc, Mutation};
 
 use crate::builtins::{self, Outcome};
 use crate::code::{Binding, Builtin, Code};
-use crate::heap::{Env, Meter, Str, Upvalue, alloc_env};
+use crate::heap::{Cells, Env, Meter, Str, Upvalue, alloc_env};
 use crate::value::{Kind, Value};
 
 pub(crate) use lower::{Op, WINDOW, lower};
@@ -350,7 +350,7 @@ impl<'gc> Calls<'gc> {
                 return Some(Gc::new(mc, RefLock::new(value)));
             }
             if let Some(env) = frame.env
-                && let Some(up) = env.cells.iter().rev().find(|u| u.name.as_str() == name)
+                && let Some(up) = env.cells.find_last(|u| u.name.as_str() == name)
             {
                 return Some(up.cell);
             }
@@ -366,9 +366,7 @@ impl<'gc> Calls<'gc> {
     ) -> Option<Gc<'gc, RefLock<Value<'gc>>>> {
         let env = self.frames.last()?.env?;
         env.cells
-            .iter()
-            .rev()
-            .find(|u| Gc::ptr_eq(u.name, name) || u.name.as_str() == name.as_str())
+            .find_last(|u| Gc::ptr_eq(u.name, name) || u.name.as_str() == name.as_str())
             .map(|u| u.cell)
     }
 }
@@ -1076,7 +1074,7 @@ fn capture<'gc>(
     rt: &Runtime,
     names: &[std::rc::Rc<str>],
 ) -> Result<Env<'gc>, ErrorKind> {
-    let mut cells = Vec::with_capacity(names.len());
+    let mut cells = Cells::with_capacity(names.len());
     for name in names {
         let cell = calls
             .find_upvalue(mc, code, name)
