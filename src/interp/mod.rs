@@ -14,6 +14,15 @@
 //! caller's r0. The arguments stay on the pending stack below the callee's own pending area
 //! for as long as the callee runs: they are its parameters' values at call time, which
 //! `create_closure` captures by name.
+//!
+//! Speed: the loop runs the lowered ops of [`lower`] (8 bytes, registers masked into a
+//! fixed-size window so safe Rust needs no bounds check). Its speed depends on the few values
+//! every op uses (window, ops, ip, budget, flag) staying in machine registers, and that is
+//! fragile: a new arm with a lot of inline code can make the compiler spill them and slow
+//! *every* op (adding the fused builtin ops inline cost the integer loop 40%). Keep arms
+//! small, put rare or bulky work in out-of-line functions (`run_fused`, `ops::binary`,
+//! `capture`), and compare against the benchmark baseline (BENCHMARKS.md) after changing the
+//! loop.
 
 mod lower;
 mod ops;
