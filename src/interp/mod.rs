@@ -15,7 +15,7 @@
 //! for as long as the callee runs: they are its parameters' values at call time, which
 //! `create_closure` captures by name.
 //!
-//! Speed: the loop runs the lowered ops of [`lower`] (8 bytes, registers masked into a
+//! Speed: the loop runs the lowered ops of the `lower` module (8 bytes, registers masked into a
 //! fixed-size window so safe Rust needs no bounds check). Its speed depends on the few values
 //! every op uses (window, ops, ip, budget, flag) staying in machine registers, and that is
 //! fragile: a new arm with a lot of inline code can make the compiler spill them and slow
