@@ -227,6 +227,8 @@ pub struct Frame<'gc> {
     pub ip: u32,
     /// The compare flag (-1, 0, +1); starts at 0.
     pub cmp: i8,
+    /// The first frame of its activation: returning from it ends the activation.
+    pub entry: bool,
     /// Where this frame's registers start in the register stack.
     pub base: u32,
     /// Where its call arguments start on the pending stack.
@@ -462,7 +464,7 @@ impl<'gc> Interp<'gc> {
         }
         let act = self.begin_activation();
         self.calls.pending.extend_from_slice(args);
-        self.push_frame(code, func, act.pending_base, act.pending_base, None);
+        self.push_frame(code, func, act.pending_base, act.pending_base, None, true);
         Ok(())
     }
 
@@ -492,7 +494,7 @@ impl<'gc> Interp<'gc> {
                 restore,
                 env,
             }) => {
-                self.push_frame(code, func, args_base, restore, Some(env));
+                self.push_frame(code, func, args_base, restore, Some(env), true);
                 Ok(false)
             }
             Err(kind) => {
@@ -579,6 +581,7 @@ impl<'gc> Interp<'gc> {
         args_base: usize,
         restore_pending: usize,
         env: Option<Env<'gc>>,
+        entry: bool,
     ) {
         let f = &code.functions[func as usize];
         let base = self.reg_top;
@@ -599,6 +602,7 @@ impl<'gc> Interp<'gc> {
             func,
             ip: 0,
             cmp: 0,
+            entry,
             base: base as u32,
             args_base: args_base as u32,
             arg_count: args.len() as u32,
@@ -946,7 +950,7 @@ fn run_inner<'gc>(
                                 Err(e) => fail!(e),
                             }
                         };
-                        interp.push_frame(code, target, pending_base, pending_base, env);
+                        interp.push_frame(code, target, pending_base, pending_base, env, false);
                         continue 'frames;
                     }
                     Binding::Builtin(Builtin::CreateObject)
@@ -972,7 +976,7 @@ fn run_inner<'gc>(
                                 env,
                             }) => {
                                 save!();
-                                interp.push_frame(code, func, args_base, restore, Some(env));
+                                interp.push_frame(code, func, args_base, restore, Some(env), false);
                                 continue 'frames;
                             }
                             Err(e @ ErrorKind::MemoryLimit(_)) => wait_for_memory!(e),
@@ -1099,8 +1103,7 @@ fn capture<'gc>(
 /// Pops the top frame, giving `value` to its caller's r0. Returns true when the frame was the
 /// activation's entry (the activation is then finished and `value` is its result).
 fn return_from_frame<'gc>(interp: &mut Interp<'gc>, value: Value<'gc>) -> bool {
-    let (Some(frame), Some(&act)) = (interp.calls.frames.pop(), interp.calls.activations.last())
-    else {
+    let Some(frame) = interp.calls.frames.pop() else {
         return true;
     };
     interp.pop_registers(frame.base as usize);
@@ -1108,11 +1111,12 @@ fn return_from_frame<'gc>(interp: &mut Interp<'gc>, value: Value<'gc>) -> bool {
         .calls
         .pending
         .truncate(frame.restore_pending as usize);
-    if interp.calls.frames.len() <= act.frame_base {
+    if frame.entry {
         interp.result = value;
-        interp.calls.activations.pop();
-        interp.pop_registers(act.reg_base);
-        interp.calls.pending.truncate(act.pending_base);
+        if let Some(act) = interp.calls.activations.pop() {
+            interp.pop_registers(act.reg_base);
+            interp.calls.pending.truncate(act.pending_base);
+        }
         return true;
     }
     if let Some(caller) = interp.calls.frames.last() {
