@@ -464,7 +464,8 @@ impl Vm {
     }
 
     /// Bytes of heap values plus interpreter stacks above which execution fails
-    /// (`None`: unlimited).
+    /// (`None`: unlimited). Not counted: the fixed register window every VM keeps above its
+    /// deepest frame (4 096 registers, 64 KiB) and the VM's own code.
     pub fn set_memory_limit(&mut self, bytes: Option<usize>) {
         self.rt.memory_limit = bytes;
     }
