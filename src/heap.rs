@@ -80,6 +80,9 @@ impl Drop for Account {
 #[collect(require_static)]
 pub struct Str {
     text: Box<str>,
+    /// A hash of the text, computed the first time the string is used as a key (0: not yet).
+    /// Keys with different hashes differ, so most key comparisons skip comparing text.
+    hash: Cell<u64>,
     _account: Account,
 }
 
@@ -91,6 +94,7 @@ impl Str {
             mc,
             Str {
                 text,
+                hash: Cell::new(0),
                 _account: Account::new(meter, bytes),
             },
         )
@@ -99,6 +103,31 @@ impl Str {
     /// The text.
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// A hash of the text (64-bit FNV-1a, never 0), computed once. Equal texts have equal
+    /// hashes.
+    pub fn text_hash(&self) -> u64 {
+        let cached = self.hash.get();
+        if cached != 0 {
+            return cached;
+        }
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &byte in self.text.as_bytes() {
+            h = (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        let h = h | 1;
+        self.hash.set(h);
+        h
+    }
+
+    /// Whether two strings have the same text: same string, or same hash and same bytes.
+    #[inline]
+    pub fn same_text(&self, other: &Str) -> bool {
+        std::ptr::eq(self, other)
+            || (self.text.len() == other.text.len()
+                && self.text_hash() == other.text_hash()
+                && self.text == other.text)
     }
 }
 

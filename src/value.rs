@@ -200,26 +200,38 @@ fn float_key_bits(f: f64) -> u64 {
 }
 
 impl PartialEq for Key<'_> {
+    /// Strings (field names) and I64s (indices) inline; the rest out of line.
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         match (self.0, other.0) {
-            (Value::Unit, Value::Unit) => true,
-            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::String(a), Value::String(b)) => a.same_text(&b),
             (Value::I64(a), Value::I64(b)) => a == b,
-            (Value::I32(a), Value::I32(b)) => a == b,
-            (Value::I16(a), Value::I16(b)) => a == b,
-            (Value::I8(a), Value::I8(b)) => a == b,
-            (Value::U8(a), Value::U8(b)) => a == b,
-            (Value::U16(a), Value::U16(b)) => a == b,
-            (Value::U32(a), Value::U32(b)) => a == b,
-            (Value::U64(a), Value::U64(b)) => a == b,
-            (Value::Float(a), Value::Float(b)) => float_key_bits(a) == float_key_bits(b),
-            (Value::String(a), Value::String(b)) => Gc::ptr_eq(a, b) || a.as_str() == b.as_str(),
-            (Value::Object(a), Value::Object(b)) => Gc::ptr_eq(a, b),
-            (Value::Array(a), Value::Array(b)) => Gc::ptr_eq(a, b),
-            (Value::Closure(a), Value::Closure(b)) => Gc::ptr_eq(a, b),
-            (Value::Foreign(a), Value::Foreign(b)) => Gc::ptr_eq(a, b),
-            _ => false,
+            (a, b) => key_eq_slow(a, b),
         }
+    }
+}
+
+/// Key equality for the kinds [`Key::eq`] does not handle inline.
+#[inline(never)]
+fn key_eq_slow<'gc>(a: Value<'gc>, b: Value<'gc>) -> bool {
+    match (a, b) {
+        (Value::Unit, Value::Unit) => true,
+        (Value::Bool(a), Value::Bool(b)) => a == b,
+        (Value::I64(a), Value::I64(b)) => a == b,
+        (Value::I32(a), Value::I32(b)) => a == b,
+        (Value::I16(a), Value::I16(b)) => a == b,
+        (Value::I8(a), Value::I8(b)) => a == b,
+        (Value::U8(a), Value::U8(b)) => a == b,
+        (Value::U16(a), Value::U16(b)) => a == b,
+        (Value::U32(a), Value::U32(b)) => a == b,
+        (Value::U64(a), Value::U64(b)) => a == b,
+        (Value::Float(a), Value::Float(b)) => float_key_bits(a) == float_key_bits(b),
+        (Value::String(a), Value::String(b)) => a.same_text(&b),
+        (Value::Object(a), Value::Object(b)) => Gc::ptr_eq(a, b),
+        (Value::Array(a), Value::Array(b)) => Gc::ptr_eq(a, b),
+        (Value::Closure(a), Value::Closure(b)) => Gc::ptr_eq(a, b),
+        (Value::Foreign(a), Value::Foreign(b)) => Gc::ptr_eq(a, b),
+        _ => false,
     }
 }
 
@@ -240,7 +252,7 @@ impl Hash for Key<'_> {
             Value::U32(v) => v.hash(state),
             Value::U64(v) => v.hash(state),
             Value::Float(f) => float_key_bits(f).hash(state),
-            Value::String(s) => s.as_str().hash(state),
+            Value::String(s) => s.text_hash().hash(state),
             Value::Object(o) => Gc::as_ptr(o).hash(state),
             Value::Array(a) => Gc::as_ptr(a).hash(state),
             Value::Closure(c) => Gc::as_ptr(c).hash(state),

@@ -1913,3 +1913,63 @@ fn closures_capture_more_than_two_variables() {
     );
     assert_eq!(vm.execute("main", &[]).unwrap(), Val::I64(4021));
 }
+
+#[test]
+fn string_keys_match_by_text_not_by_identity() {
+    // Keys are compared by hash and text: a string built at run time finds a field set with
+    // a constant, and a different text of the same length does not.
+    let (mut vm, _) = vm_with(
+        r#"
+.function lookup(extra) registers 9
+    MOV r8, r0
+    CALL create_object
+    MOV r1, r0
+    LDI r2, 0           ; add `extra` filler fields (pushes the object past its list form)
+    LDI r3, 1
+fill:
+    CMP r2, r8
+    JMPEQ set
+    PUSHARG r1
+    PUSHARG r2
+    PUSHARG r2
+    CALL set_field
+    ADD r2, r2, r3
+    JMP fill
+set:
+    LDI r4, "ab"
+    LDI r5, 7
+    PUSHARG r1
+    PUSHARG r4
+    PUSHARG r5
+    CALL set_field      ; o["ab"] = 7
+    LDI r6, "a"
+    LDI r7, "b"
+    ADD r6, r6, r7      ; "ab", a new string
+    PUSHARG r1
+    PUSHARG r6
+    CALL get_field      ; 7
+    MOV r5, r0
+    ADD r6, r7, r6      ; "bab"
+    LDI r7, "ba"
+    PUSHARG r1
+    PUSHARG r7
+    CALL get_field      ; ()
+    PUSHARG r0
+    CALL type
+    LDI r7, "nil"
+    CMP r0, r7
+    JMPNEQ wrong
+    RET r5
+wrong:
+    LDI r0, -1
+    RET r0
+"#,
+    );
+    for extra in [0i64, 3, 20] {
+        assert_eq!(
+            vm.execute("lookup", &[Val::I64(extra)]).unwrap(),
+            Val::I64(7),
+            "extra {extra}"
+        );
+    }
+}
