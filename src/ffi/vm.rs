@@ -184,10 +184,10 @@ pub(crate) fn deliver(
     }
 }
 
-/// Room for call arguments read from C: up to 8 on the caller's stack (the usual case, read
+/// Room for call arguments read from C: up to 4 on the caller's stack (the usual case, read
 /// in place: no allocation, no move), more in a vector.
 pub(crate) struct ArgBuffer {
-    few: [Val; 8],
+    few: [Val; 4],
     many: Vec<Val>,
 }
 
