@@ -138,30 +138,48 @@ fn map_bytes(capacity: usize) -> usize {
 
 /// An object's fields, in insertion order: a short list searched from the front while small
 /// (most objects have a handful of fields, and comparing a few keys, strings by pointer
-/// first, is cheaper than hashing one), an index map once it grows past 8 fields.
+/// first, is cheaper than hashing one), an index map once it grows past 8 fields. Up to 4
+/// fields live inside the object itself.
 #[derive(Collect)]
 #[collect(no_drop)]
 pub enum Fields<'gc> {
-    /// Up to 8 entries.
+    /// Up to 4 entries inside the object itself (one allocation for a small object): the
+    /// first `len` are the fields, the rest Unit.
+    Inline {
+        /// How many entries are fields.
+        len: u8,
+        /// The entries.
+        entries: [(Key<'gc>, Value<'gc>); INLINE_FIELDS],
+    },
+    /// 5 to 8 entries.
     Small(Vec<(Key<'gc>, Value<'gc>)>),
     /// More.
     Map(Box<IndexMap<Key<'gc>, Value<'gc>>>),
 }
+
+/// The most fields kept inside an object.
+const INLINE_FIELDS: usize = 4;
 
 /// The most fields kept in a list before an object switches to a hash map.
 const SMALL_FIELDS: usize = 8;
 
 impl Default for Fields<'_> {
     fn default() -> Self {
-        Fields::Small(Vec::new())
+        Fields::Inline {
+            len: 0,
+            entries: [(Key(Value::Unit), Value::Unit); INLINE_FIELDS],
+        }
     }
 }
 
 impl<'gc> Fields<'gc> {
     /// The value under `key`.
     pub fn get(&self, key: &Key<'gc>) -> Option<Value<'gc>> {
+        let found =
+            |list: &[(Key<'gc>, Value<'gc>)]| list.iter().find(|(k, _)| k == key).map(|&(_, v)| v);
         match self {
-            Fields::Small(list) => list.iter().find(|(k, _)| k == key).map(|&(_, v)| v),
+            Fields::Inline { len, entries } => found(&entries[..*len as usize]),
+            Fields::Small(list) => found(list),
             Fields::Map(map) => map.get(key).copied(),
         }
     }
@@ -169,6 +187,20 @@ impl<'gc> Fields<'gc> {
     /// Sets `key`, keeping its position when it exists.
     pub fn insert(&mut self, key: Key<'gc>, value: Value<'gc>) {
         match self {
+            Fields::Inline { len, entries } => {
+                let n = *len as usize;
+                if let Some(entry) = entries[..n].iter_mut().find(|(k, _)| *k == key) {
+                    entry.1 = value;
+                } else if n < INLINE_FIELDS {
+                    entries[n] = (key, value);
+                    *len += 1;
+                } else {
+                    let mut list = Vec::with_capacity(SMALL_FIELDS);
+                    list.extend_from_slice(entries);
+                    list.push((key, value));
+                    *self = Fields::Small(list);
+                }
+            }
             Fields::Small(list) => {
                 if let Some(entry) = list.iter_mut().find(|(k, _)| *k == key) {
                     entry.1 = value;
@@ -191,6 +223,7 @@ impl<'gc> Fields<'gc> {
     /// How many fields there are.
     pub fn len(&self) -> usize {
         match self {
+            Fields::Inline { len, .. } => *len as usize,
             Fields::Small(list) => list.len(),
             Fields::Map(map) => map.len(),
         }
@@ -204,6 +237,7 @@ impl<'gc> Fields<'gc> {
     /// Bytes held outside the object itself.
     fn bytes(&self) -> usize {
         match self {
+            Fields::Inline { .. } => 0,
             Fields::Small(list) => list.capacity() * std::mem::size_of::<(Key<'_>, Value<'_>)>(),
             Fields::Map(map) => {
                 std::mem::size_of::<IndexMap<Key<'_>, Value<'_>>>() + map_bytes(map.capacity())
