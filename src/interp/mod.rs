@@ -1029,53 +1029,58 @@ fn run_fused<'gc>(
     left: u32,
 ) -> Fused<'gc> {
     let reg = |r: u16| regs[(r as usize) & (WINDOW - 1)];
-    let (builtin, len, first) = match op {
-        Op::GetField { obj, .. } => (Builtin::GetField, 3, obj),
-        Op::SetField { obj, .. } => (Builtin::SetField, 4, obj),
-        Op::ArrayPush { array, .. } => (Builtin::ArrayPush, 3, array),
-        Op::ArrayLength { array } => (Builtin::ArrayLength, 2, array),
-        Op::CreateArray { capacity } => (Builtin::CreateArray, 2, capacity),
-        Op::GetUpvalue { name } => (Builtin::GetUpvalue, 2, name),
-        Op::SetUpvalue { name, .. } => (Builtin::SetUpvalue, 3, name),
-        _ => return Fused::Failed(ErrorKind::Internal("not a fused builtin op"), 1),
-    };
-    if left < len - 1 || calls.pending.len() != pending_base || !code.still_builtin(builtin) {
-        calls.pending.push(reg(first));
-        return Fused::Unfused;
+    // Runs builtin `$b` (its sequence is `$len` instructions, the first a PUSHARG of
+    // `$first`) if it may run whole; `$args` are the values its PUSHARGs would push, which a
+    // memory refusal leaves pending.
+    macro_rules! fused {
+        ($b:expr, $len:expr, $first:expr, [$($arg:expr),*], |$($v:ident),*| $call:expr) => {{
+            if left < $len - 1 || calls.pending.len() != pending_base || !code.still_builtin($b)
+            {
+                calls.pending.push(reg($first));
+                return Fused::Unfused;
+            }
+            let ($($v,)*) = ($(reg($arg),)*);
+            match $call {
+                Ok(v) => Fused::Ran(v, $len),
+                Err(e @ ErrorKind::MemoryLimit(_)) => {
+                    calls.pending.extend_from_slice(&[$($v),*]);
+                    Fused::Refused(e, $len)
+                }
+                Err(e) => Fused::Failed(e, $len),
+            }
+        }};
     }
-    let mut args = [Value::Unit; 3];
-    let result = match op {
-        Op::GetField { obj, key } => Ok(builtins::get_field(reg(obj), reg(key))),
+    match op {
+        Op::GetField { obj, key } => fused!(Builtin::GetField, 3, obj, [obj, key], |o, k| {
+            Ok::<_, ErrorKind>(builtins::get_field(o, k))
+        }),
         Op::SetField { obj, key, value } => {
-            args = [reg(obj), reg(key), reg(value)];
-            builtins::set_field(mc, rt, args[0], args[1], args[2])
+            fused!(Builtin::SetField, 4, obj, [obj, key, value], |o, k, v| {
+                builtins::set_field(mc, rt, o, k, v)
+            })
         }
         Op::ArrayPush { array, value } => {
-            args[..2].copy_from_slice(&[reg(array), reg(value)]);
-            builtins::array_push(mc, rt, args[0], &args[1..2])
+            fused!(Builtin::ArrayPush, 3, array, [array, value], |a, v| {
+                builtins::array_push(mc, rt, a, &[v])
+            })
         }
-        Op::ArrayLength { array } => builtins::array_length(reg(array)),
+        Op::ArrayLength { array } => fused!(Builtin::ArrayLength, 2, array, [array], |a| {
+            builtins::array_length(a)
+        }),
         Op::CreateArray { capacity } => {
-            args[0] = reg(capacity);
-            builtins::create_array(mc, rt, Some(args[0]))
+            fused!(Builtin::CreateArray, 2, capacity, [capacity], |c| {
+                builtins::create_array(mc, rt, Some(c))
+            })
         }
-        Op::GetUpvalue { name } => builtins::get_upvalue(calls, reg(name)),
-        Op::SetUpvalue { name, value } => builtins::set_upvalue(mc, calls, reg(name), reg(value)),
-        _ => Err(ErrorKind::Internal("not a fused builtin op")),
-    };
-    match result {
-        Ok(v) => Fused::Ran(v, len),
-        Err(e @ ErrorKind::MemoryLimit(_)) => {
-            // Only the allocating builtins get here; their arguments, in order.
-            let n = match op {
-                Op::SetField { .. } => 3,
-                Op::ArrayPush { .. } => 2,
-                _ => 1,
-            };
-            calls.pending.extend_from_slice(&args[..n]);
-            Fused::Refused(e, len)
+        Op::GetUpvalue { name } => fused!(Builtin::GetUpvalue, 2, name, [name], |n| {
+            builtins::get_upvalue(calls, n)
+        }),
+        Op::SetUpvalue { name, value } => {
+            fused!(Builtin::SetUpvalue, 3, name, [name, value], |n, v| {
+                builtins::set_upvalue(mc, calls, n, v)
+            })
         }
-        Err(e) => Fused::Failed(e, len),
+        _ => Fused::Failed(ErrorKind::Internal("not a fused builtin op"), 1),
     }
 }
 
