@@ -186,33 +186,37 @@ impl<'gc> Fields<'gc> {
 
     /// Sets `key`, keeping its position when it exists.
     pub fn insert(&mut self, key: Key<'gc>, value: Value<'gc>) {
-        match self {
-            Fields::Inline { len, entries } => {
-                let n = *len as usize;
-                if let Some(entry) = entries[..n].iter_mut().find(|(k, _)| *k == key) {
-                    entry.1 = value;
-                } else if n < INLINE_FIELDS {
-                    entries[n] = (key, value);
-                    *len += 1;
-                } else {
-                    let mut list = Vec::with_capacity(SMALL_FIELDS);
-                    list.extend_from_slice(entries);
-                    list.push((key, value));
-                    *self = Fields::Small(list);
-                }
+        let entries: &mut [(Key<'gc>, Value<'gc>)] = match self {
+            Fields::Inline { len, entries } => &mut entries[..*len as usize],
+            Fields::Small(list) => list,
+            Fields::Map(map) => {
+                map.insert(key, value);
+                return;
             }
+        };
+        if let Some(entry) = entries.iter_mut().find(|(k, _)| *k == key) {
+            entry.1 = value;
+            return;
+        }
+        // A new key: append, moving to the next form when this one is full.
+        match self {
+            Fields::Inline { len, entries } if (*len as usize) < INLINE_FIELDS => {
+                entries[*len as usize] = (key, value);
+                *len += 1;
+            }
+            Fields::Inline { entries, .. } => {
+                let mut list = Vec::with_capacity(SMALL_FIELDS);
+                list.extend_from_slice(entries);
+                list.push((key, value));
+                *self = Fields::Small(list);
+            }
+            Fields::Small(list) if list.len() < SMALL_FIELDS => list.push((key, value)),
             Fields::Small(list) => {
-                if let Some(entry) = list.iter_mut().find(|(k, _)| *k == key) {
-                    entry.1 = value;
-                } else if list.len() < SMALL_FIELDS {
-                    list.push((key, value));
-                } else {
-                    let mut map: IndexMap<Key<'gc>, Value<'gc>> =
-                        IndexMap::with_capacity(SMALL_FIELDS * 2);
-                    map.extend(list.drain(..));
-                    map.insert(key, value);
-                    *self = Fields::Map(Box::new(map));
-                }
+                let mut map: IndexMap<Key<'gc>, Value<'gc>> =
+                    IndexMap::with_capacity(SMALL_FIELDS * 2);
+                map.extend(list.drain(..));
+                map.insert(key, value);
+                *self = Fields::Map(Box::new(map));
             }
             Fields::Map(map) => {
                 map.insert(key, value);
