@@ -1794,6 +1794,71 @@ loop:
         2,
         ErrorKind::FuelExhausted(2 + 3 * 11),
     );
+    // The ADD, CMP and JMPLT also run as one op: a limit may fall after the ADD too.
+    vm.set_instruction_limit(Some(2 + 3 * 10 + 1));
+    assert_error(
+        vm.execute("count", &[Val::I64(5000)]),
+        "count",
+        3,
+        ErrorKind::FuelExhausted(2 + 3 * 10 + 1),
+    );
+}
+
+#[test]
+fn add_compare_and_branch_loops_take_any_operands() {
+    // ADD; CMP; JMPLT runs as one op only for two integers; a float or string counter, or
+    // a failing compare after the addition, must behave as the three instructions do.
+    let (mut vm, _) = vm_with(
+        "
+.function count(start, step, limit) registers 6
+    MOV r3, r0          ; 0
+    MOV r4, r1          ; 1
+    MOV r5, r2          ; 2
+loop:
+    ADD r3, r3, r4      ; 3
+    CMP r3, r5          ; 4
+    JMPLT loop          ; 5
+    RET r3              ; 6
+",
+    );
+    let count = |vm: &mut stoffel_vm::Vm, args: &[Val]| vm.execute("count", args);
+    assert_eq!(
+        count(&mut vm, &[Val::I64(0), Val::I64(3), Val::I64(10)]),
+        Ok(Val::I64(12))
+    );
+    assert_eq!(
+        count(
+            &mut vm,
+            &[Val::Float(0.0), Val::Float(0.5), Val::Float(2.0)]
+        ),
+        Ok(Val::Float(2.0))
+    );
+    // Strings concatenate, and "a" < "aa" < "aaa" < "b".
+    assert_eq!(
+        count(
+            &mut vm,
+            &[Val::from("a"), Val::from("a"), Val::from("aaaa")]
+        ),
+        Ok(Val::from("aaaa"))
+    );
+    // The addition is fine, the compare is not: the error names the CMP.
+    let error = runtime_error(count(
+        &mut vm,
+        &[Val::I64(0), Val::I64(1), Val::from("ten")],
+    ));
+    assert_eq!((error.function.as_str(), error.instruction), ("count", 4));
+    assert!(matches!(error.kind, ErrorKind::Compare { .. }), "{error}");
+    // The addition fails: the error names the ADD.
+    let error = runtime_error(count(
+        &mut vm,
+        &[Val::I64(0), Val::Bool(true), Val::I64(10)],
+    ));
+    assert_eq!((error.function.as_str(), error.instruction), ("count", 3));
+    assert!(matches!(error.kind, ErrorKind::Type { .. }), "{error}");
+    // Every instruction is counted: 3 + 3 per iteration + RET.
+    let before = vm.instructions_executed();
+    count(&mut vm, &[Val::I64(0), Val::I64(1), Val::I64(100)]).unwrap();
+    assert_eq!(vm.instructions_executed() - before, 3 + 3 * 100 + 1);
 }
 
 #[test]

@@ -134,6 +134,14 @@ pub(crate) enum Op {
         when: Cond,
         target: u16,
     },
+    /// `ADD dst, a, b` followed by a fused [`Op::CmpJump`] (whose op follows): a loop's
+    /// counter step, compare and branch back, run as one op when the addition is of two
+    /// integers and the budget has room for all three instructions.
+    AddCmpJump {
+        dst: R,
+        a: R,
+        b: R,
+    },
     /// `PUSHARG obj; PUSHARG key; CALL get_field` (3 instructions).
     GetField {
         obj: R,
@@ -245,6 +253,11 @@ pub(crate) fn lower(
                 when,
                 target,
             };
+            if let Some(i) = i.checked_sub(1)
+                && let Op::Add { dst, a, b } = ops[i]
+            {
+                ops[i] = Op::AddCmpJump { dst, a, b };
+            }
         }
     }
     ops.into_boxed_slice()
@@ -408,6 +421,24 @@ mod tests {
         assert_eq!(ops[1], Op::JmpLt { target: 3 });
         assert_eq!(ops[2], Op::Cmp { a: 1, b: 2 });
         assert_eq!(ops[4], Op::End);
+    }
+
+    #[test]
+    fn fuses_a_counter_step_with_the_compare_and_branch_after_it() {
+        let code = [
+            Instruction::Add { dst: 1, a: 1, b: 2 },
+            Instruction::Cmp { a: 1, b: 3 },
+            Instruction::JmpLt { label: 0 },
+            Instruction::Add { dst: 1, a: 1, b: 2 },
+            Instruction::Cmp { a: 1, b: 3 },
+            Instruction::Ret { src: 1 },
+        ];
+        let ops = lower(&code, |_| None);
+        assert_eq!(ops[0], Op::AddCmpJump { dst: 1, a: 1, b: 2 });
+        assert!(matches!(ops[1], Op::CmpJump { target: 0, .. }));
+        assert_eq!(ops[2], Op::JmpLt { target: 0 });
+        // No branch after the compare: nothing to fuse with.
+        assert_eq!(ops[3], Op::Add { dst: 1, a: 1, b: 2 });
     }
 
     #[test]

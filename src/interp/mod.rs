@@ -781,7 +781,26 @@ fn run_inner<'gc>(
                 Op::Mov { dst, src } => {
                     reg!(regs, dst) = reg!(regs, src);
                 }
-                Op::Add { dst, a, b } => {
+                Op::AddCmpJump { dst, a, b }
+                    if left >= 2
+                        && let (&Value::I64(x), &Value::I64(y)) =
+                            (&reg!(regs, a), &reg!(regs, b)) =>
+                {
+                    reg!(regs, dst) = Value::I64(x.wrapping_add(y));
+                    // The CMP+Jcc op that follows, without another dispatch.
+                    if let Some(&Op::CmpJump { a, b, when, target }) = ops.get(ip) {
+                        ip += 1;
+                        left -= 1;
+                        cmp = compare!(a, b);
+                        left -= 1;
+                        ip = if when.holds(cmp) {
+                            target as usize
+                        } else {
+                            ip + 1
+                        };
+                    }
+                }
+                Op::Add { dst, a, b } | Op::AddCmpJump { dst, a, b } => {
                     if let (Value::String(x), Value::String(y)) = (reg!(regs, a), reg!(regs, b)) {
                         let len = x.as_str().len().saturating_add(y.as_str().len());
                         if let Err(e) = rt.check_alloc(len) {
