@@ -1032,7 +1032,17 @@ fn constant_value<'gc>(mc: &Mutation<'gc>, meter: &Meter, c: &Constant) -> Value
 }
 
 /// A value for the host: heap values get a new handle (one reference).
+#[inline]
 fn value_to_val<'gc>(v: Value<'gc>, handles: &mut HandleTable<'gc>) -> Result<Val, VmError> {
+    // Integers inline: the host-call paths convert a few of them per call.
+    match v {
+        Value::I64(x) => Ok(Val::I64(x)),
+        other => other_value_to_val(other, handles),
+    }
+}
+
+#[inline(never)]
+fn other_value_to_val<'gc>(v: Value<'gc>, handles: &mut HandleTable<'gc>) -> Result<Val, VmError> {
     Ok(match v {
         Value::Unit => Val::Unit,
         Value::Bool(b) => Val::Bool(b),
@@ -1054,7 +1064,21 @@ fn value_to_val<'gc>(v: Value<'gc>, handles: &mut HandleTable<'gc>) -> Result<Va
 }
 
 /// A host value in the arena: handles must be live and of the kind the `Val` says.
+#[inline]
 fn val_to_value<'gc>(
+    mc: &Mutation<'gc>,
+    meter: &Meter,
+    handles: &HandleTable<'gc>,
+    v: &Val,
+) -> Result<Value<'gc>, VmError> {
+    match v {
+        Val::I64(x) => Ok(Value::I64(*x)),
+        other => other_val_to_value(mc, meter, handles, other),
+    }
+}
+
+#[inline(never)]
+fn other_val_to_value<'gc>(
     mc: &Mutation<'gc>,
     meter: &Meter,
     handles: &HandleTable<'gc>,

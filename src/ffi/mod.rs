@@ -465,10 +465,34 @@ pub(crate) fn take_back_string(ptr: *const c_char) -> bool {
 /// # Safety
 /// `p` must point to 16 readable bytes laid out as a `StoffelValue`; a STRING's
 /// `string_val` must be NULL or point to a NUL-terminated string.
+#[inline]
 pub(crate) unsafe fn read_value(p: *const StoffelValue) -> Result<Val, Failure> {
     // SAFETY: the caller guarantees `p` is readable; `value_type` is read through a `c_int`
     // pointer (same size and alignment as the enum), so any bit pattern is allowed.
     let tag = unsafe { std::ptr::addr_of!((*p).value_type).cast::<c_int>().read() };
+    // Integers and floats inline, field by field: a call's arguments were usually written
+    // by C just before, member by member, and a whole-value copy of such fresh stores
+    // stalls the CPU (it cannot forward them); a returned `Result` would be such a copy.
+    match tag {
+        // SAFETY: as above; `int_val` and `float_val` are plain data valid for any bits.
+        1 => Ok(Val::I64(unsafe {
+            std::ptr::addr_of!((*p).data.int_val).read()
+        })),
+        // SAFETY: as for `int_val`.
+        2 => Ok(Val::Float(unsafe {
+            std::ptr::addr_of!((*p).data.float_val).read()
+        })),
+        // SAFETY: the caller's guarantee is passed on unchanged.
+        _ => unsafe { read_other_value(p, tag) },
+    }
+}
+
+/// [`read_value`] for every tag but INT and FLOAT.
+///
+/// # Safety
+/// As for [`read_value`].
+#[inline(never)]
+unsafe fn read_other_value(p: *const StoffelValue, tag: c_int) -> Result<Val, Failure> {
     // SAFETY: as above; every member of the union is plain data, valid for any bits.
     let data = unsafe { std::ptr::addr_of!((*p).data).read() };
     // SAFETY: every member of the union is plain data (integers, a double, a pointer) valid
@@ -524,7 +548,20 @@ pub(crate) unsafe fn read_value(p: *const StoffelValue) -> Result<Val, Failure> 
 
 /// Converts a VM value for C. Strings become registered copies (see [`give_string`]); the
 /// whole union is written.
+#[inline]
 pub(crate) fn make_value(v: &Val) -> Result<StoffelValue, Failure> {
+    match v {
+        Val::I64(x) => Ok(StoffelValue {
+            value_type: StoffelValueType::STOFFEL_VALUE_INT,
+            data: StoffelValueData { int_val: *x },
+        }),
+        other => make_other_value(other),
+    }
+}
+
+/// [`make_value`] for every kind but I64.
+#[inline(never)]
+fn make_other_value(v: &Val) -> Result<StoffelValue, Failure> {
     use StoffelValueType as T;
     let int = |t: T, i: i64| StoffelValue {
         value_type: t,

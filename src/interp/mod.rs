@@ -590,13 +590,22 @@ impl<'gc> Interp<'gc> {
         }
         self.reg_top = base + f.frame_size as usize;
         let args = &self.calls.pending[args_base.min(self.calls.pending.len())..];
-        // Element by element: calls pass a few arguments, and `copy_from_slice` would call
-        // `memmove` for each call.
-        for (r, a) in self.regs[base..]
-            .iter_mut()
-            .zip(&args[..args.len().min(f.frame_size as usize)])
-        {
-            *r = *a;
+        // Calls pass a few arguments: copy those cases directly (`copy_from_slice` would call
+        // `memmove`, and a loop costs more to set up than it copies).
+        if let Some(regs) = self.regs.get_mut(base..base + WINDOW) {
+            match &args[..args.len().min(f.frame_size as usize)] {
+                [] => {}
+                [a] => regs[0] = *a,
+                [a, b] => {
+                    regs[0] = *a;
+                    regs[1] = *b;
+                }
+                many => {
+                    for (r, a) in regs.iter_mut().zip(many) {
+                        *r = *a;
+                    }
+                }
+            }
         }
         self.calls.frames.push(Frame {
             func,
