@@ -102,6 +102,15 @@ fn host_function(
                 "C function '{name}' returned an invalid result: {message}"
             ))
         };
+        // An integer, the usual result, read field by field and returned at once (no whole-
+        // value copies of fresh stores: see `read_value`).
+        // SAFETY: `result` is our own initialised value; the tag is read as a plain int (any
+        // bits allowed) and `int_val` is plain data.
+        let int_tag = StoffelValueType::STOFFEL_VALUE_INT as c_int;
+        if unsafe { std::ptr::addr_of!(result.value_type).cast::<c_int>().read() } == int_tag {
+            // SAFETY: as above.
+            return Ok(Val::I64(unsafe { result.data.int_val }));
+        }
         // SAFETY: `result` is our own initialised value; C wrote (at most) a value into it,
         // and a STRING it wrote must point to a NUL-terminated string: its own, or one of
         // the argument strings, which is why `strings` is dropped only after this copy.

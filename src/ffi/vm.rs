@@ -218,25 +218,37 @@ impl ArgBuffer {
         if count > 0 && args.is_null() {
             return Err(Failure::new(STOFFEL_ERROR_NULL, "args is NULL"));
         }
-        let read = |i: usize| {
-            // SAFETY: `i < count` and the caller guarantees `count` readable values.
-            unsafe { read_value(args.add(i)) }.map_err(|f| {
-                // Id 0 is a forged id like any other: keep its code.
-                let code = match f.code {
-                    STOFFEL_ERROR_INVALID_HANDLE => STOFFEL_ERROR_INVALID_HANDLE,
-                    _ => STOFFEL_ERROR_ARGUMENT,
-                };
-                Failure::new(code, format!("argument {i}: {}", f.message))
-            })
+        let failed = |i: usize, f: Failure| {
+            // Id 0 is a forged id like any other: keep its code.
+            let code = match f.code {
+                STOFFEL_ERROR_INVALID_HANDLE => STOFFEL_ERROR_INVALID_HANDLE,
+                _ => STOFFEL_ERROR_ARGUMENT,
+            };
+            Failure::new(code, format!("argument {i}: {}", f.message))
         };
+        // Inlined (no closure call): the value goes straight into its slot, not through a
+        // returned `Result` that would be copied whole right after being written.
+        macro_rules! read {
+            ($i:expr) => {
+                // SAFETY: `i < count` and the caller guarantees `count` readable values.
+                match unsafe { read_value(args.add($i)) } {
+                    Ok(v) => v,
+                    Err(f) => return Err(failed($i, f)),
+                }
+            };
+        }
         let count = count as usize;
         if count <= self.few.len() {
             for (i, slot) in self.few.iter_mut().take(count).enumerate() {
-                *slot = read(i)?;
+                *slot = read!(i);
             }
             Ok(&self.few[..count])
         } else {
-            self.many = (0..count).map(read).collect::<Result<_, _>>()?;
+            self.many = Vec::with_capacity(count);
+            for i in 0..count {
+                let value = read!(i);
+                self.many.push(value);
+            }
             Ok(&self.many)
         }
     }
