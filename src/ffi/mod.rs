@@ -487,6 +487,29 @@ pub(crate) unsafe fn read_value(p: *const StoffelValue) -> Result<Val, Failure> 
     }
 }
 
+/// [`read_value`] into `slot`: integers and floats are written into it directly (a returned
+/// value would be built in a temporary and copied whole; see [`read_value`]).
+///
+/// # Safety
+/// As for [`read_value`].
+#[inline]
+pub(crate) unsafe fn read_value_into(
+    p: *const StoffelValue,
+    slot: &mut Val,
+) -> Result<(), Failure> {
+    // SAFETY: as in `read_value`.
+    let tag = unsafe { std::ptr::addr_of!((*p).value_type).cast::<c_int>().read() };
+    match tag {
+        // SAFETY: as in `read_value`.
+        1 => *slot = Val::I64(unsafe { std::ptr::addr_of!((*p).data.int_val).read() }),
+        // SAFETY: as in `read_value`.
+        2 => *slot = Val::Float(unsafe { std::ptr::addr_of!((*p).data.float_val).read() }),
+        // SAFETY: the caller's guarantee is passed on unchanged.
+        _ => *slot = unsafe { read_other_value(p, tag) }?,
+    }
+    Ok(())
+}
+
 /// [`read_value`] for every tag but INT and FLOAT.
 ///
 /// # Safety

@@ -9,8 +9,8 @@ use super::{
     STOFFEL_ERROR_INVALID_HANDLE, STOFFEL_ERROR_INVALID_VM, STOFFEL_ERROR_NULL,
     STOFFEL_ERROR_PARSE, STOFFEL_ERROR_RESULT, STOFFEL_ERROR_RESULT_WITH_ARGS, STOFFEL_OK,
     StoffelGcStats, StoffelPrintCallback, StoffelValue, THREAD_ERROR, VMHandle, guard, make_value,
-    read_name, read_value, registry, set_thread_error, thread_token, to_c_string_lossy, with_vm,
-    write_value,
+    read_name, read_value, read_value_into, registry, set_thread_error, thread_token,
+    to_c_string_lossy, with_vm, write_value,
 };
 use crate::interp::Output;
 use crate::vm::{Val, Vm};
@@ -240,7 +240,10 @@ impl ArgBuffer {
         let count = count as usize;
         if count <= self.few.len() {
             for (i, slot) in self.few.iter_mut().take(count).enumerate() {
-                *slot = read!(i);
+                // SAFETY: `i < count` and the caller guarantees `count` readable values.
+                if let Err(f) = unsafe { read_value_into(args.add(i), slot) } {
+                    return Err(failed(i, f));
+                }
             }
             Ok(&self.few[..count])
         } else {
@@ -292,10 +295,11 @@ pub unsafe extern "C" fn stoffel_execute_with_args(
                 })?;
             }
         }
-        let value = vm
-            .call(name, values)
-            .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_EXECUTE_WITH_ARGS))?;
-        deliver(vm, &value, result, STOFFEL_ERROR_RESULT_WITH_ARGS)
+        // Delivered from where `call` put it (moving it out first would copy it whole).
+        match vm.call(name, values) {
+            Ok(ref value) => deliver(vm, value, result, STOFFEL_ERROR_RESULT_WITH_ARGS),
+            Err(e) => Err(Failure::from_vm(e, STOFFEL_ERROR_EXECUTE_WITH_ARGS)),
+        }
     })
 }
 
