@@ -593,8 +593,17 @@ impl Vm {
             }
             let code = &self.code;
             let rt = &mut self.rt;
-            let (step, used) = self.arena.mutate_root(|mc, root| {
-                interp::run(mc, &mut root.interp, &root.constants, code, rt, budget)
+            let mut used = 0;
+            let step = self.arena.mutate_root(|mc, root| {
+                interp::run(
+                    mc,
+                    &mut root.interp,
+                    &root.constants,
+                    code,
+                    rt,
+                    budget,
+                    &mut used,
+                )
             });
             self.fuel_left -= u64::from(used);
             self.instructions += u64::from(used);
@@ -619,7 +628,7 @@ impl Vm {
                 }
                 Step::Error(e) => {
                     self.collect_debt();
-                    return Err(e.into());
+                    return Err((*e).into());
                 }
                 Step::HostCall { host, slot } => self.call_host(host, slot)?,
             }
@@ -707,7 +716,11 @@ impl Vm {
                 let meter = &self.rt.meter;
                 self.arena
                     .mutate_root(|mc, root| {
-                        let value = val_to_value(mc, meter, &root.handles, &v)?;
+                        // An integer goes straight to the register (see `val_to_value`).
+                        let value = match v {
+                            Val::I64(x) => Value::I64(x),
+                            ref other => val_to_value(mc, meter, &root.handles, other)?,
+                        };
                         root.interp.deliver(value);
                         // The host handed its result's handle over (see `HostFn`).
                         if let Some(h) = v.handle() {

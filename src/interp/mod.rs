@@ -306,8 +306,9 @@ pub enum Step {
         /// The slot it was called through (its name).
         slot: u32,
     },
-    /// The activation failed and has been unwound.
-    Error(RuntimeError),
+    /// The activation failed and has been unwound. (Boxed: a small `Step` comes back from
+    /// [`run`] in machine registers; a large one through memory, copied whole.)
+    Error(Box<RuntimeError>),
 }
 
 impl<'gc> Calls<'gc> {
@@ -634,7 +635,8 @@ fn window<'a, 'gc>(regs: &'a mut Vec<Value<'gc>>, base: usize) -> Option<&'a mut
     regs.get_mut(base..)?.first_chunk_mut::<WINDOW>()
 }
 
-/// Runs the current activation for at most `budget` instructions.
+/// Runs the current activation for at most `budget` instructions; `used` is set to how many
+/// ran.
 ///
 /// An instruction whose allocation the memory limit refuses does not fail at once: heap bytes
 /// include garbage the collector has not freed yet, and the collector only runs between
@@ -648,12 +650,14 @@ pub fn run<'gc>(
     code: &Code,
     rt: &mut Runtime,
     budget: u32,
-) -> (Step, u32) {
+    used: &mut u32,
+) -> Step {
     interp.yielded = false;
     let retry = std::mem::take(&mut interp.alloc_wait) > 0;
     let (step, remaining) = run_inner(mc, interp, constants, code, rt, budget, retry);
     interp.yielded = matches!(step, Step::Yield);
-    (step, budget - remaining)
+    *used = budget - remaining;
+    step
 }
 
 /// A register of the running frame's window.
@@ -695,7 +699,7 @@ fn run_inner<'gc>(
                 }
                 let error = interp.error_here(code, kind);
                 interp.unwind();
-                return (Step::Error(error), left);
+                return (Step::Error(Box::new(error)), left);
             }};
         }
         macro_rules! save {
