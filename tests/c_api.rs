@@ -442,7 +442,9 @@ fn reentry() {
 
 /// Threads: 8 threads, each with its own VM, 10 000 executions each, at the same time; and a
 /// VM busy on one thread refuses a second thread with STOFFEL_ERROR_REENTRANCY (made
-/// deterministic with pipes), then works from that second thread once idle.
+/// deterministic with pipes), then works from that second thread once idle; a VM destroyed
+/// under a hammering thread; a stale handle kept by a thread while the next VM reuses the
+/// destroyed VM's storage.
 #[test]
 fn threads() {
     let _lock = shared();
@@ -455,6 +457,7 @@ fn threads() {
         &[
             "threads: 8 VMs x 10000 executions ok",
             "threads: busy VM refused a second thread with STOFFEL_ERROR_REENTRANCY",
+            "threads: a destroyed VM's handle stays invalid after its storage is reused",
         ],
     );
     assert!(stdout.contains("threads: all "), "{stdout}");

@@ -81,7 +81,7 @@ fn host_function(
         let failures_before = cvm_ref.failures.get();
         let previous = cvm_ref.lent.replace(vm as *mut Vm);
         let code = invoke(
-            cvm_ref.token as VMHandle,
+            cvm_ref.handle(),
             values.as_ptr(),
             args.len() as c_int,
             &mut result,

@@ -7,8 +7,10 @@
 //!
 //! How the hard parts are solved, once, here:
 //! - **Handles.** A `VMHandle` is an opaque token, never reused, that the registry of live VMs
-//!   maps to a [`CVm`] box, so a destroyed or forged `VMHandle` is an error code (never a
-//!   dangling pointer, never another VM). Heap values reach C as handle ids (see
+//!   maps to a [`CVm`] shell, so a destroyed or forged `VMHandle` is an error code (never a
+//!   dangling pointer, never another VM). Shells are never freed (an empty one is reused), so
+//!   each thread caches the shell it used last and the gate checks the shell's token instead
+//!   of locking the registry on every call. Heap values reach C as handle ids (see
 //!   [`crate::handles`]), never as pointers.
 //! - **Re-entry and threads.** Every call passes the VM's gate: an atomic owner (the calling
 //!   thread) so that a VM used from two threads at once gets an error instead of a data race.
@@ -231,11 +233,15 @@ thread_local! {
     static THREAD_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
 }
 
-/// The state behind a `VMHandle`.
+/// The state behind a `VMHandle`: a shell that is never freed. When its VM is destroyed the
+/// shell is emptied and kept for the next `stoffel_create_vm`, so a pointer to a shell stays
+/// valid forever and the gate can check a cached one without taking the registry's lock.
 pub struct CVm {
-    /// The `VMHandle` C holds for this VM.
-    pub(crate) token: usize,
-    vm: std::cell::UnsafeCell<Vm>,
+    /// The `VMHandle` C holds for this VM, 0 while the shell is empty. Written only by the
+    /// thread that owns the shell (`owner`), before it releases it.
+    pub(crate) token: std::sync::atomic::AtomicUsize,
+    /// The VM; `None` while the shell is empty.
+    vm: std::cell::UnsafeCell<Option<Vm>>,
     /// The thread currently inside a call on this VM (0 when idle).
     owner: AtomicU64,
     /// How many calls on this VM are in progress (re-entrant calls nest).
@@ -247,6 +253,136 @@ pub struct CVm {
     pub(crate) failures: Cell<u64>,
     /// `stoffel_destroy_vm` was called while the VM was in use; destroy when it is idle.
     destroy_pending: Cell<bool>,
+}
+
+impl CVm {
+    /// A shell for `vm` under a new token, owned by nobody: a free one if there is one, else
+    /// a new (leaked) one.
+    pub(crate) fn install(vm: Vm) -> &'static CVm {
+        let me = thread_token();
+        let reused = free_shells().pop().and_then(|address| {
+            // SAFETY: addresses on the free list are of leaked shells, never freed.
+            let shell: &'static CVm = unsafe { &*(address as *const CVm) };
+            // A thread with a stale cached handle may hold it for a moment (see `claim`):
+            // then keep it for later and take a new one.
+            match shell
+                .owner
+                .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => Some(shell),
+                Err(_) => {
+                    free_shells().push(address);
+                    None
+                }
+            }
+        });
+        let shell = reused.unwrap_or_else(|| {
+            Box::leak(Box::new(CVm {
+                token: std::sync::atomic::AtomicUsize::new(0),
+                vm: std::cell::UnsafeCell::new(None),
+                owner: AtomicU64::new(me),
+                depth: Cell::new(0),
+                lent: Cell::new(std::ptr::null_mut()),
+                last_error: RefCell::new(None),
+                failures: Cell::new(0),
+                destroy_pending: Cell::new(false),
+            }))
+        });
+        // SAFETY: this thread owns the empty shell, so nothing else reads or writes its VM.
+        unsafe { *shell.vm.get() = Some(vm) };
+        let token = new_token();
+        shell.token.store(token, Ordering::Relaxed);
+        shell.owner.store(0, Ordering::Release);
+        registry().insert(token, shell as *const CVm as usize);
+        shell
+    }
+
+    /// The handle C holds for this VM.
+    pub(crate) fn handle(&self) -> VMHandle {
+        self.token.load(Ordering::Relaxed) as VMHandle
+    }
+}
+
+/// Empty shells (addresses of leaked `CVm`s), for [`CVm::install`].
+fn free_shells() -> MutexGuard<'static, Vec<usize>> {
+    static FREE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+    FREE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+thread_local! {
+    /// The last VM this thread claimed through the registry: (token, shell address). Lets
+    /// the gate skip the registry's lock on the next call with the same handle.
+    static LAST_VM: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
+
+/// How a call got through the gate.
+enum Claim {
+    /// This thread took the idle VM.
+    Owned(*mut CVm),
+    /// This thread already owns the VM (a call from inside a call on it).
+    Reentered(*mut CVm),
+}
+
+/// Why a call did not get through the gate.
+enum Refusal {
+    /// No live VM has this handle.
+    Invalid,
+    /// Another thread is using the VM.
+    Busy,
+}
+
+/// Takes the VM behind `handle` for this thread (`me`), or finds this thread already owns it.
+fn claim(handle: VMHandle, me: u64) -> Result<Claim, Refusal> {
+    let token = handle as usize;
+    let (cached_token, cached) = LAST_VM.get();
+    if token != 0 && cached_token == token {
+        // SAFETY: `cached` is the address of a shell, and shells are never freed.
+        let shell = unsafe { &*(cached as *const CVm) };
+        // The token is checked before touching the owner, so a stale handle does not hold
+        // (and make busy) a shell that now has another VM in it...
+        if shell.token.load(Ordering::Acquire) == token {
+            match shell
+                .owner
+                .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+            {
+                // ...and again once owned: the shell may have been emptied and refilled
+                // between the check and the claim (owning it, this thread sees the last token
+                // written, as that was written before the owner was released).
+                Ok(_) if shell.token.load(Ordering::Relaxed) == token => {
+                    return Ok(Claim::Owned(cached as *mut CVm));
+                }
+                Ok(_) => shell.owner.store(0, Ordering::Release),
+                // This thread owns it, so the token read above is current; a VM whose
+                // destruction is pending takes no new calls.
+                Err(owner) if owner == me => {
+                    return if shell.destroy_pending.get() {
+                        Err(Refusal::Invalid)
+                    } else {
+                        Ok(Claim::Reentered(cached as *mut CVm))
+                    };
+                }
+                Err(_) => return Err(Refusal::Busy),
+            }
+        }
+    }
+    // The registry stays locked until this thread owns the VM (or has been refused), so
+    // `stoffel_destroy_vm` on another thread cannot empty it between the check and the
+    // claim: it takes the same lock and empties only a VM nobody owns.
+    let live = registry();
+    let cvm_ptr = resolve(&live, handle).ok_or(Refusal::Invalid)?;
+    // SAFETY: registered, so a shell holding this VM; only its atomic owner is touched.
+    let cvm = unsafe { &*cvm_ptr };
+    match cvm
+        .owner
+        .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+    {
+        Ok(_) => {
+            LAST_VM.set((token, cvm_ptr as usize));
+            Ok(Claim::Owned(cvm_ptr))
+        }
+        Err(owner) if owner == me => Ok(Claim::Reentered(cvm_ptr)),
+        Err(_) => Err(Refusal::Busy),
+    }
 }
 
 fn set_thread_error(message: &str) {
@@ -283,46 +419,46 @@ pub(crate) fn with_vm(
     f: impl FnOnce(&mut Vm, *mut CVm) -> FfiResult,
 ) -> c_int {
     guard(name, || {
-        // The registry stays locked until this thread owns the VM (or has been refused), so
-        // `stoffel_destroy_vm` on another thread cannot free it between the check and the
-        // claim: it takes the same lock and frees only a VM nobody owns.
-        let live = registry();
-        let Some(cvm_ptr) = resolve(&live, handle) else {
-            drop(live);
-            set_thread_error(&format!("{name}: invalid VM handle"));
-            return STOFFEL_ERROR_INVALID_VM;
-        };
-        // SAFETY: the registry holds exactly the pointers of live `CVm` boxes made by
-        // `stoffel_create_vm` (removed before they are freed), so `cvm_ptr` is valid. Only
-        // shared access is taken; the fields touched below are cells guarded by `owner`.
-        let cvm = unsafe { &*cvm_ptr };
         let me = thread_token();
-        let vm_ptr: *mut Vm =
-            match cvm
-                .owner
-                .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-            {
-                Ok(_) => cvm.vm.get(),
-                Err(owner) if owner == me => {
-                    // Re-entry on this thread: only a running C callback may lend the VM.
-                    let lent = cvm.lent.replace(std::ptr::null_mut());
-                    if lent.is_null() {
-                        let message = format!(
-                            "{name}: the VM is busy (called from a print callback, a finalizer, or \
-                         while the VM is not waiting for a callback)"
-                        );
-                        cvm.record_failure(to_c_string_lossy(&message));
-                        return STOFFEL_ERROR_REENTRANCY;
-                    }
-                    lent
+        let (cvm_ptr, owned) = match claim(handle, me) {
+            Ok(Claim::Owned(p)) => (p, true),
+            Ok(Claim::Reentered(p)) => (p, false),
+            Err(Refusal::Invalid) => {
+                set_thread_error(&format!("{name}: invalid VM handle"));
+                return STOFFEL_ERROR_INVALID_VM;
+            }
+            Err(Refusal::Busy) => {
+                set_thread_error(&format!("{name}: the VM is in use by another thread"));
+                return STOFFEL_ERROR_REENTRANCY;
+            }
+        };
+        // SAFETY: a shell (never freed), and this thread owns it: only this thread touches
+        // its cells.
+        let cvm = unsafe { &*cvm_ptr };
+        let vm_ptr: *mut Vm = if owned {
+            // SAFETY: owned by this thread and idle (depth 0): no reference into the VM
+            // exists. A claimed shell holds a VM (the token matched).
+            match unsafe { (*cvm.vm.get()).as_mut() } {
+                Some(vm) => vm,
+                None => {
+                    cvm.owner.store(0, Ordering::Release);
+                    set_thread_error(&format!("{name}: invalid VM handle"));
+                    return STOFFEL_ERROR_INVALID_VM;
                 }
-                Err(_) => {
-                    drop(live);
-                    set_thread_error(&format!("{name}: the VM is in use by another thread"));
-                    return STOFFEL_ERROR_REENTRANCY;
-                }
-            };
-        drop(live);
+            }
+        } else {
+            // Re-entry on this thread: only a running C callback may lend the VM.
+            let lent = cvm.lent.replace(std::ptr::null_mut());
+            if lent.is_null() {
+                let message = format!(
+                    "{name}: the VM is busy (called from a print callback, a finalizer, or \
+                     while the VM is not waiting for a callback)"
+                );
+                cvm.record_failure(to_c_string_lossy(&message));
+                return STOFFEL_ERROR_REENTRANCY;
+            }
+            lent
+        };
         let outermost = cvm.depth.get() == 0;
         cvm.depth.set(cvm.depth.get() + 1);
         // SAFETY: `vm_ptr` is either the VM itself, taken by the first (outermost) call on
@@ -348,9 +484,10 @@ pub(crate) fn with_vm(
             }
         };
         if outermost {
-            cvm.owner.store(0, Ordering::Release);
             if cvm.destroy_pending.get() {
                 destroy(cvm_ptr);
+            } else {
+                cvm.owner.store(0, Ordering::Release);
             }
         }
         code
@@ -420,16 +557,24 @@ pub(crate) fn resolve(live: &AddressMap<usize>, handle: VMHandle) -> Option<*mut
     live.get(&(handle as usize)).map(|&p| p as *mut CVm)
 }
 
-/// Frees a VM that is registered and idle.
+/// Destroys the VM in a shell this thread owns (idle: no call on it is running), then
+/// empties the shell, releases it and keeps it for reuse.
 fn destroy(cvm_ptr: *mut CVm) {
-    // SAFETY: `cvm_ptr` is a live `CVm` (callers hold it from the registry).
-    let token = unsafe { (*cvm_ptr).token };
+    // SAFETY: a shell (never freed), owned by this thread.
+    let cvm = unsafe { &*cvm_ptr };
+    let token = cvm.token.swap(0, Ordering::Relaxed);
     registry().remove(&token);
-    // SAFETY: the pointer came from `Box::into_raw` in `stoffel_create_vm`, it was in the
-    // registry until the line above (so it has not been freed), and the VM is idle: no call
-    // holds a reference into it. Dropping runs foreign finalizers; a finalizer that calls the
-    // API with this handle now gets `STOFFEL_ERROR_INVALID_VM`.
-    drop(unsafe { Box::from_raw(cvm_ptr) });
+    // SAFETY: owned by this thread and idle, so no reference into the VM exists. Dropping
+    // runs foreign finalizers; a finalizer that calls the API with this handle now gets
+    // `STOFFEL_ERROR_INVALID_VM` (the token is gone from the shell and the registry).
+    drop(unsafe { (*cvm.vm.get()).take() });
+    cvm.depth.set(0);
+    cvm.lent.set(std::ptr::null_mut());
+    *cvm.last_error.borrow_mut() = None;
+    cvm.failures.set(0);
+    cvm.destroy_pending.set(false);
+    cvm.owner.store(0, Ordering::Release);
+    free_shells().push(cvm_ptr as usize);
 }
 
 // ----- strings handed to C -----

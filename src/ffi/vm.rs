@@ -1,8 +1,7 @@
 //! C API: VM life cycle, loading, execution, limits, garbage collection, output, errors.
 
-use std::cell::{Cell, RefCell};
 use std::ffi::{CString, c_char, c_int, c_void};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use super::{
     CVm, Failure, STOFFEL_ERROR_ARGUMENT, STOFFEL_ERROR_EXECUTE, STOFFEL_ERROR_EXECUTE_WITH_ARGS,
@@ -25,20 +24,7 @@ pub const STOFFEL_MAX_ARGS: c_int = 1024;
 pub extern "C" fn stoffel_create_vm() -> VMHandle {
     let mut handle: VMHandle = std::ptr::null_mut();
     guard("stoffel_create_vm", || {
-        let token = super::new_token();
-        let cvm = Box::new(CVm {
-            token,
-            vm: std::cell::UnsafeCell::new(Vm::new()),
-            owner: AtomicU64::new(0),
-            depth: Cell::new(0),
-            lent: Cell::new(std::ptr::null_mut()),
-            last_error: RefCell::new(None),
-            failures: Cell::new(0),
-            destroy_pending: Cell::new(false),
-        });
-        let ptr = Box::into_raw(cvm);
-        registry().insert(token, ptr as usize);
-        handle = token as VMHandle;
+        handle = CVm::install(Vm::new()).handle();
         STOFFEL_OK
     });
     handle
@@ -63,8 +49,8 @@ pub extern "C" fn stoffel_destroy_vm(handle: VMHandle) {
             set_thread_error("stoffel_destroy_vm: invalid VM handle");
             return STOFFEL_ERROR_INVALID_VM;
         };
-        // SAFETY: registered, so it points to a live `CVm`; only its atomic owner and cells
-        // are touched here.
+        // SAFETY: registered, so it points to a shell (never freed) holding this VM; only its
+        // atomic owner and, once owned, its cells are touched here.
         let cvm = unsafe { &*ptr };
         let me = thread_token();
         match cvm
@@ -72,14 +58,15 @@ pub extern "C" fn stoffel_destroy_vm(handle: VMHandle) {
             .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
         {
             Ok(_) => {
-                // Claimed and idle: unregister under the lock, free after releasing it (the
-                // finalizers that run may call the API, which takes the lock).
+                // Claimed and idle: destroy after releasing the lock (the finalizers that run
+                // may call the API, which takes the lock).
                 drop(live);
                 super::destroy(ptr);
                 STOFFEL_OK
             }
             Err(owner) if owner == me => {
-                // Inside a call on this VM: finish when the outermost call returns.
+                // Inside a call on this VM: finish when the outermost call returns; until
+                // then the handle is unregistered and the gate refuses new calls.
                 cvm.destroy_pending.set(true);
                 live.remove(&(handle as usize));
                 STOFFEL_OK
@@ -320,9 +307,10 @@ pub extern "C" fn stoffel_last_error(handle: VMHandle) -> *const c_char {
             message = thread_error();
             return STOFFEL_OK;
         };
-        // SAFETY: registered, so it points to a live `CVm`, and the registry lock (held until
-        // the end of this closure) keeps another thread from freeing it. Only the atomic
-        // owner and `last_error` are touched, and `last_error` only by the owning thread.
+        // SAFETY: registered, so it points to a shell (never freed), and the registry lock
+        // (held until the end of this closure) keeps another thread from emptying it. Only
+        // the atomic owner and `last_error` are touched, and `last_error` only by the owning
+        // thread.
         let cvm = unsafe { &*ptr };
         let vm_error = || {
             cvm.last_error

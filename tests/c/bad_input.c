@@ -321,6 +321,24 @@ int main(void)
     CHECK_THREAD_ERROR("stoffel_destroy_vm");
     stoffel_destroy_vm(NULL); /* a no-op */
 
+    /* A destroyed VM's storage is reused by the next VM: its old handle stays invalid, also
+     * right after this thread used it (the gate remembers the last VM a thread used). */
+    {
+        VMHandle first = stoffel_create_vm();
+        CHECK_OK(first, stoffel_load_assembly(first, PROGRAM));
+        CHECK_VM_WORKS(first);
+        stoffel_destroy_vm(first);
+        VMHandle second = stoffel_create_vm();
+        CHECK(second != NULL && second != first);
+        check_invalid_vm(first, vm);
+        CHECK_OK(second, stoffel_load_assembly(second, PROGRAM));
+        CHECK_VM_WORKS(second);
+        check_invalid_vm(first, vm);
+        CHECK_VM_WORKS(second);
+        stoffel_destroy_vm(second);
+        check_invalid_vm(second, vm);
+    }
+
     /* ---- 2. NULL pointers. ---- */
     StoffelValue r, obj, arr, closure, foreign;
     int host_thing = 7;

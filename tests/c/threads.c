@@ -7,6 +7,9 @@
  *     once A is done, B may use the VM (VMs may move between threads).
  *  3. A VM destroyed on one thread while another hammers it: every call either works or
  *     gets an error code (never a use of freed memory).
+ *  4. A thread keeps the handle of a VM destroyed on another thread, whose storage the next
+ *     VM reuses: the old handle is refused (also right after that thread used it), the new
+ *     VM works from both threads.
  * Run by tests/c_api.rs.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -192,6 +195,30 @@ static void *hammer_main(void *arg)
     return NULL;
 }
 
+typedef struct {
+    VMHandle old_vm;
+    VMHandle new_vm; /* set by main between the two barrier waits */
+    pthread_barrier_t *barrier;
+    int rc_old_before, rc_old_after, rc_new, rc_old_again;
+    int64_t result;
+} Reuse;
+
+static void *reuse_main(void *arg)
+{
+    Reuse *u = arg;
+    StoffelValue r;
+    StoffelValue args[2] = {v_int(2), v_int(3)};
+    u->rc_old_before = stoffel_execute_with_args(u->old_vm, "add", args, 2, &r);
+    pthread_barrier_wait(u->barrier); /* main destroys old_vm and creates new_vm */
+    pthread_barrier_wait(u->barrier);
+    u->rc_old_after = stoffel_execute_with_args(u->old_vm, "add", args, 2, &r);
+    r.value_type = STOFFEL_VALUE_UNIT;
+    u->rc_new = stoffel_execute_with_args(u->new_vm, "add", args, 2, &r);
+    u->result = r.value_type == STOFFEL_VALUE_INT ? r.data.int_val : -1;
+    u->rc_old_again = stoffel_execute_with_args(u->old_vm, "add", args, 2, &r);
+    return NULL;
+}
+
 int main(void)
 {
     /* ---- 1. ---- */
@@ -302,6 +329,36 @@ int main(void)
     printf("threads: destroy while another thread calls: %ld calls ok before destruction, "
            "%ld destroys refused as busy\n",
            total_ok, total_refused);
+
+    /* ---- 4. ---- */
+    for (int round = 0; round < 50; round++) {
+        pthread_barrier_t barrier;
+        CHECK(pthread_barrier_init(&barrier, NULL, 2) == 0);
+        Reuse u;
+        memset(&u, 0, sizeof u);
+        u.barrier = &barrier;
+        u.old_vm = stoffel_create_vm();
+        CHECK_OK(u.old_vm, stoffel_load_assembly(u.old_vm, PROGRAM));
+        pthread_t user;
+        CHECK(pthread_create(&user, NULL, reuse_main, &u) == 0);
+        pthread_barrier_wait(&barrier);
+        stoffel_destroy_vm(u.old_vm);
+        u.new_vm = stoffel_create_vm();
+        CHECK(u.new_vm != NULL && u.new_vm != u.old_vm);
+        CHECK_OK(u.new_vm, stoffel_load_assembly(u.new_vm, PROGRAM));
+        pthread_barrier_wait(&barrier);
+        CHECK(pthread_join(user, NULL) == 0);
+        CHECK(pthread_barrier_destroy(&barrier) == 0);
+        CHECK(u.rc_old_before == STOFFEL_OK);
+        CHECK(u.rc_old_after == STOFFEL_ERROR_INVALID_VM);
+        CHECK(u.rc_new == STOFFEL_OK && u.result == 5);
+        CHECK(u.rc_old_again == STOFFEL_ERROR_INVALID_VM);
+        CHECK_ERR(u.old_vm, stoffel_execute(u.old_vm, "add", &r), STOFFEL_ERROR_INVALID_VM,
+                  "invalid VM handle");
+        CHECK_VM_WORKS(u.new_vm);
+        stoffel_destroy_vm(u.new_vm);
+    }
+    printf("threads: a destroyed VM's handle stays invalid after its storage is reused\n");
 
     printf("threads: all checks=%ld passed\n", checks_passed);
     return 0;
