@@ -26,7 +26,7 @@ pub enum Outcome<'gc> {
         args_base: usize,
         /// Pending-stack length to restore on return.
         restore: usize,
-        /// The closure's captured cells.
+        /// The closure, whose cells the callee reaches.
         env: Env<'gc>,
     },
 }
@@ -138,9 +138,8 @@ pub fn call<'gc>(
                 // The name string is shared with the caller's value, not copied.
                 cells.push(crate::heap::Upvalue { name, cell });
             }
-            let env = crate::heap::alloc_env(mc, &rt.meter, cells);
             let slot = code.find_slot(fname.as_str()).unwrap_or(u32::MAX);
-            Value::Closure(Closure::alloc(mc, &rt.meter, fname, slot, env))
+            Value::Closure(Closure::alloc(mc, &rt.meter, fname, slot, cells))
         }
         Builtin::CallClosure => {
             let closure = match args.first() {
@@ -167,7 +166,7 @@ pub fn call<'gc>(
                         func: f,
                         args_base: args_base + 1,
                         restore: args_base,
-                        env: closure.env,
+                        env: Env::Closure(closure),
                     });
                 }
                 None | Some(Binding::Unbound) => {

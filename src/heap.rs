@@ -567,7 +567,7 @@ impl<'gc> Cells<'gc> {
     }
 }
 
-/// The cells a frame can reach with `get_upvalue` / `set_upvalue`.
+/// The cells of a frame entered by a plain `CALL` of a function that declares upvalues.
 #[derive(Collect)]
 #[collect(no_drop)]
 pub struct EnvData<'gc> {
@@ -576,8 +576,27 @@ pub struct EnvData<'gc> {
     account: Account,
 }
 
-/// A pointer to an upvalue environment.
-pub type Env<'gc> = Gc<'gc, EnvData<'gc>>;
+/// The cells a frame can reach with `get_upvalue` / `set_upvalue`: a closure's own (a frame
+/// running a closure points at the closure, so a closure is one allocation, not two), or
+/// those captured for a plain call.
+#[derive(Clone, Copy, Collect)]
+#[collect(no_drop)]
+pub enum Env<'gc> {
+    /// The closure the frame runs.
+    Closure(ClosureRef<'gc>),
+    /// Captured at a `CALL`.
+    Captured(Gc<'gc, EnvData<'gc>>),
+}
+
+impl<'gc> Env<'gc> {
+    /// The cells.
+    pub fn cells(self) -> &'gc Cells<'gc> {
+        match self {
+            Env::Closure(c) => &Gc::as_ref(c).cells,
+            Env::Captured(e) => &Gc::as_ref(e).cells,
+        }
+    }
+}
 
 /// A closure: the name of the function to run and the cells it captured.
 #[derive(Collect)]
@@ -588,14 +607,20 @@ pub struct Closure<'gc> {
     pub function_name: Gc<'gc, Str>,
     /// The global name slot of the function, resolved when the closure was made.
     pub slot: u32,
-    /// Captured cells.
-    pub env: Env<'gc>,
+    /// Captured cells, searched last entry first.
+    pub cells: Cells<'gc>,
     #[collect(require_static)]
     _account: Account,
 }
 
 /// A pointer to a closure.
 pub type ClosureRef<'gc> = Gc<'gc, Closure<'gc>>;
+
+/// Bytes the cells' own boxes take (the cells are `Gc` boxes of their own, possibly shared;
+/// the closure or environment that captured them pays for them).
+fn cell_bytes(cells: &Cells<'_>) -> usize {
+    cells.buffer_bytes() + cells.len() * (GC_OVERHEAD + std::mem::size_of::<RefLock<Value<'_>>>())
+}
 
 impl<'gc> Closure<'gc> {
     /// Allocates a closure.
@@ -604,35 +629,31 @@ impl<'gc> Closure<'gc> {
         meter: &Meter,
         function_name: Gc<'gc, Str>,
         slot: u32,
-        env: Env<'gc>,
+        cells: Cells<'gc>,
     ) -> ClosureRef<'gc> {
-        let bytes = GC_OVERHEAD + std::mem::size_of::<Closure<'_>>();
+        let bytes = GC_OVERHEAD + std::mem::size_of::<Closure<'_>>() + cell_bytes(&cells);
         Gc::new(
             mc,
             Closure {
                 function_name,
                 slot,
-                env,
+                cells,
                 _account: Account::new(meter, bytes),
             },
         )
     }
 }
 
-/// Allocates an upvalue environment.
+/// Allocates the environment of a plain call.
 pub fn alloc_env<'gc>(mc: &Mutation<'gc>, meter: &Meter, cells: Cells<'gc>) -> Env<'gc> {
-    // The cells are Gc boxes of their own (possibly shared); the environment pays for them.
-    let bytes = GC_OVERHEAD
-        + std::mem::size_of::<EnvData<'_>>()
-        + cells.buffer_bytes()
-        + cells.len() * (GC_OVERHEAD + std::mem::size_of::<RefLock<Value<'_>>>());
-    Gc::new(
+    let bytes = GC_OVERHEAD + std::mem::size_of::<EnvData<'_>>() + cell_bytes(&cells);
+    Env::Captured(Gc::new(
         mc,
         EnvData {
             cells,
             account: Account::new(meter, bytes),
         },
-    )
+    ))
 }
 
 /// A host object. The arena holds only its id; the host's data and finalizer live in the

@@ -362,7 +362,7 @@ impl<'gc> Calls<'gc> {
                 return Some(Gc::new(mc, RefLock::new(value)));
             }
             if let Some(env) = frame.env
-                && let Some(up) = env.cells.find_last(|u| u.name.as_str() == name)
+                && let Some(up) = env.cells().find_last(|u| u.name.as_str() == name)
             {
                 return Some(up.cell);
             }
@@ -377,7 +377,7 @@ impl<'gc> Calls<'gc> {
         name: Gc<'gc, Str>,
     ) -> Option<Gc<'gc, RefLock<Value<'gc>>>> {
         let env = self.frames.last()?.env?;
-        env.cells
+        env.cells()
             .find_last(|u| Gc::ptr_eq(u.name, name) || u.name.as_str() == name.as_str())
             .map(|u| u.cell)
     }
