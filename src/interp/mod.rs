@@ -921,21 +921,20 @@ fn run_inner<'gc>(
                         left,
                     ) {
                         Fused::Unfused => {}
-                        Fused::Ran(value, len) => {
+                        Fused::Ran(len) => {
                             left -= len - 1;
                             ip += len as usize - 1;
-                            regs[0] = value;
                         }
                         Fused::Refused(kind, len) => {
                             // The arguments are pushed: the CALL waits like any call.
                             left -= len - 1;
                             ip += len as usize - 1;
-                            wait_for_memory!(kind)
+                            wait_for_memory!(*kind)
                         }
                         Fused::Failed(kind, len) => {
                             left -= len - 1;
                             ip += len as usize - 1;
-                            fail!(kind)
+                            fail!(*kind)
                         }
                     }
                 }
@@ -1030,18 +1029,19 @@ fn run_inner<'gc>(
     }
 }
 
-/// How a fused builtin op went (see [`run_fused`]).
-enum Fused<'gc> {
+/// How a fused builtin op went (see [`run_fused`]). Small (errors boxed), so it comes back
+/// in machine registers rather than through memory.
+enum Fused {
     /// It could not run whole (the name was rebound, another argument is pending, or the
     /// budget has no room): its first instruction, a PUSHARG, ran alone.
     Unfused,
-    /// The builtin ran; its value goes to r0. The op stood for this many instructions.
-    Ran(Value<'gc>, u32),
+    /// The builtin ran and its value is in r0. The op stood for this many instructions.
+    Ran(u32),
     /// The memory limit refused it; its arguments are now pending, as the PUSHARGs would
     /// have left them, so its CALL can wait for the collector like any call.
-    Refused(ErrorKind, u32),
+    Refused(Box<ErrorKind>, u32),
     /// The builtin failed.
-    Failed(ErrorKind, u32),
+    Failed(Box<ErrorKind>, u32),
 }
 
 /// Runs a fused builtin op (`PUSHARG …; CALL builtin` as one op). It runs whole only when
@@ -1056,10 +1056,10 @@ fn run_fused<'gc>(
     calls: &mut Calls<'gc>,
     code: &Code,
     rt: &mut Runtime,
-    regs: &Window<'gc>,
+    regs: &mut Window<'gc>,
     pending_base: usize,
     left: u32,
-) -> Fused<'gc> {
+) -> Fused {
     let reg = |r: u16| regs[(r as usize) & (WINDOW - 1)];
     // Runs builtin `$b` (its sequence is `$len` instructions, the first a PUSHARG of
     // `$first`) if it may run whole; `$args` are the values its PUSHARGs would push, which a
@@ -1073,12 +1073,15 @@ fn run_fused<'gc>(
             }
             let ($($v,)*) = ($(reg($arg),)*);
             match $call {
-                Ok(v) => Fused::Ran(v, $len),
+                Ok(v) => {
+                    regs[0] = v;
+                    Fused::Ran($len)
+                }
                 Err(e @ ErrorKind::MemoryLimit(_)) => {
                     calls.pending.extend_from_slice(&[$($v),*]);
-                    Fused::Refused(e, $len)
+                    Fused::Refused(Box::new(e), $len)
                 }
-                Err(e) => Fused::Failed(e, $len),
+                Err(e) => Fused::Failed(Box::new(e), $len),
             }
         }};
     }
@@ -1112,7 +1115,7 @@ fn run_fused<'gc>(
                 builtins::set_upvalue(mc, calls, n, v)
             })
         }
-        _ => Fused::Failed(ErrorKind::Internal("not a fused builtin op"), 1),
+        _ => Fused::Failed(Box::new(ErrorKind::Internal("not a fused builtin op")), 1),
     }
 }
 
