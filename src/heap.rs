@@ -157,6 +157,21 @@ pub enum Fields<'gc> {
     Map(Box<IndexMap<Key<'gc>, Value<'gc>>>),
 }
 
+/// Where `key` is in a field list. A field name is usually the very string constant every
+/// access uses, so identical strings are looked for first, by pointer; then keys are
+/// compared by value (equal text in another string, numbers, ...).
+#[inline(always)]
+fn find_key<'gc>(list: &[(Key<'gc>, Value<'gc>)], key: &Key<'gc>) -> Option<usize> {
+    if let Value::String(name) = key.0
+        && let Some(i) = list
+            .iter()
+            .position(|(k, _)| matches!(k.0, Value::String(s) if Gc::ptr_eq(s, name)))
+    {
+        return Some(i);
+    }
+    list.iter().position(|(k, _)| k == key)
+}
+
 /// The most fields kept inside an object.
 const INLINE_FIELDS: usize = 4;
 
@@ -175,8 +190,7 @@ impl Default for Fields<'_> {
 impl<'gc> Fields<'gc> {
     /// The value under `key`.
     pub fn get(&self, key: &Key<'gc>) -> Option<Value<'gc>> {
-        let found =
-            |list: &[(Key<'gc>, Value<'gc>)]| list.iter().find(|(k, _)| k == key).map(|&(_, v)| v);
+        let found = |list: &[(Key<'gc>, Value<'gc>)]| find_key(list, key).map(|i| list[i].1);
         match self {
             Fields::Inline { len, entries } => found(&entries[..*len as usize]),
             Fields::Small(list) => found(list),
@@ -194,8 +208,8 @@ impl<'gc> Fields<'gc> {
                 return;
             }
         };
-        if let Some(entry) = entries.iter_mut().find(|(k, _)| *k == key) {
-            entry.1 = value;
+        if let Some(i) = find_key(entries, &key) {
+            entries[i].1 = value;
             return;
         }
         // A new key: append, moving to the next form when this one is full.
