@@ -84,7 +84,7 @@ pub fn call<'gc>(
                 return Err(error(b, format!("expects 1 argument, got {}", args.len())));
             }
             let name = args[0].kind().type_name();
-            Value::String(Str::alloc(mc, &rt.meter, Box::from(name)))
+            Value::String(Str::alloc_copy(mc, &rt.meter, name))
         }
         Builtin::CreateObject => create_object(mc, rt)?,
         Builtin::CreateArray => create_array(mc, rt, args.first().copied())?,

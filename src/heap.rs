@@ -10,6 +10,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
+use arrayvec::ArrayString;
 use gc_arena::lock::RefLock;
 use gc_arena::{Collect, Gc, GcWeak, Mutation, static_collect};
 use indexmap::IndexMap;
@@ -79,17 +80,58 @@ impl Drop for Account {
 #[derive(Collect)]
 #[collect(require_static)]
 pub struct Str {
-    text: Box<str>,
+    text: Text,
     /// A hash of the text, computed the first time the string is used as a key (0: not yet).
     /// Keys with different hashes differ, so most key comparisons skip comparing text.
     hash: Cell<u64>,
     _account: Account,
 }
 
+/// The longest text kept inside the string itself.
+const SHORT_TEXT: usize = 48;
+
+/// A string's text: short texts (names, keys, most strings a program builds) inside the
+/// string, so such a string is one allocation; longer ones in a buffer of their own.
+enum Text {
+    Short(ArrayString<SHORT_TEXT>),
+    Long(Box<str>),
+}
+
 impl Str {
     /// Allocates a string in the arena.
     pub fn alloc<'gc>(mc: &Mutation<'gc>, meter: &Meter, text: Box<str>) -> Gc<'gc, Str> {
-        let bytes = GC_OVERHEAD + std::mem::size_of::<Str>() + text.len();
+        match ArrayString::from(&text) {
+            Ok(short) => Self::with_text(mc, meter, Text::Short(short)),
+            Err(_) => Self::with_text(mc, meter, Text::Long(text)),
+        }
+    }
+
+    /// Allocates a copy of `text`.
+    pub fn alloc_copy<'gc>(mc: &Mutation<'gc>, meter: &Meter, text: &str) -> Gc<'gc, Str> {
+        match ArrayString::from(text) {
+            Ok(short) => Self::with_text(mc, meter, Text::Short(short)),
+            Err(_) => Self::with_text(mc, meter, Text::Long(Box::from(text))),
+        }
+    }
+
+    /// Allocates `a` followed by `b`.
+    pub fn concat<'gc>(mc: &Mutation<'gc>, meter: &Meter, a: &str, b: &str) -> Gc<'gc, Str> {
+        let mut short = ArrayString::new();
+        if short.try_push_str(a).is_ok() && short.try_push_str(b).is_ok() {
+            return Self::with_text(mc, meter, Text::Short(short));
+        }
+        let mut long = String::with_capacity(a.len().saturating_add(b.len()));
+        long.push_str(a);
+        long.push_str(b);
+        Self::with_text(mc, meter, Text::Long(long.into_boxed_str()))
+    }
+
+    fn with_text<'gc>(mc: &Mutation<'gc>, meter: &Meter, text: Text) -> Gc<'gc, Str> {
+        let buffer = match &text {
+            Text::Short(_) => 0,
+            Text::Long(t) => t.len(),
+        };
+        let bytes = GC_OVERHEAD + std::mem::size_of::<Str>() + buffer;
         Gc::new(
             mc,
             Str {
@@ -101,8 +143,12 @@ impl Str {
     }
 
     /// The text.
+    #[inline]
     pub fn as_str(&self) -> &str {
-        &self.text
+        match &self.text {
+            Text::Short(t) => t.as_str(),
+            Text::Long(t) => t,
+        }
     }
 
     /// A hash of the text (64-bit FNV-1a, never 0), computed once. Equal texts have equal
@@ -113,7 +159,7 @@ impl Str {
             return cached;
         }
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for &byte in self.text.as_bytes() {
+        for &byte in self.as_str().as_bytes() {
             h = (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
         }
         let h = h | 1;
@@ -125,9 +171,9 @@ impl Str {
     #[inline]
     pub fn same_text(&self, other: &Str) -> bool {
         std::ptr::eq(self, other)
-            || (self.text.len() == other.text.len()
+            || (self.as_str().len() == other.as_str().len()
                 && self.text_hash() == other.text_hash()
-                && self.text == other.text)
+                && self.as_str() == other.as_str())
     }
 }
 

@@ -1109,7 +1109,7 @@ fn other_val_to_value<'gc>(
         Val::U32(x) => Value::U32(*x),
         Val::U64(x) => Value::U64(*x),
         Val::Float(x) => Value::Float(*x),
-        Val::String(s) => Value::String(Str::alloc(mc, meter, Box::from(s.as_str()))),
+        Val::String(s) => Value::String(Str::alloc_copy(mc, meter, s)),
         Val::Object(h) | Val::Array(h) | Val::Closure(h) | Val::Foreign(h) => {
             let value = handles.get(*h)?;
             if value.kind() != v.kind() {

@@ -770,6 +770,48 @@ fn add_concatenates_strings() {
     assert_eq!(v, Val::from("abab"));
 }
 
+#[test]
+fn concatenation_works_across_the_short_string_size() {
+    // Strings up to 48 bytes are stored inside the string object, longer ones apart; every
+    // length around the boundary, with 2-byte characters that cannot be split, and the
+    // results compare equal to the same text built in one piece.
+    for (a, b) in [
+        ("a".repeat(47), "b".to_owned()),
+        ("a".repeat(48), String::new()),
+        ("a".repeat(48), "b".to_owned()),
+        ("é".repeat(23), "ß".to_owned()),
+        ("é".repeat(24), "ß".to_owned()),
+        ("x".repeat(100), "y".repeat(100)),
+        (String::new(), "z".repeat(49)),
+    ] {
+        let joined = format!("{a}{b}");
+        assert_binop(
+            "ADD",
+            Val::from(a.as_str()),
+            Val::from(b.as_str()),
+            Val::from(joined.as_str()),
+        );
+        let (mut vm, _) = vm_with(
+            "
+.function same(a, b, whole) registers 5
+    ADD r3, r0, r1
+    LDI r4, 0
+    CMP r3, r2
+    JMPNEQ differ
+    LDI r4, 1
+differ:
+    RET r4
+",
+        );
+        let args = [
+            Val::from(a.as_str()),
+            Val::from(b.as_str()),
+            Val::from(joined.as_str()),
+        ];
+        assert_eq!(vm.execute("same", &args), Ok(Val::I64(1)), "{joined}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // AND / OR / XOR / NOT
 // ---------------------------------------------------------------------------------------------

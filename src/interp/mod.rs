@@ -819,11 +819,8 @@ fn run_inner<'gc>(
                         if let Err(e) = rt.check_alloc(len) {
                             wait_for_memory!(e)
                         }
-                        let mut s = String::with_capacity(len);
-                        s.push_str(x.as_str());
-                        s.push_str(y.as_str());
                         reg!(regs, dst) =
-                            Value::String(Str::alloc(mc, &rt.meter, s.into_boxed_str()));
+                            Value::String(Str::concat(mc, &rt.meter, x.as_str(), y.as_str()));
                     } else {
                         arith!(dst, a, b, BinOp::Add, |x, y| x.wrapping_add(y))
                     }
@@ -1133,7 +1130,7 @@ fn capture<'gc>(
             .find_upvalue(mc, code, name)
             .ok_or_else(|| ErrorKind::UpvalueNotFound(name.to_string()))?;
         cells.push(Upvalue {
-            name: Str::alloc(mc, &rt.meter, Box::from(&**name)),
+            name: Str::alloc_copy(mc, &rt.meter, name),
             cell,
         });
     }
