@@ -223,9 +223,40 @@ pub(crate) type FfiResult = Result<c_int, Failure>;
 
 /// Identifies the calling thread for the VM gate (0 is "nobody").
 fn thread_token() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    thread_local!(static TOKEN: u64 = NEXT.fetch_add(1, Ordering::Relaxed));
-    TOKEN.with(|t| *t)
+    GATE.with(GateCache::me)
+}
+
+/// This thread's gate state, in one thread-local (each access to a thread-local costs a call
+/// in a shared library).
+struct GateCache {
+    /// This thread's token (0 until first asked for).
+    me: Cell<u64>,
+    /// The last VM this thread claimed through the registry: (token, shell address). Lets
+    /// the gate skip the registry's lock on the next call with the same handle.
+    last_vm: Cell<(usize, usize)>,
+}
+
+impl GateCache {
+    fn me(&self) -> u64 {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        match self.me.get() {
+            0 => {
+                let me = NEXT.fetch_add(1, Ordering::Relaxed);
+                self.me.set(me);
+                me
+            }
+            me => me,
+        }
+    }
+}
+
+thread_local! {
+    static GATE: GateCache = const {
+        GateCache {
+            me: Cell::new(0),
+            last_vm: Cell::new((0, 0)),
+        }
+    };
 }
 
 thread_local! {
@@ -309,12 +340,6 @@ fn free_shells() -> MutexGuard<'static, Vec<usize>> {
     FREE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-thread_local! {
-    /// The last VM this thread claimed through the registry: (token, shell address). Lets
-    /// the gate skip the registry's lock on the next call with the same handle.
-    static LAST_VM: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
-}
-
 /// How a call got through the gate.
 enum Claim {
     /// This thread took the idle VM.
@@ -331,10 +356,15 @@ enum Refusal {
     Busy,
 }
 
-/// Takes the VM behind `handle` for this thread (`me`), or finds this thread already owns it.
-fn claim(handle: VMHandle, me: u64) -> Result<Claim, Refusal> {
+/// Takes the VM behind `handle` for this thread, or finds this thread already owns it.
+fn claim(handle: VMHandle) -> Result<Claim, Refusal> {
+    GATE.with(|gate| claim_with(handle, gate))
+}
+
+fn claim_with(handle: VMHandle, gate: &GateCache) -> Result<Claim, Refusal> {
+    let me = gate.me();
     let token = handle as usize;
-    let (cached_token, cached) = LAST_VM.get();
+    let (cached_token, cached) = gate.last_vm.get();
     if token != 0 && cached_token == token {
         // SAFETY: `cached` is the address of a shell, and shells are never freed.
         let shell = unsafe { &*(cached as *const CVm) };
@@ -377,7 +407,7 @@ fn claim(handle: VMHandle, me: u64) -> Result<Claim, Refusal> {
         .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
     {
         Ok(_) => {
-            LAST_VM.set((token, cvm_ptr as usize));
+            gate.last_vm.set((token, cvm_ptr as usize));
             Ok(Claim::Owned(cvm_ptr))
         }
         Err(owner) if owner == me => Ok(Claim::Reentered(cvm_ptr)),
@@ -419,8 +449,7 @@ pub(crate) fn with_vm(
     f: impl FnOnce(&mut Vm, *mut CVm) -> FfiResult,
 ) -> c_int {
     guard(name, || {
-        let me = thread_token();
-        let (cvm_ptr, owned) = match claim(handle, me) {
+        let (cvm_ptr, owned) = match claim(handle) {
             Ok(Claim::Owned(p)) => (p, true),
             Ok(Claim::Reentered(p)) => (p, false),
             Err(Refusal::Invalid) => {
