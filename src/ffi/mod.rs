@@ -267,6 +267,7 @@ thread_local! {
 /// The state behind a `VMHandle`: a shell that is never freed. When its VM is destroyed the
 /// shell is emptied and kept for the next `stoffel_create_vm`, so a pointer to a shell stays
 /// valid forever and the gate can check a cached one without taking the registry's lock.
+/// There are never more shells than VMs were alive at once (an empty one is under 1 KiB).
 pub struct CVm {
     /// The `VMHandle` C holds for this VM, 0 while the shell is empty. Written only by the
     /// thread that owns the shell (`owner`), before it releases it.
