@@ -8,8 +8,8 @@ use super::{
     STOFFEL_ERROR_INVALID_HANDLE, STOFFEL_ERROR_INVALID_VM, STOFFEL_ERROR_NULL,
     STOFFEL_ERROR_PARSE, STOFFEL_ERROR_RESULT, STOFFEL_ERROR_RESULT_WITH_ARGS, STOFFEL_OK,
     StoffelGcStats, StoffelPrintCallback, StoffelValue, THREAD_ERROR, VMHandle, guard, make_value,
-    read_name, read_value, read_value_into, registry, set_thread_error, thread_token,
-    to_c_string_lossy, with_vm, write_value,
+    read_name, read_value_into, registry, set_thread_error, thread_token, to_c_string_lossy,
+    with_vm, write_value,
 };
 use crate::interp::Output;
 use crate::vm::{Val, Vm};
@@ -213,34 +213,22 @@ impl ArgBuffer {
             };
             Failure::new(code, format!("argument {i}: {}", f.message))
         };
-        // Inlined (no closure call): the value goes straight into its slot, not through a
-        // returned `Result` that would be copied whole right after being written.
-        macro_rules! read {
-            ($i:expr) => {
-                // SAFETY: `i < count` and the caller guarantees `count` readable values.
-                match unsafe { read_value(args.add($i)) } {
-                    Ok(v) => v,
-                    Err(f) => return Err(failed($i, f)),
-                }
-            };
-        }
         let count = count as usize;
-        if count <= self.few.len() {
-            for (i, slot) in self.few.iter_mut().take(count).enumerate() {
-                // SAFETY: `i < count` and the caller guarantees `count` readable values.
-                if let Err(f) = unsafe { read_value_into(args.add(i), slot) } {
-                    return Err(failed(i, f));
-                }
-            }
-            Ok(&self.few[..count])
+        let slots: &mut [Val] = if count <= self.few.len() {
+            &mut self.few[..count]
         } else {
-            self.many = Vec::with_capacity(count);
-            for i in 0..count {
-                let value = read!(i);
-                self.many.push(value);
+            self.many = vec![Val::Unit; count];
+            &mut self.many
+        };
+        for (i, slot) in slots.iter_mut().enumerate() {
+            // Into the slot itself: a value returned and then stored would be copied whole
+            // right after being written (see `read_value`).
+            // SAFETY: `i < count` and the caller guarantees `count` readable values.
+            if let Err(f) = unsafe { read_value_into(args.add(i), slot) } {
+                return Err(failed(i, f));
             }
-            Ok(&self.many)
         }
+        Ok(slots)
     }
 }
 
