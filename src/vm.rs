@@ -620,11 +620,12 @@ impl Vm {
                     }
                 }
                 Step::Done => {
-                    let result = self.arena.mutate_root(|_, root| {
+                    // Collect first (the result is rooted in the interpreter meanwhile), so
+                    // the result is converted straight into the return value.
+                    self.collect_debt();
+                    return self.arena.mutate_root(|_, root| {
                         value_to_val(root.interp.take_result(), &mut root.handles)
                     });
-                    self.collect_debt();
-                    return result;
                 }
                 Step::Error(e) => {
                     self.collect_debt();

@@ -819,14 +819,28 @@ fn make_other_value(v: &Val) -> Result<StoffelValue, Failure> {
 ///
 /// # Safety
 /// `p` must be NULL or point to a NUL-terminated string.
+/// Inlined, with the failures out of line: a returned `Result<&str, _>` would be written to
+/// memory and copied whole right after (see `read_value`), on every call by name.
+#[inline]
 pub(crate) unsafe fn read_name<'a>(p: *const c_char, what: &str) -> Result<&'a str, Failure> {
     if p.is_null() {
-        return Err(Failure::new(STOFFEL_ERROR_NULL, format!("{what} is NULL")));
+        return Err(name_failure(what, None));
     }
     // SAFETY: non-NULL, NUL-terminated by the caller's guarantee.
-    unsafe { CStr::from_ptr(p) }
-        .to_str()
-        .map_err(|e| Failure::new(STOFFEL_ERROR_UTF8, format!("{what} is not UTF-8: {e}")))
+    match unsafe { CStr::from_ptr(p) }.to_str() {
+        Ok(name) => Ok(name),
+        Err(e) => Err(name_failure(what, Some(e))),
+    }
+}
+
+/// The failure of [`read_name`]: NULL (`None`) or not UTF-8.
+#[cold]
+#[inline(never)]
+fn name_failure(what: &str, utf8: Option<std::str::Utf8Error>) -> Failure {
+    match utf8 {
+        None => Failure::new(STOFFEL_ERROR_NULL, format!("{what} is NULL")),
+        Some(e) => Failure::new(STOFFEL_ERROR_UTF8, format!("{what} is not UTF-8: {e}")),
+    }
 }
 
 /// Writes a result value to `out` (checked non-NULL by the caller).
