@@ -827,10 +827,14 @@ pub(crate) unsafe fn read_name<'a>(p: *const c_char, what: &str) -> Result<&'a s
         return Err(name_failure(what, None));
     }
     // SAFETY: non-NULL, NUL-terminated by the caller's guarantee.
-    match unsafe { CStr::from_ptr(p) }.to_str() {
-        Ok(name) => Ok(name),
-        Err(e) => Err(name_failure(what, Some(e))),
+    let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
+    // Validated, then made a `&str` from the pointer and length at hand: `from_utf8` hands
+    // its `&str` back through memory, and copying it right away stalls (see `read_value`).
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(name_failure(what, Some(e)));
     }
+    // SAFETY: `bytes` was just checked to be UTF-8.
+    Ok(unsafe { std::str::from_utf8_unchecked(bytes) })
 }
 
 /// The failure of [`read_name`]: NULL (`None`) or not UTF-8.
