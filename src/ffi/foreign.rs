@@ -103,7 +103,7 @@ fn host_function(
             ))
         };
         // An integer, the usual result, read field by field and returned at once (no whole-
-        // value copies of fresh stores: see `read_value`).
+        // value copies of fresh stores: see `read_value_into`).
         // SAFETY: `result` is our own initialised value; the tag is read as a plain int (any
         // bits allowed) and `int_val` is plain data.
         let int_tag = StoffelValueType::STOFFEL_VALUE_INT as c_int;

@@ -640,30 +640,17 @@ pub(crate) fn take_back_string(ptr: *const c_char) -> bool {
 /// # Safety
 /// `p` must point to 16 readable bytes laid out as a `StoffelValue`; a STRING's
 /// `string_val` must be NULL or point to a NUL-terminated string.
-#[inline]
 pub(crate) unsafe fn read_value(p: *const StoffelValue) -> Result<Val, Failure> {
-    // SAFETY: the caller guarantees `p` is readable; `value_type` is read through a `c_int`
-    // pointer (same size and alignment as the enum), so any bit pattern is allowed.
-    let tag = unsafe { std::ptr::addr_of!((*p).value_type).cast::<c_int>().read() };
-    // Integers and floats inline, field by field: a call's arguments were usually written
-    // by C just before, member by member, and a whole-value copy of such fresh stores
-    // stalls the CPU (it cannot forward them); a returned `Result` would be such a copy.
-    match tag {
-        // SAFETY: as above; `int_val` and `float_val` are plain data valid for any bits.
-        1 => Ok(Val::I64(unsafe {
-            std::ptr::addr_of!((*p).data.int_val).read()
-        })),
-        // SAFETY: as for `int_val`.
-        2 => Ok(Val::Float(unsafe {
-            std::ptr::addr_of!((*p).data.float_val).read()
-        })),
-        // SAFETY: the caller's guarantee is passed on unchanged.
-        _ => unsafe { read_other_value(p, tag) },
-    }
+    let mut value = Val::Unit;
+    // SAFETY: the caller's guarantee is passed on unchanged.
+    unsafe { read_value_into(p, &mut value) }?;
+    Ok(value)
 }
 
-/// [`read_value`] into `slot`: integers and floats are written into it directly (a returned
-/// value would be built in a temporary and copied whole; see [`read_value`]).
+/// [`read_value`] into `slot`, for the hot paths. Integers and floats are read field by field
+/// and written into the slot directly: a call's arguments were usually written by C just
+/// before, member by member, and a whole-value copy of such fresh stores (a returned value
+/// copied into place) stalls the CPU, which cannot forward them to the wider load.
 ///
 /// # Safety
 /// As for [`read_value`].
@@ -672,12 +659,13 @@ pub(crate) unsafe fn read_value_into(
     p: *const StoffelValue,
     slot: &mut Val,
 ) -> Result<(), Failure> {
-    // SAFETY: as in `read_value`.
+    // SAFETY: the caller guarantees `p` is readable; `value_type` is read through a `c_int`
+    // pointer (same size and alignment as the enum), so any bit pattern is allowed.
     let tag = unsafe { std::ptr::addr_of!((*p).value_type).cast::<c_int>().read() };
     match tag {
-        // SAFETY: as in `read_value`.
+        // SAFETY: as above; `int_val` is plain data, valid for any bits.
         1 => *slot = Val::I64(unsafe { std::ptr::addr_of!((*p).data.int_val).read() }),
-        // SAFETY: as in `read_value`.
+        // SAFETY: as above; `float_val` is plain data, valid for any bits.
         2 => *slot = Val::Float(unsafe { std::ptr::addr_of!((*p).data.float_val).read() }),
         // SAFETY: the caller's guarantee is passed on unchanged.
         _ => *slot = unsafe { read_other_value(p, tag) }?,
@@ -820,7 +808,7 @@ fn make_other_value(v: &Val) -> Result<StoffelValue, Failure> {
 /// # Safety
 /// `p` must be NULL or point to a NUL-terminated string.
 /// Inlined, with the failures out of line: a returned `Result<&str, _>` would be written to
-/// memory and copied whole right after (see `read_value`), on every call by name.
+/// memory and copied whole right after (see `read_value_into`), on every call by name.
 #[inline]
 pub(crate) unsafe fn read_name<'a>(p: *const c_char, what: &str) -> Result<&'a str, Failure> {
     if p.is_null() {
@@ -829,7 +817,7 @@ pub(crate) unsafe fn read_name<'a>(p: *const c_char, what: &str) -> Result<&'a s
     // SAFETY: non-NULL, NUL-terminated by the caller's guarantee.
     let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
     // Validated, then made a `&str` from the pointer and length at hand: `from_utf8` hands
-    // its `&str` back through memory, and copying it right away stalls (see `read_value`).
+    // its `&str` back through memory, and copying it right away stalls (see `read_value_into`).
     if let Err(e) = std::str::from_utf8(bytes) {
         return Err(name_failure(what, Some(e)));
     }

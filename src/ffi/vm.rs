@@ -222,7 +222,7 @@ impl ArgBuffer {
         };
         for (i, slot) in slots.iter_mut().enumerate() {
             // Into the slot itself: a value returned and then stored would be copied whole
-            // right after being written (see `read_value`).
+            // right after being written (see `read_value_into`).
             // SAFETY: `i < count` and the caller guarantees `count` readable values.
             if let Err(f) = unsafe { read_value_into(args.add(i), slot) } {
                 return Err(failed(i, f));
