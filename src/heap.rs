@@ -98,7 +98,8 @@ enum Text {
 }
 
 impl Str {
-    /// Allocates a string in the arena.
+    /// Allocates a string that takes over `text` (kept as it is when long, copied inside the
+    /// string when short).
     pub fn alloc<'gc>(mc: &Mutation<'gc>, meter: &Meter, text: Box<str>) -> Gc<'gc, Str> {
         match ArrayString::from(&text) {
             Ok(short) => Self::with_text(mc, meter, Text::Short(short)),
@@ -106,7 +107,7 @@ impl Str {
         }
     }
 
-    /// Allocates a copy of `text`.
+    /// Allocates a string holding a copy of `text`.
     pub fn alloc_copy<'gc>(mc: &Mutation<'gc>, meter: &Meter, text: &str) -> Gc<'gc, Str> {
         match ArrayString::from(text) {
             Ok(short) => Self::with_text(mc, meter, Text::Short(short)),

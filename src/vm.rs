@@ -1041,7 +1041,7 @@ fn constant_value<'gc>(mc: &Mutation<'gc>, meter: &Meter, c: &Constant) -> Value
         Constant::U64(v) => Value::U64(*v),
         Constant::Float(v) => Value::Float(*v),
         Constant::Bool(v) => Value::Bool(*v),
-        Constant::String(s) => Value::String(Str::alloc(mc, meter, s.clone())),
+        Constant::String(s) => Value::String(Str::alloc_copy(mc, meter, s)),
     }
 }
 
