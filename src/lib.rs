@@ -19,6 +19,6 @@ pub mod stfl;
 pub mod value;
 pub mod vm;
 
-pub use handles::Handle;
+pub use handles::{Handle, HandleError};
 pub use interp::{ErrorKind, Output, RuntimeError};
-pub use vm::{GcStats, HostError, Val, Vm, VmError};
+pub use vm::{ApiError, GcStats, HostError, HostFn, TraceSink, Val, Vm, VmError};

@@ -227,6 +227,22 @@ pub enum VmError {
     Api(#[from] ApiError),
 }
 
+impl VmError {
+    /// Whether this is a limit the host set (instructions, call depth, memory) rather than
+    /// a fault of the code or of the call.
+    pub fn is_limit(&self) -> bool {
+        matches!(
+            self,
+            VmError::Runtime(RuntimeError {
+                kind: ErrorKind::FuelExhausted(_)
+                    | ErrorKind::DepthExceeded(_)
+                    | ErrorKind::MemoryLimit(_),
+                ..
+            })
+        )
+    }
+}
+
 impl From<HandleError> for VmError {
     fn from(e: HandleError) -> Self {
         VmError::Api(ApiError::Handle(e))

@@ -36,7 +36,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
 use crate::handles::Handle;
-use crate::interp::ErrorKind;
 use crate::vm::{ApiError, Val, Vm, VmError};
 
 /// An opaque pointer to a VM, from `stoffel_create_vm`.
@@ -207,12 +206,8 @@ impl Failure {
             VmError::Load(_) | VmError::Assembly(_) => STOFFEL_ERROR_PARSE,
             VmError::Api(ApiError::Handle(_)) => STOFFEL_ERROR_INVALID_HANDLE,
             VmError::Api(ApiError::WrongKind { .. }) => STOFFEL_ERROR_INVALID_HANDLE,
-            VmError::Runtime(r) => match r.kind {
-                ErrorKind::FuelExhausted(_)
-                | ErrorKind::DepthExceeded(_)
-                | ErrorKind::MemoryLimit(_) => STOFFEL_ERROR_LIMIT,
-                _ => exec_code,
-            },
+            _ if e.is_limit() => STOFFEL_ERROR_LIMIT,
+            VmError::Runtime(_) => exec_code,
             VmError::Api(_) => exec_code,
         };
         Failure::new(code, e.to_string())

@@ -11,7 +11,7 @@ use super::{
     read_name, read_value_into, registry, set_thread_error, thread_token, to_c_string_lossy,
     with_vm, write_value,
 };
-use crate::interp::Output;
+use crate::Output;
 use crate::vm::{Val, Vm};
 
 /// Most arguments `stoffel_execute_with_args` and `stoffel_call_closure` accept.
