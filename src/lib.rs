@@ -1,15 +1,13 @@
 //! stoffel-vm: an embeddable, garbage-collected, register-based VM for StoffelVM bytecode.
 //!
 //! Data flows one way: bytes ([`stfl`]) or text ([`asm`]) → a validated [`program::Program`]
-//! → linked into a [`Vm`] ([`code`]) → run by the interpreter ([`interp`], [`builtins`]) on
+//! → linked into a [`Vm`] ([`interp::code`]) → run by the interpreter ([`interp`]) on
 //! values in a gc-arena heap ([`value`], [`heap`]) → out to the host only as owned values or
 //! [`handles`].
 
 #![warn(missing_docs)]
 
 pub mod asm;
-pub mod builtins;
-pub mod code;
 pub mod ffi;
 pub mod handles;
 pub mod heap;

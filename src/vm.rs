@@ -22,7 +22,7 @@ use gc_arena::lock::RefLock;
 use gc_arena::{Arena, Collect, Gc, GcWeak, Mutation, Rootable};
 
 use crate::asm::{self, AsmError};
-use crate::code::{Binding, Builtin, Code};
+use crate::interp::code::{Binding, Builtin, Code};
 use crate::handles::{Handle, HandleError, HandleTable};
 use crate::heap::{Foreign, ForeignList, Meter, Str};
 use crate::interp::{self, ErrorKind, Interp, Output, Runtime, RuntimeError, Step};

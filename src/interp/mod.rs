@@ -24,14 +24,16 @@
 //! `capture`), and compare against the benchmark baseline (BENCHMARKS.md) after changing the
 //! loop.
 
+pub mod builtins;
+pub mod code;
 mod lower;
 mod ops;
 
 use gc_arena::lock::RefLock;
 use gc_arena::{Collect, Gc, Mutation};
 
-use crate::builtins::{self, Outcome};
-use crate::code::{Binding, Builtin, Code};
+use builtins::Outcome;
+use code::{Binding, Builtin, Code};
 use crate::heap::{Cells, Env, Meter, Str, Upvalue, alloc_env};
 use crate::value::{Kind, Value};
 
@@ -477,7 +479,7 @@ impl<'gc> Interp<'gc> {
         mc: &Mutation<'gc>,
         code: &Code,
         rt: &mut Runtime,
-        b: crate::code::Builtin,
+        b: Builtin,
         args: &[Value<'gc>],
     ) -> Result<bool, RuntimeError> {
         let act = self.begin_activation();

@@ -7,9 +7,9 @@
 
 use gc_arena::{Gc, Mutation};
 
-use crate::code::{Binding, Builtin, Code};
+use super::code::{Binding, Builtin, Code};
 use crate::heap::{Array, Closure, Env, Object, Str};
-use crate::interp::{Calls, ErrorKind, Runtime, kind_name};
+use super::{Calls, ErrorKind, Runtime, kind_name};
 use crate::value::Value;
 
 /// What a builtin did.

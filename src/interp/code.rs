@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::interp::{Op, lower};
+use super::{Op, lower};
 use crate::program::{Instruction, Program};
 
 /// The builtins every VM starts with.
