@@ -12,6 +12,7 @@ pub mod ffi;
 pub mod handles;
 pub mod heap;
 pub mod interp;
+pub mod limits;
 pub mod program;
 pub mod stfl;
 pub mod value;

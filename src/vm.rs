@@ -22,18 +22,16 @@ use gc_arena::lock::RefLock;
 use gc_arena::{Arena, Collect, Gc, GcWeak, Mutation, Rootable};
 
 use crate::asm::{self, AsmError};
-use crate::interp::code::{Binding, Builtin, Code};
 use crate::handles::{Handle, HandleError, HandleTable};
 use crate::heap::{Foreign, ForeignList, Meter, Str};
+use crate::interp::builtins::Builtin;
+use crate::interp::code::{Binding, Code};
 use crate::interp::{self, ErrorKind, Interp, Output, Runtime, RuntimeError, Step};
+use crate::limits::{Fuel, MAX_REENTRY, settle_memory};
 use crate::program::{Constant, Program};
 use crate::stfl::{self, LoadError};
 use crate::value::{Kind, Value};
 
-/// Default maximum number of live frames.
-pub const DEFAULT_MAX_DEPTH: usize = 10_000;
-/// Host functions may re-enter the VM this many levels deep.
-pub const MAX_REENTRY: u32 = 200;
 /// Collector pacing: gc-arena's defaults with the collector doing more work per allocated
 /// byte (every work factor × 0.6) and sleeping a little longer between cycles (0.75 of the
 /// remembered heap instead of 0.5). Measured on binary trees of depth 20 (a large live heap
@@ -51,9 +49,6 @@ const PACING: gc_arena::metrics::Pacing = {
         free_factor: d.free_factor * 0.6,
     }
 };
-
-/// Instructions per interpreter step (between chances to collect).
-const STEP_INSTRUCTIONS: u32 = 4096;
 
 /// A value outside the arena: numbers and strings by value, heap values by handle.
 #[derive(Clone, Debug, PartialEq)]
@@ -306,8 +301,7 @@ pub struct Vm {
     rt: Runtime,
     foreign_data: HashMap<u64, Box<dyn Any>>,
     next_foreign_id: u64,
-    instruction_limit: Option<u64>,
-    fuel_left: u64,
+    fuel: Fuel,
     nesting: Rc<Cell<u32>>,
     collections: u64,
     instructions: u64,
@@ -344,8 +338,7 @@ impl Vm {
             rt: Runtime::new(Meter::default()),
             foreign_data: HashMap::new(),
             next_foreign_id: 1,
-            instruction_limit: None,
-            fuel_left: u64::MAX,
+            fuel: Fuel::default(),
             nesting: Rc::new(Cell::new(0)),
             collections: 0,
             instructions: 0,
@@ -471,19 +464,19 @@ impl Vm {
     /// }
     /// ```
     pub fn set_instruction_limit(&mut self, limit: Option<u64>) {
-        self.instruction_limit = limit;
+        self.rt.limits.instructions = limit;
     }
 
     /// Frames that may be live at once (at least 1).
     pub fn set_max_call_depth(&mut self, depth: usize) {
-        self.rt.max_depth = depth.max(1);
+        self.rt.limits.max_depth = depth.max(1);
     }
 
     /// Bytes of heap values plus interpreter stacks above which execution fails
     /// (`None`: unlimited). Not counted: the fixed register window every VM keeps above its
     /// deepest frame (4 096 registers, 64 KiB) and the VM's own code.
     pub fn set_memory_limit(&mut self, bytes: Option<usize>) {
-        self.rt.memory_limit = bytes;
+        self.rt.limits.memory = bytes;
     }
 
     /// Where `print` writes.
@@ -569,7 +562,7 @@ impl Vm {
         }
         if depth == 0 {
             // A top-level execution: fresh budget, and no state left by a host panic.
-            self.fuel_left = self.instruction_limit.unwrap_or(u64::MAX);
+            self.fuel.refill(self.rt.limits.instructions);
             if self.arena.mutate(|_, root| root.interp.activation_count()) > 0 {
                 self.arena.mutate_root(|_, root| root.interp.reset());
             }
@@ -598,13 +591,11 @@ impl Vm {
     /// Runs the current activation to its end.
     fn drive(&mut self) -> Result<Val, VmError> {
         loop {
-            if self.fuel_left == 0 {
-                let limit = self.instruction_limit.unwrap_or(u64::MAX);
-                return Err(self.fail_activation(ErrorKind::FuelExhausted(limit)));
-            }
-            let mut budget = STEP_INSTRUCTIONS.min(self.fuel_left.min(u32::MAX as u64) as u32);
+            let budget = match self.fuel.slice(self.trace.is_some()) {
+                Ok(budget) => budget,
+                Err(e) => return Err(self.fail_activation(e.into())),
+            };
             if self.trace.is_some() {
-                budget = 1;
                 self.trace_next();
             }
             let code = &self.code;
@@ -621,18 +612,14 @@ impl Vm {
                     &mut used,
                 )
             });
-            self.fuel_left -= u64::from(used);
+            self.fuel.burn(used);
             self.instructions += u64::from(used);
             match step {
                 Step::Yield => {
                     self.collect_debt();
-                    if let Some(limit) = self.rt.memory_limit
-                        && self.used_bytes() > limit
-                    {
-                        self.collect_all();
-                        if self.used_bytes() > limit {
-                            return Err(self.fail_activation(ErrorKind::MemoryLimit(limit)));
-                        }
+                    let limit = self.rt.limits.memory;
+                    if let Err(e) = settle_memory(limit, self, Vm::used_bytes, Vm::collect_all) {
+                        return Err(self.fail_activation(e.into()));
                     }
                 }
                 Step::Done => {

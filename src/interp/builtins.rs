@@ -7,10 +7,84 @@
 
 use gc_arena::{Gc, Mutation};
 
-use super::code::{Binding, Builtin, Code};
-use crate::heap::{Array, Closure, Env, Object, Str};
+use super::code::{Binding, Code};
 use super::{Calls, ErrorKind, Runtime, kind_name};
+use crate::heap::{Array, Closure, Env, Object, Str};
 use crate::value::Value;
+
+/// The builtins every VM starts with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builtin {
+    /// `print(args…)`.
+    Print,
+    /// `type(v)`.
+    Type,
+    /// `create_object()`.
+    CreateObject,
+    /// `create_array([capacity])`.
+    CreateArray,
+    /// `get_field(container, key)`.
+    GetField,
+    /// `set_field(container, key, value)`.
+    SetField,
+    /// `array_length(array)`.
+    ArrayLength,
+    /// `array_push(array, values…)`.
+    ArrayPush,
+    /// `create_closure(function_name, upvalue_names…)`.
+    CreateClosure,
+    /// `call_closure(closure, args…)`.
+    CallClosure,
+    /// `get_upvalue(name)`.
+    GetUpvalue,
+    /// `set_upvalue(name, value)`.
+    SetUpvalue,
+}
+
+impl Builtin {
+    /// Every builtin, in registration order.
+    pub const ALL: [Builtin; 12] = [
+        Builtin::Print,
+        Builtin::Type,
+        Builtin::CreateObject,
+        Builtin::CreateArray,
+        Builtin::GetField,
+        Builtin::SetField,
+        Builtin::ArrayLength,
+        Builtin::ArrayPush,
+        Builtin::CreateClosure,
+        Builtin::CallClosure,
+        Builtin::GetUpvalue,
+        Builtin::SetUpvalue,
+    ];
+
+    /// The name bytecode calls it by.
+    pub fn name(self) -> &'static str {
+        match self {
+            Builtin::Print => "print",
+            Builtin::Type => "type",
+            Builtin::CreateObject => "create_object",
+            Builtin::CreateArray => "create_array",
+            Builtin::GetField => "get_field",
+            Builtin::SetField => "set_field",
+            Builtin::ArrayLength => "array_length",
+            Builtin::ArrayPush => "array_push",
+            Builtin::CreateClosure => "create_closure",
+            Builtin::CallClosure => "call_closure",
+            Builtin::GetUpvalue => "get_upvalue",
+            Builtin::SetUpvalue => "set_upvalue",
+        }
+    }
+}
+
+// `Builtin as usize` indexes tables in `Builtin::ALL` order.
+const _: () = {
+    let mut i = 0;
+    while i < Builtin::ALL.len() {
+        assert!(Builtin::ALL[i] as usize == i);
+        i += 1;
+    }
+};
 
 /// What a builtin did.
 pub enum Outcome<'gc> {

@@ -18,7 +18,7 @@
 //! [`crate::program::Program`]); the loop masks them into a fixed-size window, which is what
 //! lets safe Rust access registers without a bounds check.
 
-use super::code::Builtin;
+use super::builtins::Builtin;
 use crate::program::{Instruction, MAX_FRAME_SIZE};
 
 /// A register index in an op.

@@ -32,10 +32,12 @@ mod ops;
 use gc_arena::lock::RefLock;
 use gc_arena::{Collect, Gc, Mutation};
 
-use builtins::Outcome;
-use code::{Binding, Builtin, Code};
 use crate::heap::{Cells, Env, Meter, Str, Upvalue, alloc_env};
+use crate::limits::{Exceeded, Limits};
 use crate::value::{Kind, Value};
+use builtins::Builtin;
+use builtins::Outcome;
+use code::{Binding, Code};
 
 pub(crate) use lower::{Op, WINDOW, lower};
 pub use ops::{BinOp, compare};
@@ -80,12 +82,8 @@ pub struct Runtime {
     pub output: Output,
     /// The next object/array id (`Object(n)`), starting at 1.
     pub next_heap_id: u64,
-    /// The most frames that may be live at once.
-    pub max_depth: usize,
-    /// Heap bytes (meter plus interpreter stacks) above which allocation fails.
-    pub memory_limit: Option<usize>,
-    /// The size of the last allocation [`Runtime::check_alloc`] refused.
-    refused: std::cell::Cell<usize>,
+    /// Depth and memory limits (and the instruction limit the driver reads).
+    pub(crate) limits: Limits,
 }
 
 impl Runtime {
@@ -95,9 +93,7 @@ impl Runtime {
             meter,
             output: Output::Stdout,
             next_heap_id: 1,
-            max_depth: crate::vm::DEFAULT_MAX_DEPTH,
-            memory_limit: None,
-            refused: std::cell::Cell::new(0),
+            limits: Limits::default(),
         }
     }
 
@@ -109,14 +105,9 @@ impl Runtime {
     }
 
     /// Fails if allocating `bytes` more would pass the memory limit.
+    #[inline]
     pub fn check_alloc(&self, bytes: usize) -> Result<(), ErrorKind> {
-        match self.memory_limit {
-            Some(limit) if self.meter.bytes().saturating_add(bytes) > limit => {
-                self.refused.set(bytes);
-                Err(ErrorKind::MemoryLimit(limit))
-            }
-            _ => Ok(()),
-        }
+        Ok(self.limits.admit(self.meter.bytes(), bytes)?)
     }
 }
 
@@ -205,6 +196,16 @@ pub enum ErrorKind {
     /// A broken interpreter invariant: a bug in this crate, reported instead of a panic.
     #[error("internal interpreter error: {0}")]
     Internal(&'static str),
+}
+
+impl From<Exceeded> for ErrorKind {
+    fn from(e: Exceeded) -> Self {
+        match e {
+            Exceeded::Instructions(limit) => ErrorKind::FuelExhausted(limit),
+            Exceeded::Depth(limit) => ErrorKind::DepthExceeded(limit),
+            Exceeded::Memory(limit) => ErrorKind::MemoryLimit(limit),
+        }
+    }
 }
 
 /// A runtime error: what went wrong, in which function, at which instruction.
@@ -338,9 +339,7 @@ impl<'gc> Calls<'gc> {
                 got,
             });
         }
-        if self.frames.len() >= rt.max_depth {
-            return Err(ErrorKind::DepthExceeded(rt.max_depth));
-        }
+        rt.limits.check_depth(self.frames.len())?;
         Ok(())
     }
 
@@ -462,8 +461,8 @@ impl<'gc> Interp<'gc> {
                 got: args.len(),
             }));
         }
-        if self.calls.frames.len() >= rt.max_depth {
-            return Err(entry_error(ErrorKind::DepthExceeded(rt.max_depth)));
+        if let Err(e) = rt.limits.check_depth(self.calls.frames.len()) {
+            return Err(entry_error(e.into()));
         }
         let act = self.begin_activation();
         self.calls.pending.extend_from_slice(args);
@@ -722,7 +721,7 @@ fn run_inner<'gc>(
                 }
                 ip -= 1;
                 left += 1;
-                interp.alloc_wait = rt.refused.get().max(1);
+                interp.alloc_wait = rt.limits.take_refused();
                 save!();
                 return (Step::Yield, left);
             }};

@@ -1,0 +1,231 @@
+//! The limits a host puts on a VM, and how each one is enforced.
+//!
+//! Three limits turn runaway code into a clean runtime error that leaves the VM usable:
+//!
+//! - **Instructions** ([`Fuel`]): a top-level execution gets a budget; the driver hands the
+//!   interpreter slices of it ([`Fuel::slice`]) and charges what each step ran. Nested
+//!   executions started by host functions draw from the same budget.
+//! - **Call depth**: frames live at once, across nested executions ([`Limits::check_depth`]).
+//! - **Memory**: heap bytes plus interpreter stacks. An allocation the limit refuses does not
+//!   fail at once, because the heap still holds garbage the collector has not freed and the
+//!   collector only runs between steps. The protocol, decided here and nowhere else:
+//!   1. the interpreter asks [`Limits::admit`] before it allocates; a refusal records the
+//!      request's size;
+//!   2. the interpreter ends its step *before* the refused instruction (uncharged) and
+//!      reserves the refused size ([`Limits::take_refused`]);
+//!   3. the driver settles the step ([`settle_memory`]): if usage is over the limit it runs
+//!      a full collection, and fails only if live bytes plus the reservation still pass it;
+//!   4. the next step retries the instruction once; a second refusal is the error.
+//!
+//! This module knows nothing of the interpreter or the heap: it works on byte counts and
+//! returns [`Exceeded`], which the interpreter turns into its runtime error kinds.
+
+use std::cell::Cell;
+
+/// Frames that may be live at once unless the host sets another depth.
+pub const DEFAULT_MAX_DEPTH: usize = 10_000;
+
+/// Levels of host functions re-entering the same VM (a host function that executes code
+/// that calls a host function that executes code, …).
+pub const MAX_REENTRY: u32 = 200;
+
+/// Instructions per interpreter step: the most that run between two chances to collect.
+pub(crate) const STEP_INSTRUCTIONS: u32 = 4096;
+
+/// A limit that was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exceeded {
+    /// The instruction budget (the limit) ran out.
+    Instructions(u64),
+    /// Too many frames (the limit).
+    Depth(usize),
+    /// The memory limit, in bytes.
+    Memory(usize),
+}
+
+/// A VM's limits.
+#[derive(Debug)]
+pub(crate) struct Limits {
+    /// Instructions per top-level execution (`None`: unlimited).
+    pub instructions: Option<u64>,
+    /// Frames that may be live at once (at least 1).
+    pub max_depth: usize,
+    /// Bytes of heap values plus interpreter stacks (`None`: unlimited).
+    pub memory: Option<usize>,
+    /// The size of the last allocation [`Limits::admit`] refused.
+    refused: Cell<usize>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            instructions: None,
+            max_depth: DEFAULT_MAX_DEPTH,
+            memory: None,
+            refused: Cell::new(0),
+        }
+    }
+}
+
+impl Limits {
+    /// Fails if one more frame would pass the depth limit.
+    #[inline(always)]
+    pub fn check_depth(&self, frames: usize) -> Result<(), Exceeded> {
+        if frames >= self.max_depth {
+            Err(Exceeded::Depth(self.max_depth))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Step 1 of the memory protocol: may `request` more bytes be allocated on top of
+    /// `in_use`? A refusal remembers `request` for [`Limits::take_refused`].
+    #[inline]
+    pub fn admit(&self, in_use: usize, request: usize) -> Result<(), Exceeded> {
+        match self.memory {
+            Some(limit) if in_use.saturating_add(request) > limit => {
+                self.refused.set(request);
+                Err(Exceeded::Memory(limit))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Step 2: the size of the refused request, to reserve while the step waits for the
+    /// collector (at least 1, so a waiting step is never mistaken for a running one).
+    pub fn take_refused(&self) -> usize {
+        self.refused.replace(0).max(1)
+    }
+}
+
+/// Step 3 of the memory protocol, after a step: `in_use` measures `vm`'s heap plus stacks
+/// plus any reservation; `collect_all` runs a full collection. Fails if usage is over
+/// `limit` even after collecting.
+pub(crate) fn settle_memory<V>(
+    limit: Option<usize>,
+    vm: &mut V,
+    in_use: impl Fn(&V) -> usize,
+    collect_all: impl FnOnce(&mut V),
+) -> Result<(), Exceeded> {
+    let Some(limit) = limit else {
+        return Ok(());
+    };
+    if in_use(vm) <= limit {
+        return Ok(());
+    }
+    collect_all(vm);
+    if in_use(vm) > limit {
+        Err(Exceeded::Memory(limit))
+    } else {
+        Ok(())
+    }
+}
+
+/// The instruction budget of the running top-level execution.
+#[derive(Debug)]
+pub(crate) struct Fuel {
+    left: u64,
+    limit: Option<u64>,
+}
+
+impl Default for Fuel {
+    fn default() -> Self {
+        Fuel {
+            left: u64::MAX,
+            limit: None,
+        }
+    }
+}
+
+impl Fuel {
+    /// A fresh budget for a top-level execution.
+    pub fn refill(&mut self, limit: Option<u64>) {
+        self.limit = limit;
+        self.left = limit.unwrap_or(u64::MAX);
+    }
+
+    /// How many instructions the next step may run: at most [`STEP_INSTRUCTIONS`] (one when
+    /// `single_step`), never more than is left. Fails when nothing is left.
+    pub fn slice(&self, single_step: bool) -> Result<u32, Exceeded> {
+        if self.left == 0 {
+            return Err(Exceeded::Instructions(self.limit.unwrap_or(u64::MAX)));
+        }
+        let most = if single_step { 1 } else { STEP_INSTRUCTIONS };
+        Ok(most.min(self.left.min(u64::from(u32::MAX)) as u32))
+    }
+
+    /// Charges `used` instructions (at most the last slice).
+    pub fn burn(&mut self, used: u32) {
+        self.left = self.left.saturating_sub(u64::from(used));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fuel_slices_never_pass_the_budget() {
+        let mut fuel = Fuel::default();
+        fuel.refill(Some(5000));
+        assert_eq!(fuel.slice(false), Ok(STEP_INSTRUCTIONS));
+        assert_eq!(fuel.slice(true), Ok(1));
+        fuel.burn(STEP_INSTRUCTIONS);
+        assert_eq!(fuel.slice(false), Ok(5000 - STEP_INSTRUCTIONS));
+        fuel.burn(5000 - STEP_INSTRUCTIONS);
+        assert_eq!(fuel.slice(false), Err(Exceeded::Instructions(5000)));
+        fuel.refill(None);
+        assert_eq!(fuel.slice(false), Ok(STEP_INSTRUCTIONS));
+    }
+
+    #[test]
+    fn memory_protocol_collects_before_failing() {
+        let limits = Limits {
+            memory: Some(100),
+            ..Limits::default()
+        };
+        assert_eq!(limits.admit(60, 40), Ok(()));
+        assert_eq!(limits.admit(60, 41), Err(Exceeded::Memory(100)));
+        assert_eq!(limits.take_refused(), 41);
+        assert_eq!(limits.take_refused(), 1, "a reservation is never 0");
+
+        // (bytes in use, collections so far, bytes a collection leaves)
+        let settle = |heap: &mut (usize, u32, usize)| {
+            settle_memory(
+                limits.memory,
+                heap,
+                |h| h.0,
+                |h| {
+                    h.1 += 1;
+                    h.0 = h.2;
+                },
+            )
+        };
+        // Over the limit, but the collection frees enough: no error, one collection.
+        let mut heap = (150, 0, 90);
+        assert_eq!(settle(&mut heap), Ok(()));
+        assert_eq!(heap.1, 1);
+        // Under the limit: no collection at all.
+        assert_eq!(settle(&mut heap), Ok(()));
+        assert_eq!(heap.1, 1);
+        // Still over after collecting: the error.
+        let mut heap = (150, 0, 120);
+        assert_eq!(settle(&mut heap), Err(Exceeded::Memory(100)));
+        assert_eq!(heap.1, 1);
+        // No limit: nothing to do.
+        assert_eq!(
+            settle_memory(None, &mut heap, |h| h.0, |_| unreachable!()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn depth_counts_frames_already_live() {
+        let limits = Limits {
+            max_depth: 3,
+            ..Limits::default()
+        };
+        assert_eq!(limits.check_depth(2), Ok(()));
+        assert_eq!(limits.check_depth(3), Err(Exceeded::Depth(3)));
+    }
+}
