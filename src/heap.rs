@@ -98,15 +98,6 @@ enum Text {
 }
 
 impl Str {
-    /// Allocates a string that takes over `text` (kept as it is when long, copied inside the
-    /// string when short).
-    pub fn alloc<'gc>(mc: &Mutation<'gc>, meter: &Meter, text: Box<str>) -> Gc<'gc, Str> {
-        match ArrayString::from(&text) {
-            Ok(short) => Self::with_text(mc, meter, Text::Short(short)),
-            Err(_) => Self::with_text(mc, meter, Text::Long(text)),
-        }
-    }
-
     /// Allocates a string holding a copy of `text`.
     pub fn alloc_copy<'gc>(mc: &Mutation<'gc>, meter: &Meter, text: &str) -> Gc<'gc, Str> {
         match ArrayString::from(text) {
@@ -283,20 +274,6 @@ impl<'gc> Fields<'gc> {
                 map.insert(key, value);
             }
         }
-    }
-
-    /// How many fields there are.
-    pub fn len(&self) -> usize {
-        match self {
-            Fields::Inline { len, .. } => *len as usize,
-            Fields::Small(list) => list.len(),
-            Fields::Map(map) => map.len(),
-        }
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Bytes held outside the object itself.

@@ -1,23 +1,36 @@
 //! stoffel-vm: an embeddable, garbage-collected, register-based VM for StoffelVM bytecode.
 //!
+//! Embed it with [`Vm`]: load bytecode ([`Vm::load_bytecode`], an STFL file from the
+//! StoffelLang compiler) or text assembly ([`Vm::load_assembly`]), register host functions,
+//! set limits, and [`Vm::execute`]. Values cross as [`Val`]; heap values as [`Handle`]s the
+//! VM owns. The C API is [`ffi`] (header `include/stoffel_vm.h`).
+//!
 //! Data flows one way: bytes ([`stfl`]) or text ([`asm`]) → a validated [`program::Program`]
-//! → linked into a [`Vm`] ([`interp::code`]) → run by the interpreter ([`interp`]) on
-//! values in a gc-arena heap ([`value`], [`heap`]) → out to the host only as owned values or
-//! [`handles`].
+//! → linked into a [`Vm`] → run by the interpreter on values in a gc-arena heap → out to the
+//! host only as owned values or handles. The README's "Architecture" section maps every
+//! module.
 
 #![warn(missing_docs)]
+// `unsafe` lives in the C API only; everywhere else the compiler refuses it.
+#![deny(unsafe_code)]
 
 pub mod asm;
+#[allow(unsafe_code)]
 pub mod ffi;
-pub mod handles;
-pub mod heap;
-pub mod interp;
-pub mod limits;
 pub mod program;
 pub mod stfl;
-pub mod value;
-pub mod vm;
 
-pub use handles::{Handle, HandleError};
-pub use interp::{ErrorKind, Output, RuntimeError};
-pub use vm::{ApiError, GcStats, HostError, HostFn, TraceSink, Val, Vm, VmError};
+mod error;
+mod handles;
+mod heap;
+mod interp;
+mod limits;
+mod value;
+mod vm;
+
+pub use error::{ApiError, HostError, VmError};
+pub use handles::{Handle, HandleError, MAX_LIVE_HANDLES};
+pub use interp::{Output, RuntimeError, RuntimeErrorKind};
+pub use limits::{DEFAULT_MAX_DEPTH, MAX_REENTRY};
+pub use value::Kind;
+pub use vm::{GcStats, HostFn, TraceSink, Val, Vm};

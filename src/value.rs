@@ -260,12 +260,3 @@ impl Hash for Key<'_> {
         }
     }
 }
-
-/// Whether two values are the same value: identity for heap kinds, content for strings, bits
-/// for floats. Used where the VM must tell values apart (never by bytecode: CMP has its own rules).
-pub fn same_value<'gc>(a: Value<'gc>, b: Value<'gc>) -> bool {
-    match (a, b) {
-        (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits(),
-        _ => Key(a) == Key(b),
-    }
-}

@@ -7,7 +7,7 @@ mod common;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use stoffel_vm::{ErrorKind, Output, Val, Vm, VmError};
+use stoffel_vm::{Output, RuntimeErrorKind, Val, Vm, VmError};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -39,7 +39,7 @@ fn assert_builtin_error(
         "error was: {e}"
     );
     match &e.kind {
-        ErrorKind::Builtin {
+        RuntimeErrorKind::Builtin {
             builtin: b,
             message,
         } => {
@@ -282,7 +282,7 @@ fn strings_are_quoted_only_in_debug_contexts() {
         (
             "f",
             4,
-            ErrorKind::Compare {
+            RuntimeErrorKind::Compare {
                 left: "\"a\"b\"".into(),
                 right: "1".into()
             }
@@ -344,7 +344,7 @@ fn print_to_a_writer_and_a_failing_writer() {
     vm.set_output(Output::Writer(Box::new(Broken)));
     let e = runtime_error(vm.execute("f", &[Val::I64(3)]));
     assert_eq!((e.function.as_str(), e.instruction), ("f", 1));
-    assert!(matches!(e.kind, ErrorKind::Output(_)), "{e}");
+    assert!(matches!(e.kind, RuntimeErrorKind::Output(_)), "{e}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -926,7 +926,7 @@ fn array_length_at_the_top_of_i64_wraps_as_the_reference() {
     assert!(
         matches!(
             e.kind,
-            ErrorKind::Builtin {
+            RuntimeErrorKind::Builtin {
                 builtin: "array_push",
                 ..
             }
@@ -1381,7 +1381,7 @@ fn call_closure_with_the_wrong_arity_is_an_error() {
         vm.execute("call0", std::slice::from_ref(&c)),
         "call0",
         1,
-        ErrorKind::Arity {
+        RuntimeErrorKind::Arity {
             function: "add1".into(),
             expected: 1,
             got: 0,
@@ -1420,7 +1420,7 @@ fn call_closure_of_a_missing_function_fails_until_it_is_defined() {
         vm.execute("call_with", &[c.clone(), Val::I64(1)]),
         "call_with",
         2,
-        ErrorKind::FunctionNotFound("later".into()),
+        RuntimeErrorKind::FunctionNotFound("later".into()),
     );
     vm.load_assembly(".function later(x)\n    ADD r0, r0, r0\n    RET r0\n")
         .unwrap();
@@ -1444,7 +1444,7 @@ fn call_closure_errors_through_the_rust_api() {
         vm.call_closure(&c, &[]),
         "call_closure",
         0,
-        ErrorKind::Arity {
+        RuntimeErrorKind::Arity {
             function: "add1".into(),
             expected: 1,
             got: 0,
@@ -1468,13 +1468,13 @@ fn closure_errors_inside_the_closure_name_its_function() {
         vm.execute("call_with", &[c.clone(), Val::I64(1)]),
         "bad",
         1,
-        ErrorKind::DivisionByZero,
+        RuntimeErrorKind::DivisionByZero,
     );
     assert_error(
         vm.call_closure(&c, &[Val::I64(1)]),
         "bad",
         1,
-        ErrorKind::DivisionByZero,
+        RuntimeErrorKind::DivisionByZero,
     );
     // Reusable afterwards.
     let a = vm.execute("closure", &[Val::from("add1")]).unwrap();
@@ -1531,14 +1531,14 @@ fn closure_recursion_hits_the_depth_limit() {
         vm.execute("start", &[]),
         "rec",
         2,
-        ErrorKind::DepthExceeded(10_000),
+        RuntimeErrorKind::DepthExceeded(10_000),
     );
     vm.set_max_call_depth(50);
     assert_error(
         vm.execute("start", &[]),
         "rec",
         2,
-        ErrorKind::DepthExceeded(50),
+        RuntimeErrorKind::DepthExceeded(50),
     );
 }
 
@@ -1782,7 +1782,7 @@ fn fused_builtin_calls_behave_as_the_calls_they_replace() {
             vm.execute("fields", &[]),
             "fields",
             next,
-            ErrorKind::FuelExhausted(limit),
+            RuntimeErrorKind::FuelExhausted(limit),
         );
     }
 }
@@ -1801,7 +1801,7 @@ fn fused_builtin_calls_follow_a_rebound_name() {
         vm.execute("fields", &[]),
         "fields",
         7,
-        ErrorKind::Host {
+        RuntimeErrorKind::Host {
             function: "set_field".into(),
             message: "set_field is read-only here".into(),
         },

@@ -4,9 +4,9 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use stoffel_vm::handles::HandleError;
-use stoffel_vm::vm::ApiError;
-use stoffel_vm::{ErrorKind, Handle, HostError, Output, Val, Vm, VmError};
+use stoffel_vm::ApiError;
+use stoffel_vm::HandleError;
+use stoffel_vm::{Handle, HostError, Output, RuntimeErrorKind, Val, Vm, VmError};
 
 fn vm_with(src: &str) -> Vm {
     let mut vm = Vm::new();
@@ -14,7 +14,7 @@ fn vm_with(src: &str) -> Vm {
     vm
 }
 
-fn runtime_kind(e: VmError) -> ErrorKind {
+fn runtime_kind(e: VmError) -> RuntimeErrorKind {
     match e {
         VmError::Runtime(r) => r.kind,
         other => panic!("expected a runtime error, got {other:?}"),
@@ -326,7 +326,7 @@ top:
     );
     vm.set_instruction_limit(Some(100_000));
     let kind = runtime_kind(vm.execute("spin", &[]).unwrap_err());
-    assert_eq!(kind, ErrorKind::FuelExhausted(100_000));
+    assert_eq!(kind, RuntimeErrorKind::FuelExhausted(100_000));
     assert_eq!(vm.execute("answer", &[]).unwrap(), Val::I64(42));
     // The budget is per top-level execution.
     assert!(vm.execute("spin", &[]).is_err());
@@ -348,11 +348,11 @@ fn deep_recursion_hits_the_depth_limit_not_the_rust_stack() {
     );
     vm.set_max_call_depth(50_000);
     let kind = runtime_kind(vm.execute("down", &[Val::I64(0)]).unwrap_err());
-    assert_eq!(kind, ErrorKind::DepthExceeded(50_000));
+    assert_eq!(kind, RuntimeErrorKind::DepthExceeded(50_000));
     // The failed execution left no frames behind: the next one starts from depth 0 again.
     vm.set_max_call_depth(10);
     let kind = runtime_kind(vm.execute("down", &[Val::I64(0)]).unwrap_err());
-    assert_eq!(kind, ErrorKind::DepthExceeded(10));
+    assert_eq!(kind, RuntimeErrorKind::DepthExceeded(10));
 }
 
 #[test]
@@ -376,7 +376,7 @@ loop:
     );
     vm.set_memory_limit(Some(8 << 20));
     let kind = runtime_kind(vm.execute("grow", &[]).unwrap_err());
-    assert_eq!(kind, ErrorKind::MemoryLimit(8 << 20));
+    assert_eq!(kind, RuntimeErrorKind::MemoryLimit(8 << 20));
     assert_eq!(vm.execute("answer", &[]).unwrap(), Val::I64(42));
     vm.collect_all();
     assert!(vm.gc_stats().heap_bytes < 1 << 20, "{:?}", vm.gc_stats());
@@ -437,7 +437,7 @@ fn unknown_entry_and_bad_arity_are_errors() {
     assert!(
         matches!(
             kind,
-            ErrorKind::Arity {
+            RuntimeErrorKind::Arity {
                 expected: 2,
                 got: 1,
                 ..
@@ -452,7 +452,7 @@ fn unknown_entry_and_bad_arity_are_errors() {
     assert!(
         matches!(
             kind,
-            ErrorKind::Arity {
+            RuntimeErrorKind::Arity {
                 expected: 2,
                 got: 0,
                 ..

@@ -4,8 +4,8 @@
 
 mod common;
 
-use stoffel_vm::vm::ApiError;
-use stoffel_vm::{ErrorKind, Val, Vm, VmError};
+use stoffel_vm::ApiError;
+use stoffel_vm::{RuntimeErrorKind, Val, Vm, VmError};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -23,7 +23,7 @@ fn ok(src: &str) -> Val {
 
 /// Runs `main` of `src`, which must fail with `kind` in `function` at `instruction`.
 #[track_caller]
-fn assert_main_error(src: &str, function: &str, instruction: usize, kind: ErrorKind) {
+fn assert_main_error(src: &str, function: &str, instruction: usize, kind: RuntimeErrorKind) {
     assert_error(run(src).0, function, instruction, kind);
 }
 
@@ -45,7 +45,7 @@ fn assert_binop(op: &str, a: Val, b: Val, expected: Val) {
 }
 
 #[track_caller]
-fn assert_binop_error(op: &str, a: Val, b: Val, kind: ErrorKind) {
+fn assert_binop_error(op: &str, a: Val, b: Val, kind: RuntimeErrorKind) {
     let got = binop(op, a.clone(), b.clone());
     let e = runtime_error(got);
     assert_eq!(
@@ -55,8 +55,8 @@ fn assert_binop_error(op: &str, a: Val, b: Val, kind: ErrorKind) {
     );
 }
 
-fn type_error(op: &'static str, a: &Val, b: &Val) -> ErrorKind {
-    ErrorKind::Type {
+fn type_error(op: &'static str, a: &Val, b: &Val) -> RuntimeErrorKind {
+    RuntimeErrorKind::Type {
         op,
         left: a.kind(),
         right: Some(b.kind()),
@@ -176,7 +176,7 @@ fn ld_positive_offset_is_out_of_bounds() {
 ",
         "main",
         3,
-        ErrorKind::StackOutOfBounds { offset: 1, len: 2 },
+        RuntimeErrorKind::StackOutOfBounds { offset: 1, len: 2 },
     );
 }
 
@@ -194,7 +194,7 @@ fn ld_below_the_stack_is_out_of_bounds() {
 ",
         "main",
         4,
-        ErrorKind::StackOutOfBounds { offset: -2, len: 2 },
+        RuntimeErrorKind::StackOutOfBounds { offset: -2, len: 2 },
     );
 }
 
@@ -208,7 +208,7 @@ fn ld_on_an_empty_stack_is_out_of_bounds() {
 ",
         "main",
         0,
-        ErrorKind::StackOutOfBounds { offset: 0, len: 0 },
+        RuntimeErrorKind::StackOutOfBounds { offset: 0, len: 0 },
     );
 }
 
@@ -228,7 +228,7 @@ fn ld_sees_only_values_pushed_since_the_last_call() {
 ",
         "main",
         3,
-        ErrorKind::StackOutOfBounds { offset: 0, len: 0 },
+        RuntimeErrorKind::StackOutOfBounds { offset: 0, len: 0 },
     );
     // Values pushed after the call are visible, and only those.
     let v = ok("
@@ -259,7 +259,7 @@ fn ld_sees_only_values_pushed_since_the_last_call() {
 ",
         "main",
         5,
-        ErrorKind::StackOutOfBounds { offset: -1, len: 1 },
+        RuntimeErrorKind::StackOutOfBounds { offset: -1, len: 1 },
     );
 }
 
@@ -280,7 +280,7 @@ fn ld_in_a_callee_does_not_see_the_callers_stack() {
 ",
         "peek",
         0,
-        ErrorKind::StackOutOfBounds { offset: 0, len: 0 },
+        RuntimeErrorKind::StackOutOfBounds { offset: 0, len: 0 },
     );
 }
 
@@ -300,7 +300,7 @@ fn ld_after_a_builtin_call_sees_an_empty_stack() {
         result,
         "main",
         4,
-        ErrorKind::StackOutOfBounds { offset: 0, len: 0 },
+        RuntimeErrorKind::StackOutOfBounds { offset: 0, len: 0 },
     );
 }
 
@@ -540,15 +540,30 @@ fn div_truncates_toward_zero_for_every_int_kind() {
 #[test]
 fn div_by_zero_is_an_error_for_every_int_kind() {
     for k in INT_KINDS {
-        assert_binop_error("DIV", int_of(k, 7), int_of(k, 0), ErrorKind::DivisionByZero);
-        assert_binop_error("DIV", int_of(k, 0), int_of(k, 0), ErrorKind::DivisionByZero);
+        assert_binop_error(
+            "DIV",
+            int_of(k, 7),
+            int_of(k, 0),
+            RuntimeErrorKind::DivisionByZero,
+        );
+        assert_binop_error(
+            "DIV",
+            int_of(k, 0),
+            int_of(k, 0),
+            RuntimeErrorKind::DivisionByZero,
+        );
     }
 }
 
 #[test]
 fn signed_min_div_minus_one_is_an_overflow_error() {
     for k in SIGNED {
-        assert_binop_error("DIV", signed_min(k), int_of(k, -1), ErrorKind::Overflow);
+        assert_binop_error(
+            "DIV",
+            signed_min(k),
+            int_of(k, -1),
+            RuntimeErrorKind::Overflow,
+        );
     }
 }
 
@@ -574,14 +589,24 @@ fn mod_takes_the_sign_of_the_dividend() {
 #[test]
 fn mod_by_zero_is_an_error_for_every_int_kind() {
     for k in INT_KINDS {
-        assert_binop_error("MOD", int_of(k, 7), int_of(k, 0), ErrorKind::ModuloByZero);
+        assert_binop_error(
+            "MOD",
+            int_of(k, 7),
+            int_of(k, 0),
+            RuntimeErrorKind::ModuloByZero,
+        );
     }
 }
 
 #[test]
 fn signed_min_mod_minus_one_is_an_overflow_error() {
     for k in SIGNED {
-        assert_binop_error("MOD", signed_min(k), int_of(k, -1), ErrorKind::Overflow);
+        assert_binop_error(
+            "MOD",
+            signed_min(k),
+            int_of(k, -1),
+            RuntimeErrorKind::Overflow,
+        );
     }
     // Other negative divisors of MIN are fine.
     assert_binop("MOD", Val::I64(i64::MIN), Val::I64(-2), Val::I64(0));
@@ -659,10 +684,10 @@ fn type_error_is_reported_at_the_failing_instruction() {
 ",
         "main",
         3,
-        ErrorKind::Type {
+        RuntimeErrorKind::Type {
             op: "ADD",
-            left: stoffel_vm::value::Kind::I64,
-            right: Some(stoffel_vm::value::Kind::I32),
+            left: stoffel_vm::Kind::I64,
+            right: Some(stoffel_vm::Kind::I32),
         },
     );
 }
@@ -689,7 +714,7 @@ fn div_by_float_zero_is_an_error() {
         (Val::I64(1), Val::Float(0.0)),
         (Val::Float(1.0), Val::I64(0)),
     ] {
-        assert_binop_error("DIV", a, b, ErrorKind::DivisionByZero);
+        assert_binop_error("DIV", a, b, RuntimeErrorKind::DivisionByZero);
     }
 }
 
@@ -728,7 +753,7 @@ fn float_mod_by_zero_is_an_error() {
         "MOD",
         Val::Float(1.0),
         Val::Float(0.0),
-        ErrorKind::ModuloByZero,
+        RuntimeErrorKind::ModuloByZero,
     );
 }
 
@@ -886,7 +911,7 @@ fn not_on_other_kinds_is_a_type_error() {
         Val::Unit,
         Val::from("x"),
     ] {
-        let kind = ErrorKind::Type {
+        let kind = RuntimeErrorKind::Type {
             op: "NOT",
             left: v.kind(),
             right: None,
@@ -1023,7 +1048,7 @@ fn assert_cmp_error(a: Val, b: Val, left: &str, right: &str) {
         cmp(a, b),
         "probe",
         0,
-        ErrorKind::Compare {
+        RuntimeErrorKind::Compare {
             left: left.into(),
             right: right.into(),
         },
@@ -1119,18 +1144,18 @@ fn cmp_of_unit_and_heap_values_is_an_error_even_for_the_same_kind() {
         (
             "probe",
             0,
-            ErrorKind::Compare {
+            RuntimeErrorKind::Compare {
                 left: "Object(1)".into(),
                 right: "Object(2)".into()
             }
         )
     );
     let e = runtime_error(vm.execute("probe", &[o1.clone(), o1]));
-    assert!(matches!(e.kind, ErrorKind::Compare { .. }), "{e}");
+    assert!(matches!(e.kind, RuntimeErrorKind::Compare { .. }), "{e}");
     let e = runtime_error(vm.execute("probe", &[a.clone(), a]));
     assert_eq!(
         e.kind,
-        ErrorKind::Compare {
+        RuntimeErrorKind::Compare {
             left: "Array(3)".into(),
             right: "Array(3)".into()
         }
@@ -1150,7 +1175,7 @@ fn cmp_error_is_reported_at_the_cmp_instruction() {
 ",
         "main",
         3,
-        ErrorKind::Compare {
+        RuntimeErrorKind::Compare {
             left: "1".into(),
             right: "1u16".into(),
         },
@@ -1428,7 +1453,7 @@ fn call_with_wrong_arity_is_an_error() {
 ",
         "main",
         2,
-        ErrorKind::Arity {
+        RuntimeErrorKind::Arity {
             function: "add".into(),
             expected: 2,
             got: 1,
@@ -1448,7 +1473,7 @@ fn call_with_wrong_arity_is_an_error() {
 ",
         "main",
         4,
-        ErrorKind::Arity {
+        RuntimeErrorKind::Arity {
             function: "none".into(),
             expected: 0,
             got: 3,
@@ -1508,7 +1533,7 @@ fn a_failing_host_function_is_a_runtime_error_at_the_call() {
         vm.execute("main", &[]),
         "main",
         2,
-        ErrorKind::Host {
+        RuntimeErrorKind::Host {
             function: "fails".into(),
             message: "nope".into(),
         },
@@ -1533,7 +1558,7 @@ fn call_to_an_unknown_name_fails_until_a_host_registers_it() {
         vm.execute("main", &[]),
         "main",
         2,
-        ErrorKind::FunctionNotFound("later".into()),
+        RuntimeErrorKind::FunctionNotFound("later".into()),
     );
     vm.register_function("later", |_, args| match args {
         [Val::I64(x)] => Ok(Val::I64(x + 41)),
@@ -1555,7 +1580,7 @@ fn call_to_an_unknown_name_works_once_bytecode_defines_it() {
         vm.execute("main", &[]),
         "main",
         0,
-        ErrorKind::FunctionNotFound("later".into()),
+        RuntimeErrorKind::FunctionNotFound("later".into()),
     );
     vm.load_assembly(".function later\n    LDI r0, \"here\"\n    RET r0\n")
         .unwrap();
@@ -1656,7 +1681,7 @@ fn execute_with_arguments_and_without() {
         vm.execute("f", &[Val::I64(1)]),
         "f",
         0,
-        ErrorKind::Arity {
+        RuntimeErrorKind::Arity {
             function: "f".into(),
             expected: 2,
             got: 1,
@@ -1736,7 +1761,7 @@ fn deep_recursion_hits_the_default_depth_limit_cleanly() {
         vm.execute("depth", &[Val::I64(1_000_000)]),
         "depth",
         7,
-        ErrorKind::DepthExceeded(10_000),
+        RuntimeErrorKind::DepthExceeded(10_000),
     );
     // 10 000 frames are allowed: depth(9_999) uses exactly that many.
     assert_eq!(vm.execute("depth", &[Val::I64(9_999)]), Ok(Val::I64(9_999)));
@@ -1744,7 +1769,7 @@ fn deep_recursion_hits_the_default_depth_limit_cleanly() {
         vm.execute("depth", &[Val::I64(10_000)]),
         "depth",
         7,
-        ErrorKind::DepthExceeded(10_000),
+        RuntimeErrorKind::DepthExceeded(10_000),
     );
 }
 
@@ -1757,7 +1782,7 @@ fn max_call_depth_is_configurable() {
         vm.execute("depth", &[Val::I64(5)]),
         "depth",
         7,
-        ErrorKind::DepthExceeded(5),
+        RuntimeErrorKind::DepthExceeded(5),
     );
     // Deeper than the default, iteratively: no Rust stack overflow.
     vm.set_max_call_depth(200_001);
@@ -1786,7 +1811,7 @@ loop:
     vm.set_instruction_limit(Some(1000));
     let e = runtime_error(vm.execute("main", &[]));
     assert_eq!(e.function, "main");
-    assert_eq!(e.kind, ErrorKind::FuelExhausted(1000));
+    assert_eq!(e.kind, RuntimeErrorKind::FuelExhausted(1000));
     // The budget is per top-level execution.
     assert_eq!(vm.execute("short", &[]), Ok(Val::I64(3)));
     assert_eq!(vm.execute("short", &[]), Ok(Val::I64(3)));
@@ -1826,7 +1851,7 @@ loop:
         vm.execute("count", &[Val::I64(5000)]),
         "count",
         4,
-        ErrorKind::FuelExhausted(2 + 3 * 10 + 2),
+        RuntimeErrorKind::FuelExhausted(2 + 3 * 10 + 2),
     );
     // One more: the jump ran and went back to the ADD, which did not.
     vm.set_instruction_limit(Some(2 + 3 * 11));
@@ -1834,7 +1859,7 @@ loop:
         vm.execute("count", &[Val::I64(5000)]),
         "count",
         2,
-        ErrorKind::FuelExhausted(2 + 3 * 11),
+        RuntimeErrorKind::FuelExhausted(2 + 3 * 11),
     );
     // The ADD, CMP and JMPLT also run as one op: a limit may fall after the ADD too.
     vm.set_instruction_limit(Some(2 + 3 * 10 + 1));
@@ -1842,7 +1867,7 @@ loop:
         vm.execute("count", &[Val::I64(5000)]),
         "count",
         3,
-        ErrorKind::FuelExhausted(2 + 3 * 10 + 1),
+        RuntimeErrorKind::FuelExhausted(2 + 3 * 10 + 1),
     );
 }
 
@@ -1889,14 +1914,20 @@ loop:
         &[Val::I64(0), Val::I64(1), Val::from("ten")],
     ));
     assert_eq!((error.function.as_str(), error.instruction), ("count", 4));
-    assert!(matches!(error.kind, ErrorKind::Compare { .. }), "{error}");
+    assert!(
+        matches!(error.kind, RuntimeErrorKind::Compare { .. }),
+        "{error}"
+    );
     // The addition fails: the error names the ADD.
     let error = runtime_error(count(
         &mut vm,
         &[Val::I64(0), Val::Bool(true), Val::I64(10)],
     ));
     assert_eq!((error.function.as_str(), error.instruction), ("count", 3));
-    assert!(matches!(error.kind, ErrorKind::Type { .. }), "{error}");
+    assert!(
+        matches!(error.kind, RuntimeErrorKind::Type { .. }),
+        "{error}"
+    );
     // Every instruction is counted: 3 + 3 per iteration + RET.
     let before = vm.instructions_executed();
     count(&mut vm, &[Val::I64(0), Val::I64(1), Val::I64(100)]).unwrap();
@@ -1924,14 +1955,14 @@ loop:
         vm.execute("short", &[]),
         "short",
         3,
-        ErrorKind::FuelExhausted(3),
+        RuntimeErrorKind::FuelExhausted(3),
     );
     vm.set_instruction_limit(Some(1));
     assert_error(
         vm.execute("short", &[]),
         "short",
         1,
-        ErrorKind::FuelExhausted(1),
+        RuntimeErrorKind::FuelExhausted(1),
     );
     // 0, 1, 2 ran; the JMP went back to 1, which did not run.
     vm.set_instruction_limit(Some(3));
@@ -1939,7 +1970,7 @@ loop:
         vm.execute("main", &[]),
         "main",
         1,
-        ErrorKind::FuelExhausted(3),
+        RuntimeErrorKind::FuelExhausted(3),
     );
     // 0, 1, 2, 1 ran: the JMP at 2 is next.
     vm.set_instruction_limit(Some(4));
@@ -1947,7 +1978,7 @@ loop:
         vm.execute("main", &[]),
         "main",
         2,
-        ErrorKind::FuelExhausted(4),
+        RuntimeErrorKind::FuelExhausted(4),
     );
     // More than one interpreter step.
     vm.set_instruction_limit(Some(10_002));
@@ -1955,7 +1986,7 @@ loop:
         vm.execute("main", &[]),
         "main",
         2,
-        ErrorKind::FuelExhausted(10_002),
+        RuntimeErrorKind::FuelExhausted(10_002),
     );
 }
 
@@ -1979,7 +2010,7 @@ fn fuel_counts_instructions_in_callees() {
         vm.execute("main", &[]),
         "callee",
         2,
-        ErrorKind::FuelExhausted(3),
+        RuntimeErrorKind::FuelExhausted(3),
     );
 }
 
@@ -2009,7 +2040,7 @@ fn callee_upvalues_are_captured_by_name_at_call_time() {
         vm.execute("call_missing", &[]),
         "call_missing",
         1,
-        ErrorKind::UpvalueNotFound("nope".into()),
+        RuntimeErrorKind::UpvalueNotFound("nope".into()),
     );
 }
 
@@ -2071,7 +2102,7 @@ fn the_vm_is_reusable_after_every_kind_of_error() {
         vm.execute("main", &[]),
         "boom",
         1,
-        ErrorKind::DivisionByZero,
+        RuntimeErrorKind::DivisionByZero,
     );
     assert_eq!(vm.execute("good", &[]), Ok(Val::I64(42)));
     // The same execution again starts from the beginning.
@@ -2079,14 +2110,14 @@ fn the_vm_is_reusable_after_every_kind_of_error() {
         vm.execute("main", &[]),
         "boom",
         1,
-        ErrorKind::DivisionByZero,
+        RuntimeErrorKind::DivisionByZero,
     );
     assert_eq!(out.borrow().as_str(), "start\nstart\n");
     assert_error(
         vm.execute("middle", &[Val::I64(1)]),
         "middle",
         6,
-        ErrorKind::Arity {
+        RuntimeErrorKind::Arity {
             function: "boom".into(),
             expected: 1,
             got: 3,
@@ -2096,7 +2127,7 @@ fn the_vm_is_reusable_after_every_kind_of_error() {
         vm.execute("fresh", &[]),
         "fresh",
         10,
-        ErrorKind::StackOutOfBounds { offset: -2, len: 2 },
+        RuntimeErrorKind::StackOutOfBounds { offset: -2, len: 2 },
     );
     assert_eq!(vm.execute("good", &[]), Ok(Val::I64(42)));
     // Depth, fuel and API errors too.
@@ -2124,7 +2155,7 @@ fn each_execution_starts_with_fresh_frames() {
         vm.execute("fresh", &[]),
         "fresh",
         10,
-        ErrorKind::StackOutOfBounds { offset: -2, len: 2 },
+        RuntimeErrorKind::StackOutOfBounds { offset: -2, len: 2 },
     );
     // And after a successful RET in the middle of a function nothing resumes.
     let (mut vm, out) = vm_with(
@@ -2191,7 +2222,7 @@ loop:
         vm.execute("main", &[]),
         "main",
         1,
-        ErrorKind::MemoryLimit(1 << 20),
+        RuntimeErrorKind::MemoryLimit(1 << 20),
     );
     assert_eq!(vm.execute("good", &[]), Ok(Val::from("aa")));
     vm.set_memory_limit(None);
@@ -2216,7 +2247,7 @@ loop:
     let e = runtime_error(vm.execute("main", &[]));
     assert_eq!(
         (e.function.as_str(), &e.kind),
-        ("main", &ErrorKind::MemoryLimit(1 << 20)),
+        ("main", &RuntimeErrorKind::MemoryLimit(1 << 20)),
         "{e}"
     );
     assert!(e.instruction <= 5, "{e}");
@@ -2320,7 +2351,7 @@ loop:
         vm.execute("growing", &[]),
         "growing",
         7,
-        ErrorKind::MemoryLimit(64 * 1024),
+        RuntimeErrorKind::MemoryLimit(64 * 1024),
     );
 }
 
@@ -2370,7 +2401,7 @@ yes:
         "{e}"
     );
     assert!(
-        matches!(&e.kind, ErrorKind::Host { function, .. } if function == "fail_through"),
+        matches!(&e.kind, RuntimeErrorKind::Host { function, .. } if function == "fail_through"),
         "{e}"
     );
     assert_eq!(vm.execute("main", &[]), Ok(Val::I64(1)));

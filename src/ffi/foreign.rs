@@ -8,7 +8,7 @@ use super::{
     STOFFEL_OK, StoffelFinalizer, StoffelValue, StoffelValueData, StoffelValueType, VMHandle,
     make_value, read_name, read_value, with_vm, write_value,
 };
-use crate::vm::{HostError, Val, Vm};
+use crate::{HostError, Val, Vm};
 
 /// The data of a foreign object registered from C: the host's pointer and its finalizer.
 /// Dropping it (exactly once: when the VM collects the object or is destroyed) runs the

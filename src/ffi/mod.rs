@@ -11,7 +11,7 @@
 //!   dangling pointer, never another VM). Shells are never freed (an empty one is reused), so
 //!   each thread caches the shell it used last and the gate checks the shell's token instead
 //!   of locking the registry on every call. Heap values reach C as handle ids (see
-//!   [`crate::handles`]), never as pointers.
+//!   [`crate::Handle`]), never as pointers.
 //! - **Re-entry and threads.** Every call passes the VM's gate: an atomic owner (the calling
 //!   thread) so that a VM used from two threads at once gets an error instead of a data race.
 //!   While a C callback runs, the VM lends the callback the `&mut Vm` it was called with; a
@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
 use crate::handles::Handle;
-use crate::vm::{ApiError, Val, Vm, VmError};
+use crate::{ApiError, Val, Vm, VmError};
 
 /// An opaque pointer to a VM, from `stoffel_create_vm`.
 pub type VMHandle = *mut c_void;

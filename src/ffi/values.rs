@@ -9,7 +9,7 @@ use super::{
     give_string, guard, read_name, read_value, set_thread_error, take_back_string, with_vm,
     write_value,
 };
-use crate::vm::Val;
+use crate::Val;
 
 /// Makes a STRING value holding a copy of `str`, to be freed with `stoffel_free_string`.
 /// Returns 0, `STOFFEL_ERROR_NULL` or `STOFFEL_ERROR_UTF8`.

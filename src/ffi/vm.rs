@@ -12,7 +12,7 @@ use super::{
     with_vm, write_value,
 };
 use crate::Output;
-use crate::vm::{Val, Vm};
+use crate::{Val, Vm};
 
 /// Most arguments `stoffel_execute_with_args` and `stoffel_call_closure` accept.
 pub const STOFFEL_MAX_ARGS: c_int = 1024;

@@ -8,7 +8,7 @@
 use gc_arena::{Gc, Mutation};
 
 use super::code::{Binding, Code};
-use super::{Calls, ErrorKind, Runtime, kind_name};
+use super::{Calls, Runtime, RuntimeErrorKind, kind_name};
 use crate::heap::{Array, Closure, Env, Object, Str};
 use crate::value::Value;
 
@@ -108,14 +108,18 @@ pub enum Outcome<'gc> {
 /// Preallocation honoured for `create_array(n)`; larger hints are only hints.
 const MAX_CAPACITY_HINT: usize = 1 << 16;
 
-fn error(builtin: Builtin, message: impl Into<String>) -> ErrorKind {
-    ErrorKind::Builtin {
+fn error(builtin: Builtin, message: impl Into<String>) -> RuntimeErrorKind {
+    RuntimeErrorKind::Builtin {
         builtin: builtin.name(),
         message: message.into(),
     }
 }
 
-fn string_value<'gc>(b: Builtin, v: Value<'gc>, what: &str) -> Result<Gc<'gc, Str>, ErrorKind> {
+fn string_value<'gc>(
+    b: Builtin,
+    v: Value<'gc>,
+    what: &str,
+) -> Result<Gc<'gc, Str>, RuntimeErrorKind> {
     match v {
         Value::String(s) => Ok(s),
         other => Err(error(
@@ -136,7 +140,7 @@ pub fn call<'gc>(
     code: &Code,
     rt: &mut Runtime,
     args_base: usize,
-) -> Result<Outcome<'gc>, ErrorKind> {
+) -> Result<Outcome<'gc>, RuntimeErrorKind> {
     let args = calls.args_from(args_base);
     let value = match b {
         Builtin::Print => {
@@ -150,7 +154,7 @@ pub fn call<'gc>(
             line.push('\n');
             rt.output
                 .write_text(&line)
-                .map_err(|e| ErrorKind::Output(e.to_string()))?;
+                .map_err(|e| RuntimeErrorKind::Output(e.to_string()))?;
             Value::Unit
         }
         Builtin::Type => {
@@ -244,7 +248,7 @@ pub fn call<'gc>(
                     });
                 }
                 None | Some(Binding::Unbound) => {
-                    return Err(ErrorKind::FunctionNotFound(
+                    return Err(RuntimeErrorKind::FunctionNotFound(
                         closure.function_name.as_str().to_string(),
                     ));
                 }
@@ -285,7 +289,7 @@ pub fn call<'gc>(
 pub(crate) fn create_object<'gc>(
     mc: &Mutation<'gc>,
     rt: &mut Runtime,
-) -> Result<Value<'gc>, ErrorKind> {
+) -> Result<Value<'gc>, RuntimeErrorKind> {
     rt.check_alloc(64)?;
     let id = rt.heap_id();
     Ok(Value::Object(Object::alloc(mc, &rt.meter, id)))
@@ -296,7 +300,7 @@ pub(crate) fn create_array<'gc>(
     mc: &Mutation<'gc>,
     rt: &mut Runtime,
     capacity: Option<Value<'gc>>,
-) -> Result<Value<'gc>, ErrorKind> {
+) -> Result<Value<'gc>, RuntimeErrorKind> {
     let capacity = match capacity {
         Some(Value::I64(n)) if n < 0 => {
             return Err(error(
@@ -329,7 +333,7 @@ pub(crate) fn set_field<'gc>(
     container: Value<'gc>,
     key: Value<'gc>,
     value: Value<'gc>,
-) -> Result<Value<'gc>, ErrorKind> {
+) -> Result<Value<'gc>, RuntimeErrorKind> {
     match container {
         Value::Object(o) => {
             rt.check_alloc(64)?;
@@ -350,7 +354,7 @@ pub(crate) fn set_field<'gc>(
 }
 
 /// `array_length(array)`.
-pub(crate) fn array_length(array: Value<'_>) -> Result<Value<'_>, ErrorKind> {
+pub(crate) fn array_length(array: Value<'_>) -> Result<Value<'_>, RuntimeErrorKind> {
     match array {
         Value::Array(a) => Ok(Value::I64(a.borrow().length() as i64)),
         other => Err(error(
@@ -366,7 +370,7 @@ pub(crate) fn array_push<'gc>(
     rt: &Runtime,
     array: Value<'gc>,
     values: &[Value<'gc>],
-) -> Result<Value<'gc>, ErrorKind> {
+) -> Result<Value<'gc>, RuntimeErrorKind> {
     let b = Builtin::ArrayPush;
     let Value::Array(a) = array else {
         return Err(error(
@@ -390,7 +394,7 @@ pub(crate) fn array_push<'gc>(
 pub(crate) fn get_upvalue<'gc>(
     calls: &Calls<'gc>,
     name: Value<'gc>,
-) -> Result<Value<'gc>, ErrorKind> {
+) -> Result<Value<'gc>, RuntimeErrorKind> {
     let b = Builtin::GetUpvalue;
     let name = string_value(b, name, "the upvalue name")?;
     match calls.current_upvalue(name) {
@@ -405,7 +409,7 @@ pub(crate) fn set_upvalue<'gc>(
     calls: &Calls<'gc>,
     name: Value<'gc>,
     value: Value<'gc>,
-) -> Result<Value<'gc>, ErrorKind> {
+) -> Result<Value<'gc>, RuntimeErrorKind> {
     let b = Builtin::SetUpvalue;
     let name = string_value(b, name, "the upvalue name")?;
     match calls.current_upvalue(name) {

@@ -40,7 +40,7 @@ use builtins::Outcome;
 use code::{Binding, Code};
 
 pub(crate) use lower::{Op, WINDOW, lower};
-pub use ops::{BinOp, compare};
+pub use ops::BinOp;
 
 /// Where `print` writes.
 pub enum Output {
@@ -106,14 +106,14 @@ impl Runtime {
 
     /// Fails if allocating `bytes` more would pass the memory limit.
     #[inline]
-    pub fn check_alloc(&self, bytes: usize) -> Result<(), ErrorKind> {
+    pub fn check_alloc(&self, bytes: usize) -> Result<(), RuntimeErrorKind> {
         Ok(self.limits.admit(self.meter.bytes(), bytes)?)
     }
 }
 
 /// What went wrong, without where.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ErrorKind {
+pub enum RuntimeErrorKind {
     /// Operand kinds an operation does not accept.
     #[error("type error in {op}: {}", match right { Some(r) => format!("cannot apply to {left} and {r}"), None => format!("cannot apply to {left}") })]
     Type {
@@ -198,12 +198,12 @@ pub enum ErrorKind {
     Internal(&'static str),
 }
 
-impl From<Exceeded> for ErrorKind {
+impl From<Exceeded> for RuntimeErrorKind {
     fn from(e: Exceeded) -> Self {
         match e {
-            Exceeded::Instructions(limit) => ErrorKind::FuelExhausted(limit),
-            Exceeded::Depth(limit) => ErrorKind::DepthExceeded(limit),
-            Exceeded::Memory(limit) => ErrorKind::MemoryLimit(limit),
+            Exceeded::Instructions(limit) => RuntimeErrorKind::FuelExhausted(limit),
+            Exceeded::Depth(limit) => RuntimeErrorKind::DepthExceeded(limit),
+            Exceeded::Memory(limit) => RuntimeErrorKind::MemoryLimit(limit),
         }
     }
 }
@@ -217,7 +217,7 @@ pub struct RuntimeError {
     /// The index of the failing instruction in that function.
     pub instruction: usize,
     /// What went wrong.
-    pub kind: ErrorKind,
+    pub kind: RuntimeErrorKind,
 }
 
 /// One call's frame.
@@ -329,11 +329,11 @@ impl<'gc> Calls<'gc> {
         rt: &Runtime,
         func: u32,
         args_base: usize,
-    ) -> Result<(), ErrorKind> {
+    ) -> Result<(), RuntimeErrorKind> {
         let f = &code.functions[func as usize];
         let got = self.pending.len().saturating_sub(args_base);
         if got != f.params.len() {
-            return Err(ErrorKind::Arity {
+            return Err(RuntimeErrorKind::Arity {
                 function: f.name.to_string(),
                 expected: f.params.len(),
                 got,
@@ -385,11 +385,6 @@ impl<'gc> Calls<'gc> {
 }
 
 impl<'gc> Interp<'gc> {
-    /// Frames live in all activations.
-    pub fn depth(&self) -> usize {
-        self.calls.frames.len()
-    }
-
     /// Activations in progress (1 for a plain execute, more while host functions re-enter).
     pub fn activation_count(&self) -> usize {
         self.calls.activations.len()
@@ -455,7 +450,7 @@ impl<'gc> Interp<'gc> {
             kind,
         };
         if !(lenient && args.is_empty()) && args.len() != f.params.len() {
-            return Err(entry_error(ErrorKind::Arity {
+            return Err(entry_error(RuntimeErrorKind::Arity {
                 function: f.name.to_string(),
                 expected: f.params.len(),
                 got: args.len(),
@@ -526,7 +521,7 @@ impl<'gc> Interp<'gc> {
     }
 
     /// Fails the current activation at the pending host call.
-    pub fn fail_host_call(&mut self, code: &Code, kind: ErrorKind) -> RuntimeError {
+    pub fn fail_host_call(&mut self, code: &Code, kind: RuntimeErrorKind) -> RuntimeError {
         let error = self.error_here(code, kind);
         self.yielded = false;
         self.alloc_wait = 0;
@@ -534,7 +529,7 @@ impl<'gc> Interp<'gc> {
         error
     }
 
-    fn error_here(&self, code: &Code, kind: ErrorKind) -> RuntimeError {
+    fn error_here(&self, code: &Code, kind: RuntimeErrorKind) -> RuntimeError {
         match self.calls.frames.last() {
             Some(frame) => RuntimeError {
                 function: code.functions[frame.func as usize].name.to_string(),
@@ -731,7 +726,7 @@ fn run_inner<'gc>(
         // whole interpreter (calls, returns, errors) leaves this loop afterwards, which ends
         // the borrow; builtins only see `interp.calls`.
         let Some(regs) = window(&mut interp.regs, base) else {
-            fail!(ErrorKind::Internal("register window out of range"))
+            fail!(RuntimeErrorKind::Internal("register window out of range"))
         };
 
         // Integer fast path of a three-register op; anything else goes to `ops::binary`.
@@ -757,7 +752,7 @@ fn run_inner<'gc>(
             ($result:expr, [$($arg:expr),*]) => {
                 match $result {
                     Ok(v) => regs[0] = v,
-                    Err(e @ ErrorKind::MemoryLimit(_)) => {
+                    Err(e @ RuntimeErrorKind::MemoryLimit(_)) => {
                         $(interp.calls.pending.push($arg);)*
                         wait_for_memory!(e)
                     }
@@ -785,7 +780,7 @@ fn run_inner<'gc>(
             }
             left -= 1;
             let Some(&op) = ops.get(ip) else {
-                fail!(ErrorKind::Internal("instruction index out of range"))
+                fail!(RuntimeErrorKind::Internal("instruction index out of range"))
             };
             ip += 1;
             match op {
@@ -940,7 +935,7 @@ fn run_inner<'gc>(
                     let len = interp.calls.pending.len() - pending_base;
                     let index = len as i64 - 1 + i64::from(offset);
                     if index < 0 || index >= len as i64 {
-                        fail!(ErrorKind::StackOutOfBounds { offset, len })
+                        fail!(RuntimeErrorKind::StackOutOfBounds { offset, len })
                     }
                     reg!(regs, dst) = interp.calls.pending[pending_base + index as usize];
                 }
@@ -1008,7 +1003,7 @@ fn run_inner<'gc>(
                                 interp.push_frame(code, func, args_base, restore, Some(env), false);
                                 continue 'frames;
                             }
-                            Err(e @ ErrorKind::MemoryLimit(_)) => wait_for_memory!(e),
+                            Err(e @ RuntimeErrorKind::MemoryLimit(_)) => wait_for_memory!(e),
                             Err(e) => fail!(e),
                         }
                     }
@@ -1017,7 +1012,7 @@ fn run_inner<'gc>(
                         return (Step::HostCall { host, slot }, left);
                     }
                     Binding::Unbound => {
-                        fail!(ErrorKind::FunctionNotFound(
+                        fail!(RuntimeErrorKind::FunctionNotFound(
                             code.names[slot as usize].to_string()
                         ))
                     }
@@ -1037,9 +1032,9 @@ enum Fused {
     Ran(u32),
     /// The memory limit refused it; its arguments are now pending, as the PUSHARGs would
     /// have left them, so its CALL can wait for the collector like any call.
-    Refused(Box<ErrorKind>, u32),
+    Refused(Box<RuntimeErrorKind>, u32),
     /// The builtin failed.
-    Failed(Box<ErrorKind>, u32),
+    Failed(Box<RuntimeErrorKind>, u32),
 }
 
 /// Runs a fused builtin op (`PUSHARG …; CALL builtin` as one op). It runs whole only when
@@ -1075,7 +1070,7 @@ fn run_fused<'gc>(
                     regs[0] = v;
                     Fused::Ran($len)
                 }
-                Err(e @ ErrorKind::MemoryLimit(_)) => {
+                Err(e @ RuntimeErrorKind::MemoryLimit(_)) => {
                     calls.pending.extend_from_slice(&[$($v),*]);
                     Fused::Refused(Box::new(e), $len)
                 }
@@ -1085,7 +1080,7 @@ fn run_fused<'gc>(
     }
     match op {
         Op::GetField { obj, key } => fused!(Builtin::GetField, 3, obj, [obj, key], |o, k| {
-            Ok::<_, ErrorKind>(builtins::get_field(o, k))
+            Ok::<_, RuntimeErrorKind>(builtins::get_field(o, k))
         }),
         Op::SetField { obj, key, value } => {
             fused!(Builtin::SetField, 4, obj, [obj, key, value], |o, k, v| {
@@ -1113,7 +1108,10 @@ fn run_fused<'gc>(
                 builtins::set_upvalue(mc, calls, n, v)
             })
         }
-        _ => Fused::Failed(Box::new(ErrorKind::Internal("not a fused builtin op")), 1),
+        _ => Fused::Failed(
+            Box::new(RuntimeErrorKind::Internal("not a fused builtin op")),
+            1,
+        ),
     }
 }
 
@@ -1124,12 +1122,12 @@ fn capture<'gc>(
     code: &Code,
     rt: &Runtime,
     names: &[std::rc::Rc<str>],
-) -> Result<Env<'gc>, ErrorKind> {
+) -> Result<Env<'gc>, RuntimeErrorKind> {
     let mut cells = Cells::with_capacity(names.len());
     for name in names {
         let cell = calls
             .find_upvalue(mc, code, name)
-            .ok_or_else(|| ErrorKind::UpvalueNotFound(name.to_string()))?;
+            .ok_or_else(|| RuntimeErrorKind::UpvalueNotFound(name.to_string()))?;
         cells.push(Upvalue {
             name: Str::alloc_copy(mc, &rt.meter, name),
             cell,

@@ -3,7 +3,7 @@
 
 use crate::value::Value;
 
-use super::ErrorKind;
+use super::RuntimeErrorKind;
 
 /// A binary arithmetic or bitwise operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,8 +48,8 @@ impl BinOp {
     }
 }
 
-fn type_error(op: BinOp, a: Value<'_>, b: Value<'_>) -> ErrorKind {
-    ErrorKind::Type {
+fn type_error(op: BinOp, a: Value<'_>, b: Value<'_>) -> RuntimeErrorKind {
+    RuntimeErrorKind::Type {
         op: op.name(),
         left: a.kind(),
         right: Some(b.kind()),
@@ -79,7 +79,7 @@ macro_rules! checked_divmod {
         if $y == 0 {
             Err($zero)
         } else {
-            $x.$method($y).ok_or(ErrorKind::Overflow)
+            $x.$method($y).ok_or(RuntimeErrorKind::Overflow)
         }
     };
 }
@@ -88,7 +88,11 @@ macro_rules! checked_divmod {
 /// by the caller (it allocates); here `ADD` of two strings reports a type error.
 #[cold]
 #[inline(never)]
-pub fn binary<'gc>(op: BinOp, a: Value<'gc>, b: Value<'gc>) -> Result<Value<'gc>, ErrorKind> {
+pub fn binary<'gc>(
+    op: BinOp,
+    a: Value<'gc>,
+    b: Value<'gc>,
+) -> Result<Value<'gc>, RuntimeErrorKind> {
     let result = match op {
         BinOp::Add => same_int_kind!(a, b, |x, y| Ok(x.wrapping_add(y)), |x, y| Ok(
             x.wrapping_add(y)
@@ -105,20 +109,20 @@ pub fn binary<'gc>(op: BinOp, a: Value<'gc>, b: Value<'gc>) -> Result<Value<'gc>
         BinOp::Div => same_int_kind!(
             a,
             b,
-            |x, y| checked_divmod!(x, y, checked_div, ErrorKind::DivisionByZero),
-            |x, y| checked_divmod!(x, y, checked_div, ErrorKind::DivisionByZero)
+            |x, y| checked_divmod!(x, y, checked_div, RuntimeErrorKind::DivisionByZero),
+            |x, y| checked_divmod!(x, y, checked_div, RuntimeErrorKind::DivisionByZero)
         )
         .or_else(|| float_division(a, b)),
         BinOp::Mod => same_int_kind!(
             a,
             b,
-            |x, y| checked_divmod!(x, y, checked_rem, ErrorKind::ModuloByZero),
-            |x, y| checked_divmod!(x, y, checked_rem, ErrorKind::ModuloByZero)
+            |x, y| checked_divmod!(x, y, checked_rem, RuntimeErrorKind::ModuloByZero),
+            |x, y| checked_divmod!(x, y, checked_rem, RuntimeErrorKind::ModuloByZero)
         )
         .or_else(|| {
             float_pair(a, b).map(|(x, y)| {
                 if y == 0.0 {
-                    Err(ErrorKind::ModuloByZero)
+                    Err(RuntimeErrorKind::ModuloByZero)
                 } else {
                     Ok(Value::Float(x % y))
                 }
@@ -161,7 +165,10 @@ fn float_pair(a: Value<'_>, b: Value<'_>) -> Option<(f64, f64)> {
 
 /// DIV's float cases, as StoffelVM: Float/Float, Float/I64 and I64/Float give a Float; a
 /// zero divisor is an error.
-fn float_division<'gc>(a: Value<'gc>, b: Value<'gc>) -> Option<Result<Value<'gc>, ErrorKind>> {
+fn float_division<'gc>(
+    a: Value<'gc>,
+    b: Value<'gc>,
+) -> Option<Result<Value<'gc>, RuntimeErrorKind>> {
     let (x, y) = match (a, b) {
         (Value::Float(x), Value::Float(y)) => (x, y),
         (Value::Float(x), Value::I64(y)) => (x, y as f64),
@@ -169,18 +176,18 @@ fn float_division<'gc>(a: Value<'gc>, b: Value<'gc>) -> Option<Result<Value<'gc>
         _ => return None,
     };
     Some(if y == 0.0 {
-        Err(ErrorKind::DivisionByZero)
+        Err(RuntimeErrorKind::DivisionByZero)
     } else {
         Ok(Value::Float(x / y))
     })
 }
 
 /// NOT: bitwise on I64, logical on Bool.
-pub fn not<'gc>(a: Value<'gc>) -> Result<Value<'gc>, ErrorKind> {
+pub fn not<'gc>(a: Value<'gc>) -> Result<Value<'gc>, RuntimeErrorKind> {
     match a {
         Value::I64(x) => Ok(Value::I64(!x)),
         Value::Bool(x) => Ok(Value::Bool(!x)),
-        other => Err(ErrorKind::Type {
+        other => Err(RuntimeErrorKind::Type {
             op: "NOT",
             left: other.kind(),
             right: None,
@@ -192,7 +199,7 @@ pub fn not<'gc>(a: Value<'gc>) -> Result<Value<'gc>, ErrorKind> {
 /// else (and NaN) is an error naming both values.
 #[cold]
 #[inline(never)]
-pub fn compare(a: Value<'_>, b: Value<'_>) -> Result<i8, ErrorKind> {
+pub fn compare(a: Value<'_>, b: Value<'_>) -> Result<i8, RuntimeErrorKind> {
     use std::cmp::Ordering;
     let ordering: Option<Ordering> = match (a, b) {
         (Value::I64(x), Value::I64(y)) => Some(x.cmp(&y)),
@@ -212,7 +219,7 @@ pub fn compare(a: Value<'_>, b: Value<'_>) -> Result<i8, ErrorKind> {
     };
     match ordering {
         Some(o) => Ok(o as i8),
-        None => Err(ErrorKind::Compare {
+        None => Err(RuntimeErrorKind::Compare {
             left: a.debug_string(),
             right: b.debug_string(),
         }),

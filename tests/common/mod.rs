@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use stoffel_vm::{ErrorKind, Output, RuntimeError, Val, Vm, VmError};
+use stoffel_vm::{Output, RuntimeError, RuntimeErrorKind, Val, Vm, VmError};
 
 /// A VM with `src` loaded and `print` captured into a string.
 pub fn vm_with(src: &str) -> (Vm, Rc<RefCell<String>>) {
@@ -36,7 +36,7 @@ pub fn assert_error(
     result: Result<Val, VmError>,
     function: &str,
     instruction: usize,
-    kind: ErrorKind,
+    kind: RuntimeErrorKind,
 ) {
     let e = runtime_error(result);
     assert_eq!(

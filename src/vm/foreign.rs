@@ -1,0 +1,92 @@
+//! Foreign objects: host data owned by the VM, finalized exactly once.
+//!
+//! The heap holds only a small [`Foreign`] with an id; the data lives outside the arena in
+//! the VM's table, so dropping it (its finalizer) never runs while the arena is borrowed. A
+//! weak list tells, when marking finishes, which foreign objects died; their data is dropped
+//! right after the collector leaves the arena ([`Vm::finalize`]), or when the VM drops.
+
+use std::any::Any;
+
+use gc_arena::{Gc, GcWeak};
+
+use super::Vm;
+use crate::Val;
+use crate::error::{ApiError, VmError};
+use crate::handles::HandleError;
+use crate::heap::{Foreign, ForeignList};
+use crate::value::Value;
+
+impl Vm {
+    /// Wraps host data as a foreign object. `data` is dropped (its `Drop` is the finalizer)
+    /// exactly once: after the collector finds the object unreachable, or when the VM drops.
+    ///
+    /// ```
+    /// # use stoffel_vm::Vm;
+    /// let mut vm = Vm::new();
+    /// let file = vm.create_foreign(Box::new(String::from("log.txt"))).unwrap();
+    /// let data = vm.foreign_data(&file).unwrap();
+    /// assert_eq!(data.downcast_ref::<String>().unwrap(), "log.txt");
+    /// vm.release(&file).unwrap();
+    /// vm.collect_all(); // the String is dropped here
+    /// assert_eq!(vm.gc_stats().foreign_objects, 0);
+    /// ```
+    pub fn create_foreign(&mut self, data: Box<dyn Any>) -> Result<Val, VmError> {
+        let id = self.next_foreign_id;
+        self.next_foreign_id += 1;
+        let meter = &self.rt.meter;
+        let handle = self.arena.mutate_root(|mc, root| {
+            let f = Foreign::alloc(mc, meter, id);
+            root.foreigns.borrow_mut(mc).push((Gc::downgrade(f), id));
+            root.handles.insert(Value::Foreign(f))
+        })?;
+        self.foreign_data.insert(id, data);
+        Ok(Val::Foreign(handle))
+    }
+
+    /// The data of a foreign object.
+    pub fn foreign_data(&self, value: &Val) -> Result<&dyn Any, VmError> {
+        let id = self.arena.mutate(|_, root| match value {
+            Val::Foreign(h) => match root.handles.get(*h)? {
+                Value::Foreign(f) => Ok(f.id),
+                other => Err(VmError::from(ApiError::WrongKind {
+                    expected: "foreign object",
+                    got: other.kind().type_name(),
+                })),
+            },
+            other => Err(ApiError::WrongKind {
+                expected: "foreign object",
+                got: other.kind().type_name(),
+            }
+            .into()),
+        })?;
+        self.foreign_data
+            .get(&id)
+            .map(|b| &**b)
+            .ok_or_else(|| ApiError::Handle(HandleError::Stale(id)).into())
+    }
+
+    pub(super) fn finalize(&mut self, dead: Vec<u64>) {
+        for id in dead {
+            // Dropping the data runs its finalizer, here, outside the arena.
+            drop(self.foreign_data.remove(&id));
+        }
+    }
+}
+
+/// Finds foreign objects the marking phase left unreachable and forgets them; returns their ids.
+pub(super) fn dead_foreigns<'gc>(
+    fc: &gc_arena::Finalization<'gc>,
+    list: ForeignList<'gc>,
+) -> Vec<u64> {
+    let mut dead = Vec::new();
+    list.borrow_mut(fc)
+        .retain(|(weak, id): &(GcWeak<'gc, Foreign>, u64)| {
+            if weak.is_dead(fc) {
+                dead.push(*id);
+                false
+            } else {
+                true
+            }
+        });
+    dead
+}

@@ -1,0 +1,121 @@
+//! The heap API: handles (release, retain, check) and objects, arrays and closures used from
+//! the host. Each operation runs the builtin of the same name, so the host gets exactly the
+//! behaviour bytecode gets.
+
+use super::Vm;
+use super::val::val_to_value;
+use crate::Val;
+use crate::error::{ApiError, VmError};
+use crate::interp::builtins::Builtin;
+
+impl Vm {
+    /// Drops the caller's reference to a heap value (no-op for non-heap values). Releasing a
+    /// handle that is already dead is an error.
+    ///
+    /// ```
+    /// # use stoffel_vm::{Val, Vm};
+    /// let mut vm = Vm::new();
+    /// let obj = vm.create_object().unwrap();
+    /// vm.set_field(&obj, &Val::from("x"), &Val::I64(1)).unwrap();
+    /// assert_eq!(vm.gc_stats().live_handles, 1);
+    /// vm.release(&obj).unwrap();
+    /// assert!(vm.get_field(&obj, &Val::from("x")).is_err(), "a released id is stale");
+    /// assert!(vm.release(&obj).is_err(), "and releasing twice is an error, not a crash");
+    /// ```
+    pub fn release(&mut self, value: &Val) -> Result<(), VmError> {
+        match value.handle() {
+            Some(h) => Ok(self.arena.mutate_root(|_, root| root.handles.release(h))?),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds a reference to a heap value's handle: it then needs one more [`Vm::release`].
+    pub fn retain(&mut self, value: &Val) -> Result<(), VmError> {
+        match value.handle() {
+            Some(h) => Ok(self.arena.mutate_root(|_, root| root.handles.retain(h))?),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn release_all(&mut self, vals: &[Val]) {
+        if vals.iter().all(|v| v.handle().is_none()) {
+            return;
+        }
+        self.arena.mutate_root(|_, root| {
+            for v in vals {
+                if let Some(h) = v.handle() {
+                    // The host may have released it itself: not an error here.
+                    let _ = root.handles.release(h);
+                }
+            }
+        });
+    }
+
+    /// Checks that a handle is live in this VM and of the kind `value` says.
+    pub fn check(&self, value: &Val) -> Result<(), VmError> {
+        let meter = &self.rt.meter;
+        self.arena
+            .mutate(|mc, root| val_to_value(mc, meter, &root.handles, value).map(|_| ()))
+    }
+
+    /// A new empty object (a handle the caller owns).
+    pub fn create_object(&mut self) -> Result<Val, VmError> {
+        self.builtin(Builtin::CreateObject, &[])
+    }
+
+    /// A new empty array.
+    pub fn create_array(&mut self) -> Result<Val, VmError> {
+        self.builtin(Builtin::CreateArray, &[])
+    }
+
+    /// `get_field(container, key)`: Unit when missing or when `container` is not an object or array.
+    pub fn get_field(&mut self, container: &Val, key: &Val) -> Result<Val, VmError> {
+        self.builtin(Builtin::GetField, &[container.clone(), key.clone()])
+    }
+
+    /// `set_field(container, key, value)`.
+    pub fn set_field(&mut self, container: &Val, key: &Val, value: &Val) -> Result<(), VmError> {
+        self.builtin(
+            Builtin::SetField,
+            &[container.clone(), key.clone(), value.clone()],
+        )
+        .map(|_| ())
+    }
+
+    /// `array_length(array)`.
+    pub fn array_length(&mut self, array: &Val) -> Result<i64, VmError> {
+        match self.builtin(Builtin::ArrayLength, std::slice::from_ref(array))? {
+            Val::I64(n) => Ok(n),
+            other => Err(ApiError::WrongKind {
+                expected: "int64",
+                got: other.kind().type_name(),
+            }
+            .into()),
+        }
+    }
+
+    /// `array_push(array, value)`; returns the new length.
+    pub fn array_push(&mut self, array: &Val, value: &Val) -> Result<i64, VmError> {
+        match self.builtin(Builtin::ArrayPush, &[array.clone(), value.clone()])? {
+            Val::I64(n) => Ok(n),
+            other => Err(ApiError::WrongKind {
+                expected: "int64",
+                got: other.kind().type_name(),
+            }
+            .into()),
+        }
+    }
+
+    /// `call_closure(closure, args…)`.
+    pub fn call_closure(&mut self, closure: &Val, args: &[Val]) -> Result<Val, VmError> {
+        let mut all = Vec::with_capacity(args.len() + 1);
+        all.push(closure.clone());
+        all.extend_from_slice(args);
+        self.builtin(Builtin::CallClosure, &all)
+    }
+
+    pub(super) fn builtin(&mut self, b: Builtin, args: &[Val]) -> Result<Val, VmError> {
+        let _guard = self.enter()?;
+        self.run_builtin(b, args)
+    }
+}
