@@ -8,7 +8,9 @@
 use gc_arena::{Gc, Mutation};
 
 use super::code::{Binding, Code};
-use super::{Calls, Runtime, RuntimeErrorKind, kind_name};
+use super::lower::Op;
+use super::stack::{Calls, Window};
+use super::{Runtime, RuntimeErrorKind, WINDOW, kind_name};
 use crate::heap::{Array, Closure, Env, Object, Str};
 use crate::value::Value;
 
@@ -422,4 +424,97 @@ pub(crate) fn set_upvalue<'gc>(
         }
     }
     Ok(Value::Unit)
+}
+
+/// How a fused builtin op went (see [`run_fused`]). Small (errors boxed), so it comes back
+/// in machine registers rather than through memory.
+pub(crate) enum Fused {
+    /// It could not run whole (the name was rebound, another argument is pending, or the
+    /// budget has no room): its first instruction, a PUSHARG, ran alone.
+    Unfused,
+    /// The builtin ran and its value is in r0. The op stood for this many instructions.
+    Ran(u32),
+    /// The memory limit refused it; its arguments are now pending, as the PUSHARGs would
+    /// have left them, so its CALL can wait for the collector like any call.
+    Refused(Box<RuntimeErrorKind>, u32),
+    /// The builtin failed.
+    Failed(Box<RuntimeErrorKind>, u32),
+}
+
+/// Runs a fused builtin op (`PUSHARG …; CALL builtin` as one op). It runs whole only when
+/// the name still means the builtin, no other argument is pending and the budget has room
+/// for all its instructions; otherwise only its first PUSHARG runs. Kept out of the dispatch
+/// loop so that the loop's hot values keep machine registers.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_fused<'gc>(
+    op: Op,
+    mc: &Mutation<'gc>,
+    calls: &mut Calls<'gc>,
+    code: &Code,
+    rt: &mut Runtime,
+    regs: &mut Window<'gc>,
+    pending_base: usize,
+    left: u32,
+) -> Fused {
+    let reg = |r: u16| regs[(r as usize) & (WINDOW - 1)];
+    // Runs builtin `$b` (its sequence is `$len` instructions, the first a PUSHARG of
+    // `$first`) if it may run whole; `$args` are the values its PUSHARGs would push, which a
+    // memory refusal leaves pending.
+    macro_rules! fused {
+        ($b:expr, $len:expr, $first:expr, [$($arg:expr),*], |$($v:ident),*| $call:expr) => {{
+            if left < $len - 1 || calls.pending.len() != pending_base || !code.still_builtin($b)
+            {
+                calls.pending.push(reg($first));
+                return Fused::Unfused;
+            }
+            let ($($v,)*) = ($(reg($arg),)*);
+            match $call {
+                Ok(v) => {
+                    regs[0] = v;
+                    Fused::Ran($len)
+                }
+                Err(e @ RuntimeErrorKind::MemoryLimit(_)) => {
+                    calls.pending.extend_from_slice(&[$($v),*]);
+                    Fused::Refused(Box::new(e), $len)
+                }
+                Err(e) => Fused::Failed(Box::new(e), $len),
+            }
+        }};
+    }
+    match op {
+        Op::GetField { obj, key } => fused!(Builtin::GetField, 3, obj, [obj, key], |o, k| {
+            Ok::<_, RuntimeErrorKind>(get_field(o, k))
+        }),
+        Op::SetField { obj, key, value } => {
+            fused!(Builtin::SetField, 4, obj, [obj, key, value], |o, k, v| {
+                set_field(mc, rt, o, k, v)
+            })
+        }
+        Op::ArrayPush { array, value } => {
+            fused!(Builtin::ArrayPush, 3, array, [array, value], |a, v| {
+                array_push(mc, rt, a, &[v])
+            })
+        }
+        Op::ArrayLength { array } => fused!(Builtin::ArrayLength, 2, array, [array], |a| {
+            array_length(a)
+        }),
+        Op::CreateArray { capacity } => {
+            fused!(Builtin::CreateArray, 2, capacity, [capacity], |c| {
+                create_array(mc, rt, Some(c))
+            })
+        }
+        Op::GetUpvalue { name } => fused!(Builtin::GetUpvalue, 2, name, [name], |n| {
+            get_upvalue(calls, n)
+        }),
+        Op::SetUpvalue { name, value } => {
+            fused!(Builtin::SetUpvalue, 3, name, [name, value], |n, v| {
+                set_upvalue(mc, calls, n, v)
+            })
+        }
+        _ => Fused::Failed(
+            Box::new(RuntimeErrorKind::Internal("not a fused builtin op")),
+            1,
+        ),
+    }
 }

@@ -1,0 +1,409 @@
+//! The dispatch loop: runs the current activation's lowered ops for a bounded number of
+//! instructions (one step).
+//!
+//! Speed depends on the few values every op uses (window, ops, ip, budget, flag) staying in
+//! machine registers, and that is fragile: a new arm with a lot of inline code can make the
+//! compiler spill them and slow *every* op (adding the fused builtin ops inline cost the
+//! integer loop 40%). Keep arms small, put rare or bulky work in out-of-line functions
+//! ([`builtins::run_fused`], `ops::binary`, `stack::capture`), and compare against the
+//! benchmark baseline (BENCHMARKS.md) after changing the loop.
+
+use gc_arena::Mutation;
+
+use super::builtins::{self, Builtin, Fused, Outcome, run_fused};
+use super::code::{Binding, Code};
+use super::stack::{Interp, Step, capture, return_from_frame, window};
+use super::{BinOp, Op, Runtime, RuntimeErrorKind, WINDOW, ops};
+use crate::heap::Str;
+use crate::value::Value;
+
+/// Runs the current activation for at most `budget` instructions; `used` is set to how many
+/// ran.
+///
+/// An instruction whose allocation the memory limit refuses does not fail at once: heap bytes
+/// include garbage the collector has not freed yet, and the collector only runs between
+/// steps. The step ends *before* that instruction (it is not charged), and the driver's
+/// limit check collects and fails only if live memory plus the request is still over the
+/// limit; otherwise the next step retries it, and a second refusal then is an error.
+pub fn run<'gc>(
+    mc: &Mutation<'gc>,
+    interp: &mut Interp<'gc>,
+    constants: &[Value<'gc>],
+    code: &Code,
+    rt: &mut Runtime,
+    budget: u32,
+    used: &mut u32,
+) -> Step {
+    interp.yielded = false;
+    let retry = std::mem::take(&mut interp.alloc_wait) > 0;
+    let (step, remaining) = run_inner(mc, interp, constants, code, rt, budget, retry);
+    interp.yielded = matches!(step, Step::Yield);
+    *used = budget - remaining;
+    step
+}
+
+/// A register of the running frame's window.
+macro_rules! reg {
+    ($regs:expr, $r:expr) => {
+        $regs[($r as usize) & (WINDOW - 1)]
+    };
+}
+
+/// The dispatch loop. Returns how the step ended and the budget left.
+fn run_inner<'gc>(
+    mc: &Mutation<'gc>,
+    interp: &mut Interp<'gc>,
+    constants: &[Value<'gc>],
+    code: &Code,
+    rt: &mut Runtime,
+    budget: u32,
+    retry: bool,
+) -> (Step, u32) {
+    let mut left = budget;
+    'frames: loop {
+        let Some(frame) = interp.calls.frames.last().copied() else {
+            return (Step::Done, left);
+        };
+        let func = &code.functions[frame.func as usize];
+        let ops = &func.ops[..];
+        let base = frame.base as usize;
+        let pending_base = frame.pending_base();
+        let mut ip = frame.ip as usize;
+        let mut cmp = frame.cmp;
+
+        // Saves ip and flag into the frame and fails the activation with `kind`.
+        macro_rules! fail {
+            ($kind:expr) => {{
+                let kind = $kind;
+                if let Some(f) = interp.calls.frames.last_mut() {
+                    f.ip = ip as u32;
+                    f.cmp = cmp;
+                }
+                let error = interp.error_here(code, kind);
+                interp.unwind();
+                return (Step::Error(Box::new(error)), left);
+            }};
+        }
+        macro_rules! save {
+            () => {
+                if let Some(f) = interp.calls.frames.last_mut() {
+                    f.ip = ip as u32;
+                    f.cmp = cmp;
+                }
+            };
+        }
+        // The current instruction's allocation was refused: end the step before it so the
+        // driver can collect, unless this already is the retry after a collection.
+        macro_rules! wait_for_memory {
+            ($kind:expr) => {{
+                let kind = $kind;
+                if retry && left + 1 == budget {
+                    fail!(kind)
+                }
+                ip -= 1;
+                left += 1;
+                interp.alloc_wait = rt.limits.take_refused();
+                save!();
+                return (Step::Yield, left);
+            }};
+        }
+
+        // The frame's registers, borrowed once per frame switch. Every arm that needs the
+        // whole interpreter (calls, returns, errors) leaves this loop afterwards, which ends
+        // the borrow; builtins only see `interp.calls`.
+        let Some(regs) = window(&mut interp.regs, base) else {
+            fail!(RuntimeErrorKind::Internal("register window out of range"))
+        };
+
+        // Integer fast path of a three-register op; anything else goes to `ops::binary`.
+        // Each path writes its own result (a shared result variable would make the fast
+        // path go through a stack temporary).
+        macro_rules! arith {
+            ($dst:expr, $a:expr, $b:expr, $op:expr, |$x:ident, $y:ident| $fast:expr) => {{
+                if let (&Value::I64($x), &Value::I64($y)) = (&reg!(regs, $a), &reg!(regs, $b)) {
+                    reg!(regs, $dst) = Value::I64($fast);
+                } else {
+                    match ops::binary($op, reg!(regs, $a), reg!(regs, $b)) {
+                        Ok(v) => reg!(regs, $dst) = v,
+                        Err(e) => fail!(e),
+                    }
+                }
+            }};
+        }
+        // The result of a builtin run without its PUSHARGs, into r0. When the memory limit
+        // refuses it, the sequence goes on unfused: the arguments go on the pending stack
+        // as the PUSHARGs would have put them, and the CALL waits for the collector (and
+        // fails, if it must) like any call.
+        macro_rules! builtin_result {
+            ($result:expr, [$($arg:expr),*]) => {
+                match $result {
+                    Ok(v) => regs[0] = v,
+                    Err(e @ RuntimeErrorKind::MemoryLimit(_)) => {
+                        $(interp.calls.pending.push($arg);)*
+                        wait_for_memory!(e)
+                    }
+                    Err(e) => fail!(e),
+                }
+            };
+        }
+
+        macro_rules! compare {
+            ($a:expr, $b:expr) => {
+                match (&reg!(regs, $a), &reg!(regs, $b)) {
+                    (Value::I64(x), Value::I64(y)) => x.cmp(y) as i8,
+                    (&x, &y) => match ops::compare(x, y) {
+                        Ok(c) => c,
+                        Err(e) => fail!(e),
+                    },
+                }
+            };
+        }
+
+        loop {
+            if left == 0 {
+                save!();
+                return (Step::Yield, left);
+            }
+            left -= 1;
+            let Some(&op) = ops.get(ip) else {
+                fail!(RuntimeErrorKind::Internal("instruction index out of range"))
+            };
+            ip += 1;
+            match op {
+                Op::Ldi { dst, constant } => {
+                    reg!(regs, dst) = constants[constant as usize];
+                }
+                Op::Mov { dst, src } => {
+                    reg!(regs, dst) = reg!(regs, src);
+                }
+                Op::AddCmpJump { dst, a, b }
+                    if left >= 2
+                        && let (&Value::I64(x), &Value::I64(y)) =
+                            (&reg!(regs, a), &reg!(regs, b)) =>
+                {
+                    reg!(regs, dst) = Value::I64(x.wrapping_add(y));
+                    // The CMP+Jcc op that follows, without another dispatch.
+                    if let Some(&Op::CmpJump { a, b, when, target }) = ops.get(ip) {
+                        ip += 1;
+                        left -= 1;
+                        cmp = compare!(a, b);
+                        left -= 1;
+                        ip = if when.holds(cmp) {
+                            target as usize
+                        } else {
+                            ip + 1
+                        };
+                    }
+                }
+                Op::Add { dst, a, b } | Op::AddCmpJump { dst, a, b } => {
+                    if let (Value::String(x), Value::String(y)) = (reg!(regs, a), reg!(regs, b)) {
+                        let len = x.as_str().len().saturating_add(y.as_str().len());
+                        if let Err(e) = rt.check_alloc(len) {
+                            wait_for_memory!(e)
+                        }
+                        reg!(regs, dst) =
+                            Value::String(Str::concat(mc, &rt.meter, x.as_str(), y.as_str()));
+                    } else {
+                        arith!(dst, a, b, BinOp::Add, |x, y| x.wrapping_add(y))
+                    }
+                }
+                Op::Sub { dst, a, b } => {
+                    arith!(dst, a, b, BinOp::Sub, |x, y| x.wrapping_sub(y))
+                }
+                Op::Mul { dst, a, b } => {
+                    arith!(dst, a, b, BinOp::Mul, |x, y| x.wrapping_mul(y))
+                }
+                Op::Div { dst, a, b } => {
+                    let (x, y) = (reg!(regs, a), reg!(regs, b));
+                    reg!(regs, dst) = match ops::binary(BinOp::Div, x, y) {
+                        Ok(v) => v,
+                        Err(e) => fail!(e),
+                    };
+                }
+                Op::Mod { dst, a, b } => match (&reg!(regs, a), &reg!(regs, b)) {
+                    (&Value::I64(x), &Value::I64(y)) if y > 0 => {
+                        reg!(regs, dst) = Value::I64(x % y)
+                    }
+                    (&x, &y) => match ops::binary(BinOp::Mod, x, y) {
+                        Ok(v) => reg!(regs, dst) = v,
+                        Err(e) => fail!(e),
+                    },
+                },
+                Op::And { dst, a, b } => arith!(dst, a, b, BinOp::And, |x, y| x & y),
+                Op::Or { dst, a, b } => arith!(dst, a, b, BinOp::Or, |x, y| x | y),
+                Op::Xor { dst, a, b } => arith!(dst, a, b, BinOp::Xor, |x, y| x ^ y),
+                Op::Shl { dst, a, b } => {
+                    arith!(dst, a, b, BinOp::Shl, |x, y| x.wrapping_shl(y as u32))
+                }
+                Op::Shr { dst, a, b } => {
+                    arith!(dst, a, b, BinOp::Shr, |x, y| x.wrapping_shr(y as u32))
+                }
+                Op::Not { dst, src } => {
+                    reg!(regs, dst) = match ops::not(reg!(regs, src)) {
+                        Ok(v) => v,
+                        Err(e) => fail!(e),
+                    };
+                }
+                Op::Cmp { a, b } => cmp = compare!(a, b),
+                Op::CmpJump { a, b, when, target } => {
+                    cmp = compare!(a, b);
+                    // The jump is an instruction of its own: with no budget left for it, it
+                    // runs (from its own op at `ip`) in the next step.
+                    if left > 0 {
+                        left -= 1;
+                        ip = if when.holds(cmp) {
+                            target as usize
+                        } else {
+                            ip + 1
+                        };
+                    }
+                }
+                Op::Jmp { target } => ip = target as usize,
+                Op::JmpEq { target } => {
+                    if cmp == 0 {
+                        ip = target as usize
+                    }
+                }
+                Op::JmpNeq { target } => {
+                    if cmp != 0 {
+                        ip = target as usize
+                    }
+                }
+                Op::JmpLt { target } => {
+                    if cmp < 0 {
+                        ip = target as usize
+                    }
+                }
+                Op::JmpGt { target } => {
+                    if cmp > 0 {
+                        ip = target as usize
+                    }
+                }
+                Op::PushArg { src } => {
+                    interp.calls.pending.push(reg!(regs, src));
+                }
+                Op::GetField { .. }
+                | Op::SetField { .. }
+                | Op::ArrayPush { .. }
+                | Op::ArrayLength { .. }
+                | Op::CreateArray { .. }
+                | Op::GetUpvalue { .. }
+                | Op::SetUpvalue { .. } => {
+                    match run_fused(
+                        op,
+                        mc,
+                        &mut interp.calls,
+                        code,
+                        rt,
+                        regs,
+                        pending_base,
+                        left,
+                    ) {
+                        Fused::Unfused => {}
+                        Fused::Ran(len) => {
+                            left -= len - 1;
+                            ip += len as usize - 1;
+                        }
+                        Fused::Refused(kind, len) => {
+                            // The arguments are pushed: the CALL waits like any call.
+                            left -= len - 1;
+                            ip += len as usize - 1;
+                            wait_for_memory!(*kind)
+                        }
+                        Fused::Failed(kind, len) => {
+                            left -= len - 1;
+                            ip += len as usize - 1;
+                            fail!(*kind)
+                        }
+                    }
+                }
+                Op::Ld { dst, offset } => {
+                    let len = interp.calls.pending.len() - pending_base;
+                    let index = len as i64 - 1 + i64::from(offset);
+                    if index < 0 || index >= len as i64 {
+                        fail!(RuntimeErrorKind::StackOutOfBounds { offset, len })
+                    }
+                    reg!(regs, dst) = interp.calls.pending[pending_base + index as usize];
+                }
+                Op::Ret { src } => {
+                    let value = reg!(regs, src);
+                    if return_from_frame(interp, value) {
+                        return (Step::Done, left);
+                    }
+                    continue 'frames;
+                }
+                Op::End => {
+                    // Fell off the end: the entry returns its r0, a callee returns Unit.
+                    let entry = interp.calls.activations.last().map(|a| a.frame_base);
+                    let value = if Some(interp.calls.frames.len() - 1) == entry {
+                        regs[0]
+                    } else {
+                        Value::Unit
+                    };
+                    if return_from_frame(interp, value) {
+                        return (Step::Done, left);
+                    }
+                    continue 'frames;
+                }
+                Op::Call { slot } => match code.bindings[slot as usize] {
+                    Binding::Function(target) => {
+                        save!();
+                        if let Err(e) = interp.calls.check_call(code, rt, target, pending_base) {
+                            fail!(e)
+                        }
+                        let f = &code.functions[target as usize];
+                        let env = if f.upvalues.is_empty() {
+                            None
+                        } else {
+                            match capture(mc, &interp.calls, code, rt, &f.upvalues) {
+                                Ok(env) => Some(env),
+                                Err(e) => fail!(e),
+                            }
+                        };
+                        interp.push_frame(code, target, pending_base, pending_base, env, false);
+                        continue 'frames;
+                    }
+                    Binding::Builtin(Builtin::CreateObject)
+                        if interp.calls.pending.len() == pending_base =>
+                    {
+                        builtin_result!(builtins::create_object(mc, rt), [])
+                    }
+                    Binding::Builtin(Builtin::CreateArray)
+                        if interp.calls.pending.len() == pending_base =>
+                    {
+                        builtin_result!(builtins::create_array(mc, rt, None), [])
+                    }
+                    Binding::Builtin(b) => {
+                        match builtins::call(b, mc, &interp.calls, code, rt, pending_base) {
+                            Ok(Outcome::Value(v)) => {
+                                regs[0] = v;
+                                interp.calls.pending.truncate(pending_base);
+                            }
+                            Ok(Outcome::Enter {
+                                func,
+                                args_base,
+                                restore,
+                                env,
+                            }) => {
+                                save!();
+                                interp.push_frame(code, func, args_base, restore, Some(env), false);
+                                continue 'frames;
+                            }
+                            Err(e @ RuntimeErrorKind::MemoryLimit(_)) => wait_for_memory!(e),
+                            Err(e) => fail!(e),
+                        }
+                    }
+                    Binding::Host(host) => {
+                        save!();
+                        return (Step::HostCall { host, slot }, left);
+                    }
+                    Binding::Unbound => {
+                        fail!(RuntimeErrorKind::FunctionNotFound(
+                            code.names[slot as usize].to_string()
+                        ))
+                    }
+                },
+            }
+        }
+    }
+}

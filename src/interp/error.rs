@@ -1,0 +1,114 @@
+//! Runtime errors: what went wrong ([`RuntimeErrorKind`]) and where ([`RuntimeError`]:
+//! function and instruction index).
+
+use crate::limits::Exceeded;
+use crate::value::Kind;
+
+/// What went wrong, without where.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RuntimeErrorKind {
+    /// Operand kinds an operation does not accept.
+    #[error("type error in {op}: {}", match right { Some(r) => format!("cannot apply to {left} and {r}"), None => format!("cannot apply to {left}") })]
+    Type {
+        /// The operation.
+        op: &'static str,
+        /// Left (or only) operand kind.
+        left: Kind,
+        /// Right operand kind.
+        right: Option<Kind>,
+    },
+    /// Integer or float division by zero.
+    #[error("division by zero")]
+    DivisionByZero,
+    /// Integer or float modulo by zero.
+    #[error("modulo by zero")]
+    ModuloByZero,
+    /// Signed `MIN / -1` or `MIN % -1`.
+    #[error("integer overflow in division")]
+    Overflow,
+    /// CMP of values that have no order.
+    #[error("cannot compare {left} and {right}")]
+    Compare {
+        /// Debug text of the left value.
+        left: String,
+        /// Debug text of the right value.
+        right: String,
+    },
+    /// A call to a name nothing defines.
+    #[error("function '{0}' not found")]
+    FunctionNotFound(String),
+    /// A bytecode function called with the wrong number of arguments.
+    #[error("function '{function}' expects {expected} arguments but got {got}")]
+    Arity {
+        /// The callee.
+        function: String,
+        /// Its parameter count.
+        expected: usize,
+        /// Arguments given.
+        got: usize,
+    },
+    /// `LD` outside the pending-argument stack.
+    #[error("stack address [sp+{offset}] out of bounds (pending arguments: {len})")]
+    StackOutOfBounds {
+        /// The offset.
+        offset: i32,
+        /// How many values were pending.
+        len: usize,
+    },
+    /// Too many frames.
+    #[error("maximum call depth of {0} frames exceeded")]
+    DepthExceeded(usize),
+    /// The instruction budget ran out.
+    #[error("instruction limit of {0} exhausted")]
+    FuelExhausted(u64),
+    /// The heap limit would be passed.
+    #[error("memory limit of {0} bytes exceeded")]
+    MemoryLimit(usize),
+    /// A dynamically scoped variable was not found.
+    #[error("could not find upvalue '{0}'")]
+    UpvalueNotFound(String),
+    /// A builtin rejected its arguments.
+    #[error("{builtin}: {message}")]
+    Builtin {
+        /// The builtin's name.
+        builtin: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+    /// A host function failed.
+    #[error("host function '{function}' failed: {message}")]
+    Host {
+        /// Its name.
+        function: String,
+        /// Its message.
+        message: String,
+    },
+    /// `print` could not write its output.
+    #[error("print failed: {0}")]
+    Output(String),
+    /// A broken interpreter invariant: a bug in this crate, reported instead of a panic.
+    #[error("internal interpreter error: {0}")]
+    Internal(&'static str),
+}
+
+impl From<Exceeded> for RuntimeErrorKind {
+    fn from(e: Exceeded) -> Self {
+        match e {
+            Exceeded::Instructions(limit) => RuntimeErrorKind::FuelExhausted(limit),
+            Exceeded::Depth(limit) => RuntimeErrorKind::DepthExceeded(limit),
+            Exceeded::Memory(limit) => RuntimeErrorKind::MemoryLimit(limit),
+        }
+    }
+}
+
+/// A runtime error: what went wrong, in which function, at which instruction.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("runtime error in function '{function}' at instruction {instruction}: {kind}")]
+pub struct RuntimeError {
+    /// The function that was running.
+    pub function: String,
+    /// The index of the failing instruction in that function.
+    pub instruction: usize,
+    /// What went wrong.
+    pub kind: RuntimeErrorKind,
+}

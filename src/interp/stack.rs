@@ -1,0 +1,476 @@
+//! The interpreter's state: the register stack, frames, pending call arguments and
+//! activations ([`Interp`], which lives in the arena root), and the operations that push and
+//! pop them (starting an activation, calls, returns, unwinding after an error).
+//!
+//! Registers: frames use `regs[base..base + frame_size]`; the vector always reaches
+//! [`WINDOW`] registers past the top frame's base, so the running frame borrows a fixed-size
+//! window and a masked register index needs no bounds check.
+
+use gc_arena::lock::RefLock;
+use gc_arena::{Collect, Gc, Mutation};
+
+use super::builtins::{self, Builtin, Outcome};
+use super::code::Code;
+use super::{Runtime, RuntimeError, RuntimeErrorKind, WINDOW};
+use crate::heap::{Cells, Env, Str, Upvalue, alloc_env};
+use crate::value::Value;
+
+/// One call's frame.
+#[derive(Clone, Copy, Collect)]
+#[collect(no_drop)]
+pub struct Frame<'gc> {
+    /// Index into [`Code::functions`].
+    pub func: u32,
+    /// Next instruction.
+    pub ip: u32,
+    /// The compare flag (-1, 0, +1); starts at 0.
+    pub cmp: i8,
+    /// The first frame of its activation: returning from it ends the activation.
+    pub entry: bool,
+    /// Where this frame's registers start in the register stack.
+    pub base: u32,
+    /// Where its call arguments start on the pending stack.
+    pub args_base: u32,
+    /// How many call arguments it got.
+    pub arg_count: u32,
+    /// Pending-stack length to restore when it returns.
+    pub restore_pending: u32,
+    /// Cells reachable with get_upvalue / set_upvalue.
+    pub env: Option<Env<'gc>>,
+}
+
+impl Frame<'_> {
+    /// Where this frame's own pending arguments (for its next CALL) start.
+    pub(super) fn pending_base(&self) -> usize {
+        (self.args_base + self.arg_count) as usize
+    }
+}
+
+/// A top-level or nested execution: its frames start at `frame_base`.
+#[derive(Clone, Copy, Debug, Collect)]
+#[collect(require_static)]
+pub struct Activation {
+    pub(super) frame_base: usize,
+    pub(super) reg_base: usize,
+    pub(super) pending_base: usize,
+}
+
+/// The frames, the pending-argument stack and the activations: everything about calls except
+/// the registers. Builtins get this (shared) while the interpreter keeps the running frame's
+/// registers borrowed.
+#[derive(Collect, Default)]
+#[collect(no_drop)]
+pub struct Calls<'gc> {
+    pub(super) frames: Vec<Frame<'gc>>,
+    pub(super) pending: Vec<Value<'gc>>,
+    pub(super) activations: Vec<Activation>,
+}
+
+/// The interpreter's stacks. Lives in the arena root.
+#[derive(Collect, Default)]
+#[collect(no_drop)]
+pub struct Interp<'gc> {
+    /// The register stack. Frames use `regs[base..base + frame_size]`; everything from
+    /// `reg_top` on is Unit (a returning frame clears its registers), and the vector always
+    /// reaches [`WINDOW`] registers past the top frame's base, so the running frame can
+    /// borrow a fixed-size window.
+    pub(super) regs: Vec<Value<'gc>>,
+    /// One past the top frame's registers.
+    pub(super) reg_top: usize,
+    pub(super) calls: Calls<'gc>,
+    /// The value the last finished activation returned.
+    pub result: Value<'gc>,
+    /// The last [`run`] yielded: the top frame's ip is the next instruction to run (not one
+    /// past a failing instruction), so an error raised now (fuel, memory) names that one.
+    pub(super) yielded: bool,
+    /// Bytes the top frame's next instruction needs but the memory limit refused: the step
+    /// ended so the driver can collect garbage first (see [`run`]). Counted in
+    /// [`Interp::stack_bytes`] so the driver's limit check after collecting includes it.
+    pub(super) alloc_wait: usize,
+}
+
+/// How a step ended.
+#[derive(Debug)]
+pub enum Step {
+    /// The instruction budget ran out; call [`run`] again.
+    Yield,
+    /// The activation finished; its value is in [`Interp::result`].
+    Done,
+    /// The running code called host function `host`; its arguments are
+    /// [`Interp::host_args`]. Deliver the result with [`Interp::deliver`].
+    HostCall {
+        /// Index into the VM's host table.
+        host: u32,
+        /// The slot it was called through (its name).
+        slot: u32,
+    },
+    /// The activation failed and has been unwound. (Boxed: a small `Step` comes back from
+    /// [`run`] in machine registers; a large one through memory, copied whole.)
+    Error(Box<RuntimeError>),
+}
+
+impl<'gc> Calls<'gc> {
+    /// Arguments on the pending stack from `base` on.
+    pub(crate) fn args_from(&self, base: usize) -> &[Value<'gc>] {
+        &self.pending[base.min(self.pending.len())..]
+    }
+
+    /// Checks a call of bytecode function `func` with the arguments from `args_base` to the
+    /// top of the pending stack: their count and the depth limit.
+    #[inline(always)]
+    pub(crate) fn check_call(
+        &self,
+        code: &Code,
+        rt: &Runtime,
+        func: u32,
+        args_base: usize,
+    ) -> Result<(), RuntimeErrorKind> {
+        let f = &code.functions[func as usize];
+        let got = self.pending.len().saturating_sub(args_base);
+        if got != f.params.len() {
+            return Err(RuntimeErrorKind::Arity {
+                function: f.name.to_string(),
+                expected: f.params.len(),
+                got,
+            });
+        }
+        rt.limits.check_depth(self.frames.len())?;
+        Ok(())
+    }
+
+    /// Looks a variable up by name the way StoffelVM does: frames from the top down, each
+    /// frame's parameters (their values at call time) first, then its upvalue cells. A
+    /// parameter is captured into a new cell; an upvalue's cell is shared.
+    pub(crate) fn find_upvalue(
+        &self,
+        mc: &Mutation<'gc>,
+        code: &Code,
+        name: &str,
+    ) -> Option<Gc<'gc, RefLock<Value<'gc>>>> {
+        for frame in self.frames.iter().rev() {
+            let f = &code.functions[frame.func as usize];
+            if let Some(i) = f.params.iter().position(|p| &**p == name) {
+                let value = if (i as u32) < frame.arg_count {
+                    self.pending[frame.args_base as usize + i]
+                } else {
+                    Value::Unit
+                };
+                return Some(Gc::new(mc, RefLock::new(value)));
+            }
+            if let Some(env) = frame.env
+                && let Some(up) = env.cells().find_last(|u| u.name.as_str() == name)
+            {
+                return Some(up.cell);
+            }
+        }
+        None
+    }
+
+    /// The current frame's upvalue cell called `name`. Names usually are the very string the
+    /// closure was made with (the same constant), so pointers are compared first.
+    pub(crate) fn current_upvalue(
+        &self,
+        name: Gc<'gc, Str>,
+    ) -> Option<Gc<'gc, RefLock<Value<'gc>>>> {
+        let env = self.frames.last()?.env?;
+        env.cells()
+            .find_last(|u| Gc::ptr_eq(u.name, name) || u.name.as_str() == name.as_str())
+            .map(|u| u.cell)
+    }
+}
+
+impl<'gc> Interp<'gc> {
+    /// Activations in progress (1 for a plain execute, more while host functions re-enter).
+    pub fn activation_count(&self) -> usize {
+        self.calls.activations.len()
+    }
+
+    /// Takes the value the last finished activation returned, so the interpreter does not
+    /// keep it alive.
+    pub fn take_result(&mut self) -> Value<'gc> {
+        std::mem::replace(&mut self.result, Value::Unit)
+    }
+
+    /// The running function and the index of the instruction it will run next.
+    pub fn position(&self) -> Option<(u32, u32)> {
+        self.calls.frames.last().map(|f| (f.func, f.ip))
+    }
+
+    /// Bytes the stacks hold, for the memory limit. The register window's fixed reserve
+    /// above the high-water mark is not counted: it is the same for every program.
+    pub fn stack_bytes(&self) -> usize {
+        let regs = self.regs.capacity().saturating_sub(WINDOW);
+        (regs + self.calls.pending.capacity()) * std::mem::size_of::<Value<'_>>()
+            + self.calls.frames.capacity() * std::mem::size_of::<Frame<'_>>()
+            + self.alloc_wait
+    }
+
+    /// Drops every activation (used after a host panicked through a nested execution).
+    pub fn reset(&mut self) {
+        self.regs.clear();
+        self.reg_top = 0;
+        self.calls.frames.clear();
+        self.calls.pending.clear();
+        self.calls.activations.clear();
+        self.result = Value::Unit;
+        self.yielded = false;
+        self.alloc_wait = 0;
+    }
+
+    pub(super) fn begin_activation(&mut self) -> Activation {
+        let act = Activation {
+            frame_base: self.calls.frames.len(),
+            reg_base: self.reg_top,
+            pending_base: self.calls.pending.len(),
+        };
+        self.calls.activations.push(act);
+        act
+    }
+
+    /// Starts an activation for bytecode function `func` with `args`. The count must match
+    /// the parameters, except that with `lenient` and no args at all the parameters start as
+    /// Unit (StoffelVM's `execute`).
+    pub fn begin_function(
+        &mut self,
+        code: &Code,
+        rt: &Runtime,
+        func: u32,
+        args: &[Value<'gc>],
+        lenient: bool,
+    ) -> Result<(), RuntimeError> {
+        let f = &code.functions[func as usize];
+        let entry_error = |kind| RuntimeError {
+            function: f.name.to_string(),
+            instruction: 0,
+            kind,
+        };
+        if !(lenient && args.is_empty()) && args.len() != f.params.len() {
+            return Err(entry_error(RuntimeErrorKind::Arity {
+                function: f.name.to_string(),
+                expected: f.params.len(),
+                got: args.len(),
+            }));
+        }
+        if let Err(e) = rt.limits.check_depth(self.calls.frames.len()) {
+            return Err(entry_error(e.into()));
+        }
+        let act = self.begin_activation();
+        self.calls.pending.extend_from_slice(args);
+        self.push_frame(code, func, act.pending_base, act.pending_base, None, true);
+        Ok(())
+    }
+
+    /// Starts an activation that calls builtin `b` with `args` (a host executing a builtin by
+    /// name). Returns true when the builtin finished at once (its value is in `result`),
+    /// false when it started a frame (`call_closure`) that [`run`] must now run.
+    pub fn begin_builtin(
+        &mut self,
+        mc: &Mutation<'gc>,
+        code: &Code,
+        rt: &mut Runtime,
+        b: Builtin,
+        args: &[Value<'gc>],
+    ) -> Result<bool, RuntimeError> {
+        let act = self.begin_activation();
+        self.calls.pending.extend_from_slice(args);
+        match builtins::call(b, mc, &self.calls, code, rt, act.pending_base) {
+            Ok(Outcome::Value(v)) => {
+                self.calls.pending.truncate(act.pending_base);
+                self.calls.activations.pop();
+                self.result = v;
+                Ok(true)
+            }
+            Ok(Outcome::Enter {
+                func,
+                args_base,
+                restore,
+                env,
+            }) => {
+                self.push_frame(code, func, args_base, restore, Some(env), true);
+                Ok(false)
+            }
+            Err(kind) => {
+                self.unwind();
+                Err(RuntimeError {
+                    function: b.name().to_string(),
+                    instruction: 0,
+                    kind,
+                })
+            }
+        }
+    }
+
+    /// The arguments of a pending host call.
+    pub fn host_args(&self) -> &[Value<'gc>] {
+        let base = self.calls.frames.last().map_or(0, |f| f.pending_base());
+        self.calls.args_from(base)
+    }
+
+    /// Completes a pending host call: the result goes to the caller's r0.
+    pub fn deliver(&mut self, value: Value<'gc>) {
+        if let Some(frame) = self.calls.frames.last() {
+            let (base, pending) = (frame.base as usize, frame.pending_base());
+            self.regs[base] = value;
+            self.calls.pending.truncate(pending);
+        }
+    }
+
+    /// Fails the current activation at the pending host call.
+    pub fn fail_host_call(&mut self, code: &Code, kind: RuntimeErrorKind) -> RuntimeError {
+        let error = self.error_here(code, kind);
+        self.yielded = false;
+        self.alloc_wait = 0;
+        self.unwind();
+        error
+    }
+
+    pub(super) fn error_here(&self, code: &Code, kind: RuntimeErrorKind) -> RuntimeError {
+        match self.calls.frames.last() {
+            Some(frame) => RuntimeError {
+                function: code.functions[frame.func as usize].name.to_string(),
+                // ip points past the failing instruction, or (after a yield) at the
+                // instruction that did not run.
+                instruction: if self.yielded {
+                    frame.ip as usize
+                } else {
+                    (frame.ip as usize).saturating_sub(1)
+                },
+                kind,
+            },
+            None => RuntimeError {
+                function: String::new(),
+                instruction: 0,
+                kind,
+            },
+        }
+    }
+
+    /// Clears the registers from `base` to the top, which becomes `base`.
+    pub(super) fn pop_registers(&mut self, base: usize) {
+        let top = self.reg_top.min(self.regs.len());
+        if base < top {
+            self.regs[base..top].fill(Value::Unit);
+        }
+        self.reg_top = base;
+    }
+
+    /// Removes the current activation and everything it pushed.
+    pub(super) fn unwind(&mut self) {
+        if let Some(act) = self.calls.activations.pop() {
+            self.calls.frames.truncate(act.frame_base);
+            self.pop_registers(act.reg_base);
+            self.calls.pending.truncate(act.pending_base);
+        }
+    }
+
+    /// Pushes a frame for `func`, whose arguments are on the pending stack from `args_base`
+    /// to its top. The caller has checked arity and depth.
+    #[inline(always)]
+    pub(crate) fn push_frame(
+        &mut self,
+        code: &Code,
+        func: u32,
+        args_base: usize,
+        restore_pending: usize,
+        env: Option<Env<'gc>>,
+        entry: bool,
+    ) {
+        let f = &code.functions[func as usize];
+        let base = self.reg_top;
+        if self.regs.len() < base + WINDOW {
+            self.regs.resize(base + WINDOW, Value::Unit);
+        }
+        self.reg_top = base + f.frame_size as usize;
+        let args = &self.calls.pending[args_base.min(self.calls.pending.len())..];
+        // Calls pass a few arguments: copy those cases directly (`copy_from_slice` would call
+        // `memmove`, and a loop costs more to set up than it copies).
+        if let Some(regs) = self.regs.get_mut(base..base + WINDOW) {
+            match &args[..args.len().min(f.frame_size as usize)] {
+                [] => {}
+                [a] => regs[0] = *a,
+                [a, b] => {
+                    regs[0] = *a;
+                    regs[1] = *b;
+                }
+                many => {
+                    for (r, a) in regs.iter_mut().zip(many) {
+                        *r = *a;
+                    }
+                }
+            }
+        }
+        self.calls.frames.push(Frame {
+            func,
+            ip: 0,
+            cmp: 0,
+            entry,
+            base: base as u32,
+            args_base: args_base as u32,
+            arg_count: args.len() as u32,
+            restore_pending: restore_pending as u32,
+            env,
+        });
+    }
+}
+
+/// The running frame's registers: a fixed-size window, so a masked `u16` register index
+/// needs no bounds check.
+pub(crate) type Window<'gc> = [Value<'gc>; WINDOW];
+
+/// Borrows the window of the frame whose registers start at `base`.
+pub(super) fn window<'a, 'gc>(
+    regs: &'a mut Vec<Value<'gc>>,
+    base: usize,
+) -> Option<&'a mut Window<'gc>> {
+    if regs.len() < base + WINDOW {
+        // push_frame keeps the vector long enough; this only guards the invariant.
+        regs.resize(base + WINDOW, Value::Unit);
+    }
+    regs.get_mut(base..)?.first_chunk_mut::<WINDOW>()
+}
+
+/// Captures a callee's declared upvalues by name (StoffelVM resolves them at every call).
+pub(super) fn capture<'gc>(
+    mc: &Mutation<'gc>,
+    calls: &Calls<'gc>,
+    code: &Code,
+    rt: &Runtime,
+    names: &[std::rc::Rc<str>],
+) -> Result<Env<'gc>, RuntimeErrorKind> {
+    let mut cells = Cells::with_capacity(names.len());
+    for name in names {
+        let cell = calls
+            .find_upvalue(mc, code, name)
+            .ok_or_else(|| RuntimeErrorKind::UpvalueNotFound(name.to_string()))?;
+        cells.push(Upvalue {
+            name: Str::alloc_copy(mc, &rt.meter, name),
+            cell,
+        });
+    }
+    Ok(alloc_env(mc, &rt.meter, cells))
+}
+
+/// Pops the top frame, giving `value` to its caller's r0. Returns true when the frame was the
+/// activation's entry (the activation is then finished and `value` is its result).
+pub(super) fn return_from_frame<'gc>(interp: &mut Interp<'gc>, value: Value<'gc>) -> bool {
+    let Some(frame) = interp.calls.frames.pop() else {
+        return true;
+    };
+    interp.pop_registers(frame.base as usize);
+    interp
+        .calls
+        .pending
+        .truncate(frame.restore_pending as usize);
+    if frame.entry {
+        interp.result = value;
+        if let Some(act) = interp.calls.activations.pop() {
+            interp.pop_registers(act.reg_base);
+            interp.calls.pending.truncate(act.pending_base);
+        }
+        return true;
+    }
+    if let Some(caller) = interp.calls.frames.last() {
+        interp.regs[caller.base as usize] = value;
+    }
+    false
+}
