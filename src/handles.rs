@@ -22,7 +22,7 @@ const GENERATION_MASK: u64 = (1 << GENERATION_BITS) - 1;
 pub const MAX_LIVE_HANDLES: usize = (1 << SLOT_BITS) - 1;
 
 /// An id naming a rooted heap value of one VM. Ids are plain numbers: copying one does not
-/// retain the value; see [`crate::vm::Vm::release`] and [`crate::vm::Vm::retain`].
+/// retain the value; see [`crate::Vm::release`] and [`crate::Vm::retain`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Handle(NonZeroU64);
 
