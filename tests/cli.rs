@@ -1,13 +1,18 @@
 //! `stoffel-run`: exit codes, output, and its options, run as a real process.
 
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stoffel-run");
+
+fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    command
+}
 
 fn stoffel_run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stoffel-run"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap()
+    command(args).output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -156,4 +161,310 @@ fn trace_lists_executed_instructions_on_stderr() {
     let out = stoffel_run(&[&src, "--trace", "--print-result"]);
     assert_eq!(text(&out.stdout), "7\n");
     assert_eq!(text(&out.stderr), "main[0]: LDI r1, 7\nmain[1]: RET r1\n");
+}
+
+#[test]
+fn a_non_utf8_argument_is_a_usage_error() {
+    use std::os::unix::ffi::OsStrExt;
+    let out = Command::new(BIN)
+        .arg(std::ffi::OsStr::from_bytes(b"prog\xff.sasm"))
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not valid UTF-8"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+// ----- closed output pipes -----
+
+/// A pipe whose read end is already closed (as after `| head -1` has exited): every write to
+/// the returned end fails with EPIPE.
+fn closed_pipe() -> std::io::PipeWriter {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    writer
+}
+
+/// Runs stoffel-run with stdout a closed pipe; stderr is captured.
+fn run_with_closed_stdout(args: &[&str]) -> Output {
+    command(args)
+        .stdout(closed_pipe())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+/// Runs stoffel-run like `stoffel-run ARGS | head -1`: reads the first line of stdout, closes
+/// the pipe, then waits (stderr is captured). Returns the line and the output.
+fn run_reading_one_line(args: &[&str]) -> (String, Output) {
+    let mut child = command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // The reader (and with it the pipe's only read end) is dropped here.
+    (line, child.wait_with_output().unwrap())
+}
+
+/// A closed stdout ends the run with status 0 and nothing on stderr: no panic, no abort, no
+/// "print failed" message.
+fn assert_quiet_exit(out: &Output, what: &str) {
+    let err = text(&out.stderr);
+    assert!(!err.contains("panicked"), "{what}: panicked: {err}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{what}: status {:?}, stderr: {err}",
+        out.status
+    );
+    assert!(err.is_empty(), "{what}: stderr: {err}");
+}
+
+/// Prints a line forever; with `--fuel` the run ends with an instruction-limit error (exit 1
+/// and a message) if writes to a closed stdout do not stop it.
+const PRINT_FOREVER: &[u8] = b".function main
+    LDI r1, \"a line of program output\"
+loop:
+    PUSHARG r1
+    CALL print
+    JMP loop
+";
+
+#[test]
+fn print_to_a_closed_stdout_ends_quietly() {
+    let src = temp_file("print_forever.sasm", PRINT_FOREVER);
+    let out = run_with_closed_stdout(&[&src, "--fuel", "10000000"]);
+    assert_quiet_exit(&out, "print, stdout closed from the start");
+
+    let (line, out) = run_reading_one_line(&[&src, "--fuel", "10000000"]);
+    assert_eq!(line, "a line of program output\n");
+    assert_quiet_exit(&out, "print, stdout closed after one line");
+}
+
+/// An assembly program whose listing is about 2 MiB, more than any pipe buffers.
+fn big_program() -> String {
+    let mut src = String::from(".function main\n");
+    for i in 0..100_000 {
+        src.push_str(&format!("    LDI r1, {i}\n"));
+    }
+    src.push_str("    RET r1\n");
+    src
+}
+
+#[test]
+fn disasm_to_a_closed_stdout_ends_quietly() {
+    let src = temp_file("big.sasm", big_program().as_bytes());
+    let out = run_with_closed_stdout(&[&src, "--disasm"]);
+    assert_quiet_exit(&out, "--disasm, stdout closed from the start");
+
+    let (line, out) = run_reading_one_line(&[&src, "--disasm"]);
+    assert!(line.starts_with(".function main"), "{line}");
+    assert_quiet_exit(&out, "--disasm, stdout closed after one line");
+}
+
+#[test]
+fn print_result_to_a_closed_stdout_ends_quietly() {
+    // Returns a string of 2^21 'x's.
+    let src = temp_file(
+        "big_result.sasm",
+        b".function main
+    LDI r1, \"x\"
+    LDI r2, 0
+    LDI r3, 21
+    LDI r4, 1
+loop:
+    ADD r1, r1, r1
+    ADD r2, r2, r4
+    CMP r2, r3
+    JMPLT loop
+    RET r1
+",
+    );
+    let out = stoffel_run(&[&src, "--print-result"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.stdout.len(), (1 << 21) + 1);
+
+    let out = run_with_closed_stdout(&[&src, "--print-result"]);
+    assert_quiet_exit(&out, "--print-result, stdout closed from the start");
+}
+
+#[test]
+fn trace_with_a_closed_stdout_or_stderr_ends_quietly() {
+    let src = temp_file("trace_print_forever.sasm", PRINT_FOREVER);
+    let args = [src.as_str(), "--trace", "--fuel", "1000000"];
+
+    // stdout closed: the first print fails; the trace up to there is on stderr.
+    let out = command(&args)
+        .stdout(closed_pipe())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{:?}: {err}", out.status);
+    assert!(
+        err.lines().all(|l| l.starts_with("main[")),
+        "only trace lines expected: {err}"
+    );
+    assert!(err.contains("CALL print"), "{err}");
+
+    // stderr (the trace) closed, stdout read: the first trace line already fails. Nothing
+    // can be said on stderr, so only the status shows it (a panic would be 101).
+    let out = command(&args)
+        .stdout(Stdio::piped())
+        .stderr(closed_pipe())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{:?}", out.status);
+
+    // Both closed, as in `stoffel-run --trace 2>&1 | head -1` once head has exited.
+    let out = command(&args)
+        .stdout(closed_pipe())
+        .stderr(closed_pipe())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{:?}", out.status);
+
+    // The trace read like `2>&1 | head -1`: one line, then the pipe closes.
+    let mut child = command(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "main[0]: LDI r1, \"a line of program output\"\n");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[test]
+fn help_to_a_closed_stdout_ends_quietly() {
+    let out = stoffel_run(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("--memory-limit SIZE"));
+    let out = run_with_closed_stdout(&["--help"]);
+    assert_quiet_exit(&out, "--help, stdout closed from the start");
+}
+
+#[test]
+fn other_stdout_write_errors_are_runtime_errors() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        return; // no /dev/full here
+    };
+    let src = temp_file(
+        "print_once.sasm",
+        b".function main\n LDI r1, 1\n PUSHARG r1\n CALL print\n RET r1\n",
+    );
+    let out = command(&[&src])
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("print failed"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+// ----- memory limit -----
+
+/// Runs stoffel-run under `ulimit -v 4000000` (about 3.8 GiB of address space), where an
+/// allocation that does not fit fails, so a run that outgrows it would abort (SIGABRT).
+fn stoffel_run_under_ulimit(args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 4000000 && exec \"$0\" \"$@\"")
+        .arg(BIN)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+fn assert_memory_limit_error(out: &Output, limit: usize, what: &str) {
+    let err = text(&out.stderr);
+    assert!(!err.contains("panicked"), "{what}: {err}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{what}: status {:?}, stderr: {err}",
+        out.status
+    );
+    assert!(
+        err.contains(&format!("memory limit of {limit} bytes exceeded")),
+        "{what}: {err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{what}: one line expected: {err}");
+}
+
+const HOSTILE: [&str; 2] = [
+    "tests/data/cli/string_doubling.sasm",
+    "tests/data/cli/array_index_doubling.sasm",
+];
+
+#[test]
+fn runaway_programs_stop_at_an_explicit_memory_limit() {
+    for program in HOSTILE {
+        let out = stoffel_run(&[program, "--memory-limit", "64M"]);
+        assert_memory_limit_error(&out, 64 << 20, program);
+        let out = stoffel_run_under_ulimit(&[program, "--memory-limit", "64M"]);
+        assert_memory_limit_error(&out, 64 << 20, &format!("{program} under ulimit -v"));
+    }
+}
+
+#[test]
+fn runaway_programs_stop_at_the_default_memory_limit() {
+    for program in HOSTILE {
+        let out = stoffel_run(&[program]);
+        assert_memory_limit_error(&out, 1 << 30, program);
+        let out = stoffel_run_under_ulimit(&[program]);
+        assert_memory_limit_error(&out, 1 << 30, &format!("{program} under ulimit -v"));
+    }
+}
+
+#[test]
+fn memory_limit_sizes() {
+    let src = temp_file("tiny.sasm", b".function main\n LDI r1, 5\n RET r1\n");
+    for good in [
+        "1048576", "64K", "64k", "64M", "2m", "1G", "1g", "none", "NONE",
+    ] {
+        let out = stoffel_run(&[&src, "--memory-limit", good, "--print-result"]);
+        assert_eq!(out.status.code(), Some(0), "{good}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "5\n", "{good}");
+    }
+    for bad in [
+        "",
+        "0",
+        "0K",
+        "-1",
+        "1.5G",
+        "64MB",
+        "K",
+        "12X",
+        " 64M",
+        "1T",
+        "99999999999999999999",
+        "99999999999G",
+    ] {
+        let out = stoffel_run(&[&src, "--memory-limit", bad]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "'{bad}': {err}");
+        assert!(err.contains("--memory-limit"), "'{bad}': {err}");
+        assert!(!err.contains("panicked"), "'{bad}': {err}");
+    }
+    assert_eq!(
+        stoffel_run(&[&src, "--memory-limit"]).status.code(),
+        Some(2)
+    );
+    // A small limit is a runtime error of the program, not a usage error.
+    let out = stoffel_run(&["examples/objects.sasm", "--memory-limit", "100"]);
+    assert_memory_limit_error(&out, 100, "objects.sasm with 100 bytes");
 }
