@@ -100,8 +100,7 @@ fn the_parser_sees_grouped_and_nested_paths() {
     let text = "use crate::{heap::Str, value::Value};\n// crate::interp in a comment\nlet x = crate::interp::run;";
     let used = used_modules(text, &modules);
     assert_eq!(
-        used,
-        modules,
+        used, modules,
         "grouped imports and inline paths count, comments do not"
     );
 }
@@ -236,11 +235,7 @@ fn unsafe_is_allowed_in_ffi_only() {
                 l.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
                     .any(|w| w == "unsafe")
             });
-            assert!(
-                !uses_unsafe,
-                "{} uses `unsafe` outside ffi",
-                file.display()
-            );
+            assert!(!uses_unsafe, "{} uses `unsafe` outside ffi", file.display());
         }
     }
 }

@@ -15,7 +15,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::rc::Rc;
 
-use stoffel_vm::{ErrorKind, Output, RuntimeError, Vm, VmError, asm, stfl};
+use stoffel_vm::{Output, RuntimeError, RuntimeErrorKind, Vm, VmError, asm, stfl};
 
 /// Exit status when stdout (or stderr while tracing) turns out to be a pipe whose reader is
 /// gone: the reader stopped wanting output, which is not an error of the program.
@@ -327,12 +327,12 @@ fn run(options: &Options) -> ExitCode {
             }
         }
         Err(VmError::Runtime(RuntimeError {
-            kind: ErrorKind::Output(_),
+            kind: RuntimeErrorKind::Output(_),
             ..
         })) if stdout_closed.get() => ExitCode::from(EXIT_CLOSED_PIPE),
         Err(
             e @ VmError::Runtime(RuntimeError {
-                kind: ErrorKind::MemoryLimit(_),
+                kind: RuntimeErrorKind::MemoryLimit(_),
                 ..
             }),
         ) => {
