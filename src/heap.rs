@@ -4,8 +4,8 @@
 //! gc-arena paces collection by the *number* of `Gc` allocations, and cannot see memory held
 //! inside a `Gc` (a string's bytes, an array's element buffer). Every heap value therefore
 //! carries an [`Account`]: it adds its estimated size to the VM's [`Meter`] when created or
-//! grown, and subtracts it when the collector drops the value. The meter is what heap limits,
-//! GC statistics and collection pacing read.
+//! grown, and subtracts it when the collector drops the value. The memory limit and the GC
+//! statistics read the meter; collection pacing does not (it counts `Gc` allocations).
 
 use std::cell::Cell;
 use std::rc::Rc;
