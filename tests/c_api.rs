@@ -497,3 +497,21 @@ fn soak_and_cost() {
         assert!(ns > 0.0 && ns < 1_000_000.0, "{line}");
     }
 }
+
+/// `examples/long_running.c`, the soak a long-running host would run, for 3 seconds: VMs
+/// created and destroyed, executions, re-entry, foreign objects and by-name calls; it checks
+/// itself (no live handles at the end, every finalizer run once, RSS within 2x of the
+/// warm-up figure, collections > 0). CI runs it for 20 seconds against the release build.
+#[test]
+fn long_running_example_soaks_cleanly() {
+    let _lock = exclusive();
+    let scratch = Scratch::new("long_running");
+    let exe = build_c("examples/long_running.c", &scratch, &["-O2"]);
+    let stdout = run_ok(&exe, &["3", "1"]);
+    println!("{stdout}");
+    let end = line_with(&stdout, "end:");
+    assert_eq!(figure(end, "live_handles"), 0.0, "{end}");
+    assert!(figure(end, "iterations") > 0.0, "{end}");
+    assert!(figure(end, "vms") > 1.0, "{end}");
+    assert!(figure(end, "collections") > 0.0, "{end}");
+}
