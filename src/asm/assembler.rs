@@ -29,7 +29,7 @@ pub fn assemble(source: &str) -> Result<Program, AsmError> {
 
 /// The operand kinds instructions take.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
+enum OperandKind {
     Reg,
     Const,
     Stack,
@@ -37,21 +37,21 @@ enum Kind {
     Callee,
 }
 
-impl Kind {
+impl OperandKind {
     fn noun(self) -> &'static str {
         match self {
-            Kind::Reg => "register",
-            Kind::Const => "constant",
-            Kind::Stack => "stack slot",
-            Kind::Label => "label",
-            Kind::Callee => "function name",
+            OperandKind::Reg => "register",
+            OperandKind::Const => "constant",
+            OperandKind::Stack => "stack slot",
+            OperandKind::Label => "label",
+            OperandKind::Callee => "function name",
         }
     }
 }
 
 /// The operand kinds of the instruction with this opcode (index into [`MNEMONICS`]).
-fn signature(opcode: usize) -> &'static [Kind] {
-    use Kind::*;
+fn signature(opcode: usize) -> &'static [OperandKind] {
+    use OperandKind::*;
     match opcode {
         0 => &[Reg, Stack],
         1 => &[Reg, Const],
@@ -75,8 +75,9 @@ fn jump(opcode: usize, label: u32) -> Option<Instruction> {
     })
 }
 
-/// An operand after interpretation.
-enum Value {
+/// An operand after interpretation: a register, a constant-pool index, a stack offset, a
+/// callee-table index, or a label name (resolved when the function ends).
+enum Operand {
     Reg(Reg),
     Const(u32),
     Stack(i32),
@@ -439,50 +440,50 @@ impl<'s> Assembler<'s> {
             if i == 0 {
                 first_operand = at;
             }
-            values.push(self.operand_value(c, kind, token, at)?);
+            values.push(self.interpret_operand(c, kind, token, at)?);
         }
         let span = c.span(start);
         let Some(builder) = self.current.as_mut() else {
             return Err(c.error(start, format!("instruction {name} before any .function")));
         };
         use Instruction::*;
-        use Value as V;
+        use Operand as Op;
         let instruction = match (opcode, values.as_mut_slice()) {
-            (0, [V::Reg(dst), V::Stack(offset)]) => Ld {
+            (0, [Op::Reg(dst), Op::Stack(offset)]) => Ld {
                 dst: *dst,
                 offset: *offset,
             },
-            (1, [V::Reg(dst), V::Const(constant)]) => Ldi {
+            (1, [Op::Reg(dst), Op::Const(constant)]) => Ldi {
                 dst: *dst,
                 constant: *constant,
             },
-            (2, [V::Reg(dst), V::Reg(src)]) => Mov {
+            (2, [Op::Reg(dst), Op::Reg(src)]) => Mov {
                 dst: *dst,
                 src: *src,
             },
-            (11, [V::Reg(dst), V::Reg(src)]) => Not {
+            (11, [Op::Reg(dst), Op::Reg(src)]) => Not {
                 dst: *dst,
                 src: *src,
             },
-            (20, [V::Reg(a), V::Reg(b)]) => Cmp { a: *a, b: *b },
-            (3..=10, [V::Reg(dst), V::Reg(a), V::Reg(b)]) => {
+            (20, [Op::Reg(a), Op::Reg(b)]) => Cmp { a: *a, b: *b },
+            (3..=10, [Op::Reg(dst), Op::Reg(a), Op::Reg(b)]) => {
                 Instruction::binary(opcode as u8, *dst, *a, *b)
                     .ok_or_else(|| c.error(start, format!("malformed operands for {name}")))?
             }
-            (12, [V::Reg(dst), V::Reg(src), V::Reg(amount)]) => Shl {
+            (12, [Op::Reg(dst), Op::Reg(src), Op::Reg(amount)]) => Shl {
                 dst: *dst,
                 src: *src,
                 amount: *amount,
             },
-            (13, [V::Reg(dst), V::Reg(src), V::Reg(amount)]) => Shr {
+            (13, [Op::Reg(dst), Op::Reg(src), Op::Reg(amount)]) => Shr {
                 dst: *dst,
                 src: *src,
                 amount: *amount,
             },
-            (17, [V::Callee(callee)]) => Call { callee: *callee },
-            (18, [V::Reg(src)]) => Ret { src: *src },
-            (19, [V::Reg(src)]) => PushArg { src: *src },
-            (_, [V::Name(label)]) => {
+            (17, [Op::Callee(callee)]) => Call { callee: *callee },
+            (18, [Op::Reg(src)]) => Ret { src: *src },
+            (19, [Op::Reg(src)]) => PushArg { src: *src },
+            (_, [Op::Name(label)]) => {
                 let Some(placeholder) = jump(opcode, 0) else {
                     return Err(c.error(start, format!("{name} does not take a label")));
                 };
@@ -508,13 +509,13 @@ impl<'s> Assembler<'s> {
     }
 
     /// Interprets one operand token as the kind the instruction expects.
-    fn operand_value(
+    fn interpret_operand(
         &mut self,
         c: &Cursor<'_>,
-        kind: Kind,
+        kind: OperandKind,
         token: Token<'_>,
         at: usize,
-    ) -> Result<Value, AsmError> {
+    ) -> Result<Operand, AsmError> {
         let wrong = |expected: &str, token: &Token<'_>| {
             c.error(
                 at,
@@ -522,13 +523,13 @@ impl<'s> Assembler<'s> {
             )
         };
         match kind {
-            Kind::Reg => match token {
+            OperandKind::Reg => match token {
                 Token::Word(w) => parse_register(w)
-                    .map(Value::Reg)
+                    .map(Operand::Reg)
                     .map_err(|message| c.error(at, message)),
                 other => Err(wrong("a register (like r0)", &other)),
             },
-            Kind::Const => {
+            OperandKind::Const => {
                 let constant = match token {
                     Token::Number(n) => parse_number(n).map_err(|m| c.error(at, m))?,
                     Token::Str(s) => Constant::String(s.into()),
@@ -551,13 +552,13 @@ impl<'s> Assembler<'s> {
                         ));
                     }
                 };
-                Ok(Value::Const(self.intern_constant(constant)))
+                Ok(Operand::Const(self.intern_constant(constant)))
             }
-            Kind::Stack => match token {
-                Token::Stack(k) => Ok(Value::Stack(k)),
+            OperandKind::Stack => match token {
+                Token::Stack(k) => Ok(Operand::Stack(k)),
                 other => Err(wrong("a stack slot like [sp+0] or [sp-1]", &other)),
             },
-            Kind::Label | Kind::Callee => {
+            OperandKind::Label | OperandKind::Callee => {
                 let name = match token {
                     Token::Word(w) => w.to_owned(),
                     Token::Str(s) => s,
@@ -568,10 +569,10 @@ impl<'s> Assembler<'s> {
                         ));
                     }
                 };
-                if kind == Kind::Callee {
-                    Ok(Value::Callee(self.intern_callee(name)))
+                if kind == OperandKind::Callee {
+                    Ok(Operand::Callee(self.intern_callee(name)))
                 } else {
-                    Ok(Value::Name(name))
+                    Ok(Operand::Name(name))
                 }
             }
         }
