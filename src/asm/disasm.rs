@@ -1,12 +1,14 @@
 //! The disassembler: prints a [`Program`] as assembly text that assembles back to an equal
 //! program.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 
-use crate::program::{Function, Instruction, Program};
+use crate::program::{Function, Program};
 
 use super::literal::name_text;
+use super::printer::{OperandNames, instruction_text};
 
 /// Prints a program as assembly text that [`assemble`](super::assemble) turns back into an
 /// equal program.
@@ -53,6 +55,7 @@ fn write_function(out: &mut String, program: &Program, function: &Function) -> f
     for label in &function.labels {
         at.entry(label.target).or_default().push(&label.name);
     }
+    let operand_names = ProgramNames { program, function };
     for (index, instruction) in function.code.iter().enumerate() {
         if let Some(names) = u32::try_from(index).ok().and_then(|i| at.remove(&i)) {
             for name in names {
@@ -60,7 +63,7 @@ fn write_function(out: &mut String, program: &Program, function: &Function) -> f
             }
         }
         out.push_str("    ");
-        write_instruction(out, program, function, instruction)?;
+        out.push_str(&instruction_text(instruction, &operand_names));
         out.push('\n');
     }
     // Labels at the end (and, defensively, any beyond it).
@@ -72,49 +75,35 @@ fn write_function(out: &mut String, program: &Program, function: &Function) -> f
     Ok(())
 }
 
-fn write_instruction(
-    out: &mut String,
-    program: &Program,
-    function: &Function,
-    instruction: &Instruction,
-) -> fmt::Result {
-    use Instruction::*;
-    let m = instruction.mnemonic();
-    match *instruction {
-        Ld { dst, offset } => {
-            if offset >= 0 {
-                write!(out, "{m} r{dst}, [sp+{offset}]")
-            } else {
-                write!(out, "{m} r{dst}, [sp{offset}]")
-            }
+/// Operand spellings inside one function of a program: constants in [`Constant`]'s `Display`
+/// spelling, callees and labels by name (quoted when not plain), and a placeholder for an index
+/// the program does not have (which a program built by [`Program::new`] never holds).
+///
+/// [`Constant`]: crate::program::Constant
+struct ProgramNames<'a> {
+    program: &'a Program,
+    function: &'a Function,
+}
+
+impl OperandNames for ProgramNames<'_> {
+    fn callee(&self, index: u32) -> Cow<'_, str> {
+        match self.program.callees().get(index as usize) {
+            Some(name) => name_text(name),
+            None => Cow::Owned(format!("<invalid callee #{index}>")),
         }
-        Ldi { dst, constant } => match program.constants().get(constant as usize) {
-            Some(c) => write!(out, "{m} r{dst}, {c}"),
-            None => write!(out, "{m} r{dst}, <invalid constant #{constant}>"),
-        },
-        Mov { dst, src } | Not { dst, src } => write!(out, "{m} r{dst}, r{src}"),
-        Add { dst, a, b }
-        | Sub { dst, a, b }
-        | Mul { dst, a, b }
-        | Div { dst, a, b }
-        | Mod { dst, a, b }
-        | And { dst, a, b }
-        | Or { dst, a, b }
-        | Xor { dst, a, b } => write!(out, "{m} r{dst}, r{a}, r{b}"),
-        Shl { dst, src, amount } | Shr { dst, src, amount } => {
-            write!(out, "{m} r{dst}, r{src}, r{amount}")
+    }
+
+    fn constant(&self, index: u32) -> Cow<'_, str> {
+        match self.program.constants().get(index as usize) {
+            Some(c) => Cow::Owned(c.to_string()),
+            None => Cow::Owned(format!("<invalid constant #{index}>")),
         }
-        Jmp { label } | JmpEq { label } | JmpNeq { label } | JmpLt { label } | JmpGt { label } => {
-            match function.labels.get(label as usize) {
-                Some(l) => write!(out, "{m} {}", name_text(&l.name)),
-                None => write!(out, "{m} <invalid label #{label}>"),
-            }
+    }
+
+    fn label(&self, target: u32) -> Cow<'_, str> {
+        match self.function.labels.get(target as usize) {
+            Some(l) => name_text(&l.name),
+            None => Cow::Owned(format!("<invalid label #{target}>")),
         }
-        Call { callee } => match program.callees().get(callee as usize) {
-            Some(name) => write!(out, "{m} {}", name_text(name)),
-            None => write!(out, "{m} <invalid callee #{callee}>"),
-        },
-        Ret { src } | PushArg { src } => write!(out, "{m} r{src}"),
-        Cmp { a, b } => write!(out, "{m} r{a}, r{b}"),
     }
 }

@@ -1,5 +1,6 @@
 //! Text assembly for StoffelVM programs: an assembler ([`assemble`]) and a disassembler
-//! ([`disassemble`]) that are exact inverses on every valid [`Program`].
+//! ([`disassemble`]) that are exact inverses on every valid [`Program`], and the printer of a
+//! single instruction ([`instruction_text`]) that the disassembler is built on.
 //!
 //! # Syntax
 //!
@@ -71,6 +72,10 @@
 //! whenever they are not plain identifiers (or end in `:`). Its output assembles back to an
 //! equal program: `assemble(&disassemble(&p)) == Ok(p)` for every valid `p`.
 //!
+//! Each instruction line is four spaces and [`instruction_text`] of the instruction. That
+//! function is public so that whatever else shows instructions (a tracer, say) prints them the
+//! same way; an [`OperandNames`] says how constants, callees and jump targets are spelled.
+//!
 //! [`Program`]: crate::program::Program
 //! [`Program::new`]: crate::program::Program::new
 //! [`Constant`]: crate::program::Constant
@@ -79,9 +84,11 @@ mod assembler;
 mod disasm;
 mod lexer;
 mod literal;
+mod printer;
 
 pub use assembler::assemble;
 pub use disasm::disassemble;
+pub use printer::{OperandNames, instruction_text};
 
 /// A problem found while assembling, with the 1-based line and column it was found at.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
