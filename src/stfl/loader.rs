@@ -1,0 +1,480 @@
+//! The loader: decodes STFL v1 (or v0) bytes with a bounds-checked reader, then validates
+//! the result with [`Program::new`], pointing any error back at the bytes concerned.
+
+use std::collections::HashMap;
+
+use crate::program::{Constant, FunctionParts, Instruction, Label, Program, ProgramError, Reg};
+
+use super::error::{LoadError, LoadErrorKind};
+use super::{MAGIC, VERSION};
+
+/// The smallest encoding of one constant: a bare tag (Unit).
+const MIN_CONSTANT_BYTES: u64 = 1;
+/// The smallest encoding of one function record: name length, register count, parameter
+/// count, upvalue count, parent flag, label count (2+2+2+2+1+2) and instruction count (4).
+const MIN_FUNCTION_BYTES: u64 = 15;
+/// The smallest encoding of one label: name length (2) and target (4).
+const MIN_LABEL_BYTES: u64 = 6;
+/// The smallest encoding of one instruction: a jump or CALL with an empty name (1+2).
+const MIN_INSTRUCTION_BYTES: u64 = 3;
+/// The smallest encoding of one parameter or upvalue name: its length (2).
+const MIN_NAME_BYTES: u64 = 2;
+
+/// Facts about a loaded file that are not part of the [`Program`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoadInfo {
+    /// The version field of the header (0 or 1).
+    pub version: u16,
+    /// Bytes after the last function record. The loader ignores them, as the reference does.
+    pub trailing_bytes: usize,
+}
+
+/// Loads an STFL v1 (or v0) file into a validated [`Program`].
+pub fn load(bytes: &[u8]) -> Result<Program, LoadError> {
+    load_with_info(bytes).map(|(program, _)| program)
+}
+
+/// Like [`load`], also returning the header version and the count of ignored trailing bytes.
+pub fn load_with_info(bytes: &[u8]) -> Result<(Program, LoadInfo), LoadError> {
+    let mut r = Reader::new(bytes);
+
+    let magic_len = MAGIC.len().min(bytes.len());
+    if bytes.get(..magic_len) != MAGIC.get(..magic_len) {
+        return Err(r.fail(0, LoadErrorKind::BadMagic));
+    }
+    r.take(MAGIC.len(), "magic")?;
+    let version_at = r.pos;
+    let version = r.u16("version")?;
+    if version > VERSION {
+        return Err(r.fail(version_at, LoadErrorKind::UnsupportedVersion(version)));
+    }
+
+    let constant_count = r.count_u32("constant count", MIN_CONSTANT_BYTES)?;
+    let mut constants = Vec::with_capacity(constant_count);
+    for _ in 0..constant_count {
+        constants.push(r.constant()?);
+    }
+
+    let function_count = r.count_u32("function count", MIN_FUNCTION_BYTES)?;
+    let mut functions = Vec::with_capacity(function_count);
+    let mut spans = Vec::with_capacity(function_count);
+    let mut callees = Callees::default();
+    for index in 0..function_count {
+        let (parts, span) = r.function(index, &mut callees)?;
+        functions.push(parts);
+        spans.push(span);
+    }
+    let info = LoadInfo {
+        version,
+        trailing_bytes: r.remaining(),
+    };
+
+    let program = Program::new(constants, functions, callees.names)
+        .map_err(|(index, error)| program_error(index, error, &spans))?;
+    Ok((program, info))
+}
+
+/// Where the parts of one function record are in the file, to point errors that
+/// [`Program::new`] finds back at bytes.
+struct Span {
+    start: usize,
+    register_count: usize,
+    declared_registers: u16,
+    params: usize,
+    label_count: usize,
+    /// Name and entry offset of each label kept (after later duplicates replaced earlier ones).
+    labels: Vec<(String, usize)>,
+    /// Offset of each instruction's opcode byte.
+    code: Vec<usize>,
+}
+
+/// Turns an error from [`Program::new`] into a [`LoadError`] at the offending bytes.
+fn program_error(index: usize, error: ProgramError, spans: &[Span]) -> LoadError {
+    let instruction = error.instruction();
+    let offset = spans.get(index).map_or(0, |span| match &error {
+        ProgramError::LabelBeyondCode { label, .. } => span
+            .labels
+            .iter()
+            .find(|(name, _)| name == label)
+            .map_or(span.label_count, |&(_, at)| at),
+        ProgramError::DuplicateLabel { .. } => span.label_count,
+        ProgramError::FrameTooLarge { size, .. } => {
+            if *size == u32::from(span.declared_registers) {
+                span.register_count
+            } else {
+                span.params
+            }
+        }
+        _ => instruction
+            .and_then(|i| span.code.get(i).copied())
+            .unwrap_or(span.start),
+    });
+    LoadError {
+        offset,
+        function_index: Some(index),
+        function: Some(error.function().to_owned()),
+        instruction,
+        kind: LoadErrorKind::Invalid(Box::new(error)),
+    }
+}
+
+/// The callee table being built: each distinct CALL name once.
+#[derive(Default)]
+struct Callees {
+    names: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl Callees {
+    fn intern(&mut self, name: String) -> Option<u32> {
+        if let Some(&i) = self.index.get(&name) {
+            return Some(i);
+        }
+        let i = u32::try_from(self.names.len()).ok()?;
+        self.names.push(name.clone());
+        self.index.insert(name, i);
+        Some(i)
+    }
+}
+
+/// Where errors are being reported from.
+#[derive(Default)]
+struct Context {
+    function_index: Option<usize>,
+    function: Option<String>,
+    instruction: Option<usize>,
+}
+
+/// A bounds-checked little-endian cursor over the file.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    ctx: Context,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Reader {
+            bytes,
+            pos: 0,
+            ctx: Context::default(),
+        }
+    }
+
+    fn fail(&self, offset: usize, kind: LoadErrorKind) -> LoadError {
+        LoadError {
+            offset,
+            function_index: self.ctx.function_index,
+            function: self.ctx.function.clone(),
+            instruction: self.ctx.instruction,
+            kind,
+        }
+    }
+
+    fn remaining(&self) -> usize {
+        self.bytes.len().saturating_sub(self.pos)
+    }
+
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], LoadError> {
+        let start = self.pos;
+        let slice = start
+            .checked_add(n)
+            .and_then(|end| self.bytes.get(start..end));
+        match slice {
+            Some(slice) => {
+                self.pos = start + slice.len();
+                Ok(slice)
+            }
+            None => Err(self.fail(
+                start,
+                LoadErrorKind::Truncated {
+                    needed: n,
+                    available: self.remaining(),
+                    what,
+                },
+            )),
+        }
+    }
+
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], LoadError> {
+        let at = self.pos;
+        let slice = self.take(N, what)?;
+        <[u8; N]>::try_from(slice).map_err(|_| {
+            self.fail(
+                at,
+                LoadErrorKind::Truncated {
+                    needed: N,
+                    available: slice.len(),
+                    what,
+                },
+            )
+        })
+    }
+
+    fn u8(&mut self, what: &'static str) -> Result<u8, LoadError> {
+        self.array::<1>(what).map(|[b]| b)
+    }
+
+    fn u16(&mut self, what: &'static str) -> Result<u16, LoadError> {
+        self.array(what).map(u16::from_le_bytes)
+    }
+
+    fn u32(&mut self, what: &'static str) -> Result<u32, LoadError> {
+        self.array(what).map(u32::from_le_bytes)
+    }
+
+    fn u64(&mut self, what: &'static str) -> Result<u64, LoadError> {
+        self.array(what).map(u64::from_le_bytes)
+    }
+
+    /// Checks that `count` elements of at least `min_each` bytes fit in what is left.
+    fn check_count(
+        &self,
+        at: usize,
+        what: &'static str,
+        count: u64,
+        min_each: u64,
+    ) -> Result<usize, LoadError> {
+        let remaining = self.remaining();
+        let fits = count
+            .checked_mul(min_each)
+            .is_some_and(|need| need <= remaining as u64);
+        match usize::try_from(count) {
+            Ok(count) if fits => Ok(count),
+            _ => Err(self.fail(
+                at,
+                LoadErrorKind::CountTooLarge {
+                    what,
+                    count,
+                    remaining,
+                },
+            )),
+        }
+    }
+
+    fn count_u32(&mut self, what: &'static str, min_each: u64) -> Result<usize, LoadError> {
+        let at = self.pos;
+        let count = self.u32(what)?;
+        self.check_count(at, what, u64::from(count), min_each)
+    }
+
+    fn count_u16(&mut self, what: &'static str, min_each: u64) -> Result<usize, LoadError> {
+        let at = self.pos;
+        let count = self.u16(what)?;
+        self.check_count(at, what, u64::from(count), min_each)
+    }
+
+    /// Reads `len` bytes of UTF-8.
+    fn utf8(&mut self, len: usize, what: &'static str) -> Result<&'a str, LoadError> {
+        let at = self.pos;
+        let slice = self.take(len, what)?;
+        std::str::from_utf8(slice).map_err(|e| {
+            self.fail(
+                at.saturating_add(e.valid_up_to()),
+                LoadErrorKind::InvalidUtf8 { what },
+            )
+        })
+    }
+
+    /// Reads a u16-length-prefixed UTF-8 name.
+    fn name(&mut self, length: &'static str, what: &'static str) -> Result<String, LoadError> {
+        let len = self.count_u16(length, 1)?;
+        self.utf8(len, what).map(str::to_owned)
+    }
+
+    /// Reads a u16 count of u16-length-prefixed names.
+    fn names(
+        &mut self,
+        count: &'static str,
+        length: &'static str,
+        what: &'static str,
+    ) -> Result<Vec<String>, LoadError> {
+        let n = self.count_u16(count, MIN_NAME_BYTES)?;
+        let mut names = Vec::with_capacity(n);
+        for _ in 0..n {
+            names.push(self.name(length, what)?);
+        }
+        Ok(names)
+    }
+
+    fn constant(&mut self) -> Result<Constant, LoadError> {
+        let at = self.pos;
+        let tag = self.u8("constant tag")?;
+        Ok(match tag {
+            0 => Constant::Unit,
+            1 => Constant::I64(i64::from_le_bytes(self.array("I64 constant")?)),
+            2 => Constant::I32(i32::from_le_bytes(self.array("I32 constant")?)),
+            3 => Constant::I16(i16::from_le_bytes(self.array("I16 constant")?)),
+            4 => Constant::I8(i8::from_le_bytes(self.array("I8 constant")?)),
+            5 => Constant::U8(self.u8("U8 constant")?),
+            6 => Constant::U16(self.u16("U16 constant")?),
+            7 => Constant::U32(self.u32("U32 constant")?),
+            8 => Constant::U64(self.u64("U64 constant")?),
+            9 => Constant::Float(f64::from_bits(self.u64("Float constant")?)),
+            10 => Constant::Bool(self.u8("Bool constant")? != 0),
+            11 => {
+                let len = self.count_u32("string constant length", 1)?;
+                Constant::String(self.utf8(len, "string constant")?.into())
+            }
+            other => return Err(self.fail(at, LoadErrorKind::UnknownConstantTag(other))),
+        })
+    }
+
+    fn reg(&mut self) -> Result<Reg, LoadError> {
+        self.u32("register operand")
+    }
+
+    fn function(
+        &mut self,
+        index: usize,
+        callees: &mut Callees,
+    ) -> Result<(FunctionParts, Span), LoadError> {
+        self.ctx = Context {
+            function_index: Some(index),
+            function: None,
+            instruction: None,
+        };
+        let start = self.pos;
+        let name = self.name("function name length", "function name")?;
+        self.ctx.function = Some(name.clone());
+        let register_count_at = self.pos;
+        let register_count = self.u16("register count")?;
+        let params_at = self.pos;
+        let params = self.names("parameter count", "parameter name length", "parameter name")?;
+        let upvalues = self.names("upvalue count", "upvalue name length", "upvalue name")?;
+        let parent = match self.u8("parent flag")? {
+            1 => Some(self.name("parent name length", "parent name")?),
+            _ => None,
+        };
+
+        let label_count_at = self.pos;
+        let label_count = self.count_u16("label count", MIN_LABEL_BYTES)?;
+        let mut labels: Vec<Label> = Vec::with_capacity(label_count);
+        let mut label_spans: Vec<(String, usize)> = Vec::with_capacity(label_count);
+        let mut label_index: HashMap<String, u32> = HashMap::with_capacity(label_count);
+        for _ in 0..label_count {
+            let at = self.pos;
+            let name = self.name("label name length", "label name")?;
+            let target = self.u32("label target")?;
+            match label_index.get(&name).and_then(|&i| {
+                let i = i as usize;
+                Some((labels.get_mut(i)?, label_spans.get_mut(i)?))
+            }) {
+                // A later entry with the same name replaces the earlier one.
+                Some((label, span)) => {
+                    label.target = target;
+                    span.1 = at;
+                }
+                None => {
+                    // At most u16::MAX labels, so the index always fits.
+                    let i = u32::try_from(labels.len()).unwrap_or(u32::MAX);
+                    label_index.insert(name.clone(), i);
+                    label_spans.push((name.clone(), at));
+                    labels.push(Label { name, target });
+                }
+            }
+        }
+
+        let count = self.count_u32("instruction count", MIN_INSTRUCTION_BYTES)?;
+        let mut code = Vec::with_capacity(count);
+        let mut code_spans = Vec::with_capacity(count);
+        for i in 0..count {
+            self.ctx.instruction = Some(i);
+            let at = self.pos;
+            code_spans.push(at);
+            code.push(self.instruction(at, &label_index, callees)?);
+        }
+        self.ctx.instruction = None;
+
+        let parts = FunctionParts {
+            name,
+            register_count,
+            params,
+            upvalues,
+            parent,
+            labels,
+            code,
+        };
+        let span = Span {
+            start,
+            register_count: register_count_at,
+            declared_registers: register_count,
+            params: params_at,
+            label_count: label_count_at,
+            labels: label_spans,
+            code: code_spans,
+        };
+        Ok((parts, span))
+    }
+
+    fn instruction(
+        &mut self,
+        at: usize,
+        labels: &HashMap<String, u32>,
+        callees: &mut Callees,
+    ) -> Result<Instruction, LoadError> {
+        use Instruction::*;
+        let opcode = self.u8("opcode")?;
+        Ok(match opcode {
+            0x00 => {
+                let dst = self.reg()?;
+                let offset = i32::from_le_bytes(self.array("LD offset")?);
+                Ld { dst, offset }
+            }
+            0x01 => {
+                let dst = self.reg()?;
+                let constant = self.u32("constant index")?;
+                Ldi { dst, constant }
+            }
+            0x02 => Mov {
+                dst: self.reg()?,
+                src: self.reg()?,
+            },
+            0x03..=0x0A => {
+                let (dst, a, b) = (self.reg()?, self.reg()?, self.reg()?);
+                match Instruction::binary(opcode, dst, a, b) {
+                    Some(ins) => ins,
+                    None => return Err(self.fail(at, LoadErrorKind::UnknownOpcode(opcode))),
+                }
+            }
+            0x0B => Not {
+                dst: self.reg()?,
+                src: self.reg()?,
+            },
+            0x0C | 0x0D => {
+                let (dst, src, amount) = (self.reg()?, self.reg()?, self.reg()?);
+                if opcode == 0x0C {
+                    Shl { dst, src, amount }
+                } else {
+                    Shr { dst, src, amount }
+                }
+            }
+            0x0E | 0x0F | 0x10 | 0x15 | 0x16 => {
+                let name = self.name("label name length", "jump label")?;
+                let Some(&label) = labels.get(&name) else {
+                    return Err(self.fail(at, LoadErrorKind::UnknownLabel { name }));
+                };
+                match opcode {
+                    0x0E => Jmp { label },
+                    0x0F => JmpEq { label },
+                    0x10 => JmpNeq { label },
+                    0x15 => JmpLt { label },
+                    _ => JmpGt { label },
+                }
+            }
+            0x11 => {
+                let name = self.name("call target length", "call target")?;
+                // Every CALL is at least 3 bytes, so the table cannot outgrow u32.
+                let callee = callees.intern(name).unwrap_or(u32::MAX);
+                Call { callee }
+            }
+            0x12 => Ret { src: self.reg()? },
+            0x13 => PushArg { src: self.reg()? },
+            0x14 => Cmp {
+                a: self.reg()?,
+                b: self.reg()?,
+            },
+            other => return Err(self.fail(at, LoadErrorKind::UnknownOpcode(other))),
+        })
+    }
+}
