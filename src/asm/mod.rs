@@ -90,6 +90,8 @@ pub use assembler::assemble;
 pub use disasm::disassemble;
 pub use printer::{OperandNames, instruction_text};
 
+use crate::stfl;
+
 /// A problem found while assembling, with the 1-based line and column it was found at.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}, column {column}: {message}")]
@@ -102,11 +104,8 @@ pub struct AsmError {
     pub message: String,
 }
 
-/// The first bytes of every STFL v1 file.
-const STFL_MAGIC: &[u8] = b"STFL";
-
 /// Whether `bytes` should be treated as assembly text rather than STFL bytecode: true when the
-/// bytes are valid UTF-8 and do not start with the STFL magic `STFL`.
+/// bytes are valid UTF-8 and do not start with the STFL magic `STFL` ([`stfl::MAGIC`]).
 pub fn looks_like_assembly(bytes: &[u8]) -> bool {
-    !bytes.starts_with(STFL_MAGIC) && std::str::from_utf8(bytes).is_ok()
+    !bytes.starts_with(&stfl::MAGIC) && std::str::from_utf8(bytes).is_ok()
 }
