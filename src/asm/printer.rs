@@ -1,7 +1,7 @@
-//! The instruction printer: one [`Instruction`] as a line of assembly. It is the crate's only
-//! instruction printer; the disassembler prints every instruction line with it, and code that
-//! shows linked instructions (a tracer) can too, by saying through [`OperandNames`] how
-//! constants, callees and jump targets are spelled.
+//! The instruction printer: one [`Instruction`] as a line of assembly. The disassembler prints
+//! every instruction line with it, and code that shows linked instructions (a tracer) can use
+//! it too, by saying through [`OperandNames`] how constants, callees and jump targets are
+//! spelled.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -26,8 +26,9 @@ pub trait OperandNames {
 }
 
 /// One instruction as assembly text, without indentation or line end: the mnemonic, a space,
-/// then the operands separated by `", "`, for example `ADD r1, r2, r3`, `LD r7, [sp-1]`,
-/// `LDI r1, <names.constant>`, `CALL <names.callee>` or `JMP <names.label>`.
+/// then the operands separated by `", "`: registers as `r<N>` (`ADD r1, r2, r3`), a stack
+/// slot as `[sp+N]` or `[sp-N]` (`LD r7, [sp-1]`), and an LDI's constant, a CALL's callee and
+/// a jump's target as `names` spells them.
 ///
 /// The disassembler prints each instruction line with this function, spelling constants with
 /// [`Constant`](crate::program::Constant)'s `Display`, and callees and labels by their names
