@@ -162,7 +162,7 @@ fn closures_has_a_counter_and_its_increment() {
 
 #[test]
 fn syntax_overview_in_module_docs_assembles() {
-    let module = include_str!("../src/asm.rs");
+    let module = include_str!("../src/asm/mod.rs");
     let mut block = String::new();
     let mut inside = false;
     for line in module.lines() {

@@ -1,0 +1,111 @@
+//! Text assembly for StoffelVM programs: an assembler ([`assemble`]) and a disassembler
+//! ([`disassemble`]) that are exact inverses on every valid [`Program`], and the printer of a
+//! single instruction ([`instruction_text`]) that the disassembler is built on.
+//!
+//! # Syntax
+//!
+//! ```text
+//! ; a comment runs from ';' to the end of the line (also after code)
+//! .function main                    ; a function with no parameters
+//! .function fib(n)                  ; parameters by name; argument i arrives in register i
+//! .function add(a, b) registers 8   ; optional declared register count (0..=4096)
+//! .upvalues x, y                    ; optional, directly after .function: names captured at call
+//! .parent outer                     ; optional, directly after .function
+//! start:                            ; a label
+//!     LDI r1, 10                    ; I64
+//!     LDI r2, 7i32                  ; typed integers: suffixes i8 i16 i32 i64 u8 u16 u32 u64
+//!     LDI r2, -5i8                  ; a leading '-' for negatives; hex digits after 0x: 0x1F
+//!     LDI r3, "hi\n\"x\"\\"         ; strings: escapes \n \t \r \0 \\ \" \u{hex}
+//!     LDI r4, 1.5                   ; float: a decimal point or an exponent is required
+//!     LDI r4, 1e300                 ;   (-0.0, 1e-7, ...); f64:0x7ff8000000000000 gives exact bits
+//!     LDI r5, true                  ; bool (true / false)
+//!     LDI r6, ()                    ; unit
+//!     LD r7, [sp+0]                 ; pending-argument stack slot: [sp+0], [sp-1], [sp+-1], [sp]
+//!     MOV r1, r2                    ; NOT r1, r2 and CMP r1, r2 take two registers
+//!     ADD r1, r2, r3                ; SUB MUL DIV MOD AND OR XOR SHL SHR take three
+//! loop: SUB r1, r1, r2              ; a label may share a line with an instruction
+//!     JMP start                     ; JMPEQ JMPNEQ JMPLT JMPGT take a label of this function
+//!     PUSHARG r1                    ; RET and PUSHARG take one register
+//!     CALL print                    ; CALL takes a function name
+//! end:                              ; a label after the last instruction marks the end
+//! ```
+//!
+//! * A function's body runs until the next `.function` or the end of the file. Blank lines and
+//!   comments may appear anywhere; lines may end in `\n` or `\r\n`; a leading byte-order mark
+//!   is ignored. Directives (`.function`, `.upvalues`, `.parent`) stand on their own line.
+//! * Mnemonics, directive names and the `registers` keyword are case-insensitive; registers
+//!   are `r<N>` or `R<N>` with a decimal `N` below 4096 (the frame limit).
+//! * Operands are separated by commas.
+//! * Names (of functions, parameters, upvalues, the parent, labels and `CALL` targets) are
+//!   identifiers `[A-Za-z_][A-Za-z0-9_.:$]*`, or double-quoted strings with the string escapes
+//!   above for anything else: `.function "utils math"(a)`, `CALL "x y"`, `"odd label":`,
+//!   `.function ""`. An unquoted label definition is the identifier followed by `:`; since
+//!   identifiers may contain `:`, exactly one trailing `:` is removed (`a::b:` defines `a::b`).
+//! * Integer literals are decimal or `0x` hexadecimal, with an optional leading `-` and an
+//!   optional type suffix (none means `i64`); a value that does not fit its type is an error
+//!   (there is no two's-complement reinterpretation: write `-1i8`, not `0xFFi8`).
+//! * Float literals are read as Rust reads `f64` (correctly rounded); one that overflows to
+//!   infinity is an error. `f64:0x` followed by 1 to 16 hex digits gives a float with exactly
+//!   those bits, which is how NaNs (with any payload) and infinities are written.
+//! * Constants are written inline; the assembler builds the constant pool and the callee table
+//!   ([`Program::new`] puts them into canonical order).
+//! * `registers N` omitted: the register count is the highest register used plus one, and at
+//!   least the number of parameters.
+//! * `.upvalues` and `.parent` may come in either order, each at most once, but before the
+//!   function's first label or instruction. Parameter and upvalue names may repeat.
+//! * Label names are unique within a function; jumps may refer to labels defined later.
+//!
+//! # Errors
+//!
+//! Every problem is an [`AsmError`] with a 1-based line and column (columns count Unicode
+//! characters; a tab counts as one) and a message naming the problem: unknown mnemonic or
+//! directive, wrong operand count or kind, bad register, integer literal out of range for its
+//! type, bad escape, unterminated string, unknown or duplicate label, an instruction or label
+//! before any `.function`, `.upvalues`/`.parent` after code, and the checks of
+//! [`Program::new`], which are reported at the instruction or function concerned.
+//!
+//! # Disassembly
+//!
+//! [`disassemble`] prints every function with an explicit `registers N`, labels at their
+//! positions (each on its own line, in the program's order; labels marking the end after the
+//! last instruction), constants in the spelling of [`Constant`]'s `Display`, and names quoted
+//! whenever they are not plain identifiers (or end in `:`). Its output assembles back to an
+//! equal program: `assemble(&disassemble(&p)) == Ok(p)` for every valid `p`.
+//!
+//! Each instruction line is four spaces and [`instruction_text`] of the instruction. That
+//! function is public so that whatever else shows instructions (a tracer, say) prints them the
+//! same way; an [`OperandNames`] says how constants, callees and jump targets are spelled.
+//!
+//! [`Program`]: crate::program::Program
+//! [`Program::new`]: crate::program::Program::new
+//! [`Constant`]: crate::program::Constant
+
+mod assembler;
+mod disasm;
+mod lexer;
+mod literal;
+mod printer;
+
+pub use assembler::assemble;
+pub use disasm::disassemble;
+pub use printer::{OperandNames, instruction_text};
+
+use crate::stfl;
+
+/// A problem found while assembling, with the 1-based line and column it was found at.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct AsmError {
+    /// 1-based line number.
+    pub line: usize,
+    /// 1-based column, counted in Unicode characters.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Whether `bytes` should be treated as assembly text rather than STFL bytecode: true when the
+/// bytes are valid UTF-8 and do not start with the STFL magic `STFL` ([`stfl::MAGIC`]).
+pub fn looks_like_assembly(bytes: &[u8]) -> bool {
+    !bytes.starts_with(&stfl::MAGIC) && std::str::from_utf8(bytes).is_ok()
+}
