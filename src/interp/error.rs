@@ -48,7 +48,7 @@ pub enum RuntimeErrorKind {
         got: usize,
     },
     /// `LD` outside the pending-argument stack.
-    #[error("stack address [sp+{offset}] out of bounds (pending arguments: {len})")]
+    #[error("stack address [sp{offset:+}] out of bounds (pending arguments: {len})")]
     StackOutOfBounds {
         /// The offset.
         offset: i32,

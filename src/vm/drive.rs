@@ -5,12 +5,14 @@
 //! any host call the step stopped at. Host functions may re-enter: a nested execution pushes
 //! its own activation on the same interpreter stacks, up to [`MAX_REENTRY`] levels.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::rc::Rc;
 
 use super::Vm;
 use super::val::{val_to_value, vals_to_values, value_to_val};
 use crate::Val;
+use crate::asm::{self, OperandNames};
 use crate::error::{ApiError, VmError};
 use crate::interp::builtins::Builtin;
 use crate::interp::code::Binding;
@@ -174,39 +176,12 @@ impl Vm {
         };
         let f = &self.code.functions[func as usize];
         let text = match f.code.get(ip as usize) {
-            Some(ins) => self.describe(ins),
+            Some(ins) => asm::instruction_text(ins, &LinkedNames(self)),
             None => "(end of function)".to_owned(),
         };
         let line = format!("{}[{}]: {}", f.name, ip, text);
         if let Some(sink) = self.trace.as_mut() {
             sink(&line);
-        }
-    }
-
-    /// A linked instruction in assembly-like text (calls by name, constants by value).
-    pub(super) fn describe(&self, ins: &crate::program::Instruction) -> String {
-        use crate::program::Instruction as I;
-        match *ins {
-            I::Ldi { dst, constant } => {
-                let c = self.arena.mutate(|_, root| {
-                    root.constants
-                        .get(constant as usize)
-                        .map(|v| v.debug_string())
-                        .unwrap_or_default()
-                });
-                format!("LDI r{dst}, {c}")
-            }
-            I::Call { callee } => format!("CALL {}", self.code.names[callee as usize]),
-            other => {
-                let regs: Vec<String> = other.registers().map(|r| format!("r{r}")).collect();
-                match other.label() {
-                    Some(target) => format!("{} @{target}", other.mnemonic()),
-                    None => match other {
-                        I::Ld { dst, offset } => format!("LD r{dst}, [sp+{offset}]"),
-                        _ => format!("{} {}", other.mnemonic(), regs.join(", ")),
-                    },
-                }
-            }
         }
     }
 
@@ -225,5 +200,31 @@ impl Vm {
     /// Instructions this VM has executed in its lifetime (for measurements).
     pub fn instructions_executed(&self) -> u64 {
         self.instructions
+    }
+}
+
+/// How linked code's operands read in a trace: callees by the name of their slot, constants
+/// by value, jump targets as instruction indices (`@12`).
+struct LinkedNames<'a>(&'a Vm);
+
+impl OperandNames for LinkedNames<'_> {
+    fn callee(&self, index: u32) -> Cow<'_, str> {
+        match self.0.code.names.get(index as usize) {
+            Some(name) => Cow::Borrowed(&**name),
+            None => Cow::Owned(format!("<slot {index}>")),
+        }
+    }
+
+    fn constant(&self, index: u32) -> Cow<'_, str> {
+        Cow::Owned(self.0.arena.mutate(|_, root| {
+            root.constants
+                .get(index as usize)
+                .map(|v| v.debug_string())
+                .unwrap_or_default()
+        }))
+    }
+
+    fn label(&self, target: u32) -> Cow<'_, str> {
+        Cow::Owned(format!("@{target}"))
     }
 }
