@@ -3,12 +3,15 @@
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::rc::Rc;
 
-use super::{
-    CForeignFunction, CForeignFunctionEx, CVm, Failure, STOFFEL_ERROR_NULL, STOFFEL_ERROR_TYPE,
-    STOFFEL_OK, StoffelFinalizer, StoffelValue, StoffelValueData, StoffelValueType, VMHandle,
-    make_value, read_name, read_value, with_vm, write_value,
+use super::convert::{make_value, read_value, write_value};
+use super::error::{Failure, STOFFEL_ERROR_NULL, STOFFEL_ERROR_TYPE, STOFFEL_OK};
+use super::gate::{CVm, with_vm};
+use super::strings::read_name;
+use super::types::{
+    CForeignFunction, CForeignFunctionEx, StoffelFinalizer, StoffelValue, StoffelValueData,
+    StoffelValueType, VMHandle,
 };
-use crate::vm::{HostError, Val, Vm};
+use crate::{HostError, Val, Vm};
 
 /// The data of a foreign object registered from C: the host's pointer and its finalizer.
 /// Dropping it (exactly once: when the VM collects the object or is destroyed) runs the
@@ -33,7 +36,7 @@ type Invoke = dyn Fn(VMHandle, *const StoffelValue, c_int, *mut StoffelValue) ->
 /// A host function that converts the arguments, lends the VM to the callback (so it may call
 /// back into it), runs `invoke`, and converts the result.
 fn host_function(
-    cvm: *mut CVm,
+    cvm: &'static CVm,
     name: Rc<str>,
     invoke: Box<Invoke>,
 ) -> impl Fn(&mut Vm, &[Val]) -> Result<Val, HostError> + 'static {
@@ -76,20 +79,19 @@ fn host_function(
             values.push(unit());
         }
         let mut result = unit();
-        // SAFETY: `cvm` is the live `CVm` that owns this VM (and so this closure).
-        let cvm_ref = unsafe { &*cvm };
-        let failures_before = cvm_ref.failures.get();
-        let previous = cvm_ref.lent.replace(vm as *mut Vm);
-        let code = invoke(
-            cvm_ref.handle(),
-            values.as_ptr(),
-            args.len() as c_int,
-            &mut result,
-        );
-        cvm_ref.lent.set(previous);
+        // `cvm` is the shell that owns this VM (and so this closure).
+        let failures_before = cvm.failure_count();
+        let code = cvm.lend(vm, || {
+            invoke(
+                cvm.handle(),
+                values.as_ptr(),
+                args.len() as c_int,
+                &mut result,
+            )
+        });
         scratch.set(values);
         if code != 0 {
-            let inner = cvm_ref
+            let inner = cvm
                 .failure_since(failures_before)
                 .map(|m| format!(" (last error inside the callback: {m})"))
                 .unwrap_or_default();

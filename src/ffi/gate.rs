@@ -1,220 +1,31 @@
-//! The C API (`include/stoffel_vm.h`, generated from this module by cbindgen).
+//! The VM gate: what a `VMHandle` names, and how a call gets the `&mut Vm` behind it.
 //!
-//! This module holds all of the crate's `unsafe`. It knows the VM only through
-//! [`crate::vm::Vm`]; the files split it by area: [`vm`] (life cycle, loading,
-//! execution, limits, GC, output), [`values`] (strings, handles, heap access)
-//! and [`foreign`] (C functions and foreign objects).
-//!
-//! How the hard parts are solved, once, here:
-//! - **Handles.** A `VMHandle` is an opaque token, never reused, that the registry of live VMs
-//!   maps to a [`CVm`] shell, so a destroyed or forged `VMHandle` is an error code (never a
-//!   dangling pointer, never another VM). Shells are never freed (an empty one is reused), so
-//!   each thread caches the shell it used last and the gate checks the shell's token instead
-//!   of locking the registry on every call. Heap values reach C as handle ids (see
-//!   [`crate::handles`]), never as pointers.
-//! - **Re-entry and threads.** Every call passes the VM's gate: an atomic owner (the calling
-//!   thread) so that a VM used from two threads at once gets an error instead of a data race.
-//!   While a C callback runs, the VM lends the callback the `&mut Vm` it was called with; a
-//!   call from inside the callback uses that loan, so re-entrant `stoffel_execute`, heap access
-//!   and GC work. Anywhere else the VM is busy (a print callback, a finalizer), a call gets
-//!   `STOFFEL_ERROR_REENTRANCY`.
-//! - **Panics.** Every `extern "C"` body runs inside `catch_unwind`; a panic becomes
-//!   `STOFFEL_ERROR_PANIC` with a message.
-//! - **Strings.** Strings given to C are registered; `stoffel_free_string` frees only
-//!   registered strings, so a double free or a foreign pointer is a no-op, never heap damage.
+//! A handle is a token that the registry of live VMs maps to a [`CVm`] shell; shells are
+//! never freed. Every call passes the gate ([`with_vm`]): the calling thread claims the
+//! shell's atomic owner (or finds it already owns it, inside a C callback, and takes the VM
+//! the callback was lent). Everything that reads or changes a shell's state is in this file;
+//! the extern files use only the functions and methods below:
+//! - [`with_vm`]: run a call's body with the VM, recording its failure;
+//! - [`CVm::install`] and [`CVm::handle`]: a new VM's shell and its handle;
+//! - [`destroy_vm`] and [`last_error`]: `stoffel_destroy_vm` and `stoffel_last_error`, which
+//!   work on a VM that is in use and so cannot go through `with_vm`;
+//! - [`CVm::lend`], [`CVm::failure_count`] and [`CVm::failure_since`]: a C callback's loan of
+//!   the VM, and the failures recorded during it.
 
-pub mod foreign;
-pub mod values;
-pub mod vm;
-
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::ffi::{CStr, CString, c_char, c_int, c_void};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::ffi::{CString, c_char, c_int};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
-use crate::handles::Handle;
-use crate::vm::{ApiError, Val, Vm, VmError};
-
-/// An opaque pointer to a VM, from `stoffel_create_vm`.
-pub type VMHandle = *mut c_void;
-
-/// The kind of a `StoffelValue`.
-#[repr(C)]
-#[allow(non_camel_case_types)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StoffelValueType {
-    /// `()`; `data.int_val` is 0.
-    STOFFEL_VALUE_UNIT = 0,
-    /// Any VM integer, widened to `int64_t` (`data.int_val`).
-    STOFFEL_VALUE_INT = 1,
-    /// A double (`data.float_val`).
-    STOFFEL_VALUE_FLOAT = 2,
-    /// A boolean (`data.bool_val`: 0 is false, any other value true; the VM writes 0 or 1).
-    STOFFEL_VALUE_BOOL = 3,
-    /// A NUL-terminated UTF-8 string (`data.string_val`).
-    STOFFEL_VALUE_STRING = 4,
-    /// An object handle id (`data.object_id`).
-    STOFFEL_VALUE_OBJECT = 5,
-    /// An array handle id (`data.array_id`).
-    STOFFEL_VALUE_ARRAY = 6,
-    /// A foreign object handle id (`data.foreign_id`).
-    STOFFEL_VALUE_FOREIGN = 7,
-    /// A closure handle id (`data.closure_id`).
-    STOFFEL_VALUE_CLOSURE = 8,
-}
-
-/// The payload of a `StoffelValue`; which member is meaningful depends on `value_type`.
-/// The VM always writes all 8 bytes.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub union StoffelValueData {
-    /// `STOFFEL_VALUE_INT` (and 0 for `STOFFEL_VALUE_UNIT`).
-    pub int_val: i64,
-    /// `STOFFEL_VALUE_FLOAT`.
-    pub float_val: f64,
-    /// `STOFFEL_VALUE_BOOL`: 0 false, non-zero true.
-    pub bool_val: c_int,
-    /// `STOFFEL_VALUE_STRING`.
-    pub string_val: *const c_char,
-    /// `STOFFEL_VALUE_OBJECT`.
-    pub object_id: usize,
-    /// `STOFFEL_VALUE_ARRAY`.
-    pub array_id: usize,
-    /// `STOFFEL_VALUE_FOREIGN`.
-    pub foreign_id: usize,
-    /// `STOFFEL_VALUE_CLOSURE`.
-    pub closure_id: usize,
-}
-
-/// A value crossing the C boundary (16 bytes).
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct StoffelValue {
-    /// Which member of `data` is meaningful.
-    pub value_type: StoffelValueType,
-    /// The payload.
-    pub data: StoffelValueData,
-}
-
-/// A C function callable from VM code. `args` holds `arg_count` values, valid during the call
-/// (ids in it die when the call returns unless retained; strings in it are freed by the VM).
-/// Write the result to `*result` (preset to UNIT) and return 0, or return non-zero to fail the
-/// execution (the error message names the function and the code). An id written to `*result`
-/// is handed over to the VM, which releases it after reading: return fresh objects freely,
-/// return an argument as is, and retain an id you keep before returning it. A STRING result is
-/// copied; it must stay valid until the callback returns.
-pub type CForeignFunction = Option<
-    unsafe extern "C" fn(
-        args: *const StoffelValue,
-        arg_count: c_int,
-        result: *mut StoffelValue,
-    ) -> c_int,
->;
-
-/// Like `CForeignFunction`, with the calling VM (usable for re-entrant calls during the
-/// callback) and the `user_data` given at registration.
-pub type CForeignFunctionEx = Option<
-    unsafe extern "C" fn(
-        vm: VMHandle,
-        user_data: *mut c_void,
-        args: *const StoffelValue,
-        arg_count: c_int,
-        result: *mut StoffelValue,
-    ) -> c_int,
->;
-
-/// Runs once with the object pointer when a foreign object is collected or its VM destroyed.
-pub type StoffelFinalizer = Option<unsafe extern "C" fn(object: *mut c_void)>;
-
-/// Receives each piece of text `print` writes (a line, newline included) and the `user_data`
-/// given to `stoffel_set_print_callback`. The text is valid during the call.
-pub type StoffelPrintCallback =
-    Option<unsafe extern "C" fn(text: *const c_char, user_data: *mut c_void)>;
-
-/// Figures from `stoffel_gc_stats`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct StoffelGcStats {
-    /// Estimated bytes of live heap values.
-    pub heap_bytes: usize,
-    /// Bytes of the interpreter's stacks.
-    pub stack_bytes: usize,
-    /// Garbage-collected allocations alive.
-    pub gc_objects: usize,
-    /// Handles (ids) currently held by the host.
-    pub live_handles: usize,
-    /// Foreign objects not yet finalized.
-    pub foreign_objects: usize,
-    /// Collection cycles completed.
-    pub collections: u64,
-}
-
-/// Success.
-pub const STOFFEL_OK: c_int = 0;
-/// A required pointer was NULL, or an argument was out of range (a negative or huge count).
-pub const STOFFEL_ERROR_NULL: c_int = -1;
-/// A name or string was not valid UTF-8.
-pub const STOFFEL_ERROR_UTF8: c_int = -2;
-/// `stoffel_load_bytecode` / `stoffel_load_assembly`: the code could not be loaded.
-pub const STOFFEL_ERROR_PARSE: c_int = -2;
-/// `stoffel_execute`: the execution failed (unknown function, runtime error).
-pub const STOFFEL_ERROR_EXECUTE: c_int = -3;
-/// `stoffel_execute`: the result cannot be represented in C (a u64 above INT64_MAX, a
-/// string containing NUL).
-pub const STOFFEL_ERROR_RESULT: c_int = -4;
-/// `stoffel_execute_with_args`: an argument could not be converted (CLOSURE is fine with an
-/// id; a NULL or non-UTF-8 string, a type tag outside 0..8 are not).
-pub const STOFFEL_ERROR_ARGUMENT: c_int = -3;
-/// `stoffel_execute_with_args` (and the other calls that run code): the execution failed.
-pub const STOFFEL_ERROR_EXECUTE_WITH_ARGS: c_int = -4;
-/// `stoffel_execute_with_args`: the result cannot be represented in C.
-pub const STOFFEL_ERROR_RESULT_WITH_ARGS: c_int = -5;
-/// A value id is stale (released), forged, of another VM, or of the wrong kind.
-pub const STOFFEL_ERROR_INVALID_HANDLE: c_int = -6;
-/// A value has the wrong type for the call (e.g. not an array), or a bad type tag.
-pub const STOFFEL_ERROR_TYPE: c_int = -7;
-/// An instruction, depth or memory limit was exceeded (the VM stays usable).
-pub const STOFFEL_ERROR_LIMIT: c_int = -8;
-/// The VM is busy: called from a print callback or finalizer, or from another thread
-/// while in use.
-pub const STOFFEL_ERROR_REENTRANCY: c_int = -9;
-/// The VM handle is NULL, destroyed or not a VM.
-pub const STOFFEL_ERROR_INVALID_VM: c_int = -10;
-/// An internal error (a caught panic); the message says where. Please report it.
-pub const STOFFEL_ERROR_PANIC: c_int = -11;
-
-/// A failed call: its code and message.
-pub(crate) struct Failure {
-    code: c_int,
-    message: String,
-}
-
-impl Failure {
-    pub(crate) fn new(code: c_int, message: impl Into<String>) -> Failure {
-        Failure {
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// A VM error, with `exec_code` used for failures of running code.
-    pub(crate) fn from_vm(e: VmError, exec_code: c_int) -> Failure {
-        let code = match &e {
-            VmError::Load(_) | VmError::Assembly(_) => STOFFEL_ERROR_PARSE,
-            VmError::Api(ApiError::Handle(_)) => STOFFEL_ERROR_INVALID_HANDLE,
-            VmError::Api(ApiError::WrongKind { .. }) => STOFFEL_ERROR_INVALID_HANDLE,
-            _ if e.is_limit() => STOFFEL_ERROR_LIMIT,
-            VmError::Runtime(_) => exec_code,
-            VmError::Api(_) => exec_code,
-        };
-        Failure::new(code, e.to_string())
-    }
-}
-
-pub(crate) type FfiResult = Result<c_int, Failure>;
+use super::error::{
+    FfiResult, STOFFEL_ERROR_INVALID_VM, STOFFEL_ERROR_PANIC, STOFFEL_ERROR_REENTRANCY, STOFFEL_OK,
+    guard, set_thread_error, thread_error,
+};
+use super::hash::AddressMap;
+use super::strings::to_c_string_lossy;
+use super::types::VMHandle;
+use crate::Vm;
 
 /// Identifies the calling thread for the VM gate (0 is "nobody").
 fn thread_token() -> u64 {
@@ -254,11 +65,6 @@ thread_local! {
     };
 }
 
-thread_local! {
-    /// The last error of a call that had no usable VM (NULL or invalid handle).
-    static THREAD_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
-}
-
 /// The state behind a `VMHandle`: a shell that is never freed. When its VM is destroyed the
 /// shell is emptied and kept for the next `stoffel_create_vm`, so a pointer to a shell stays
 /// valid forever and the gate can check a cached one without taking the registry's lock.
@@ -266,9 +72,9 @@ thread_local! {
 pub struct CVm {
     /// The `VMHandle` C holds for this VM, 0 while the shell is empty. Written only by the
     /// thread that owns the shell (`owner`), before it releases it.
-    pub(crate) token: std::sync::atomic::AtomicUsize,
+    token: AtomicUsize,
     /// The VM; `None` while the shell is empty.
-    vm: std::cell::UnsafeCell<Option<Vm>>,
+    vm: UnsafeCell<Option<Vm>>,
     /// The thread currently inside a call on this VM (0 when idle).
     owner: AtomicU64,
     /// How many calls on this VM are in progress (re-entrant calls nest).
@@ -277,7 +83,7 @@ pub struct CVm {
     lent: Cell<*mut Vm>,
     last_error: RefCell<Option<CString>>,
     /// Failures recorded so far (lets a callback wrapper tell whether one happened inside).
-    pub(crate) failures: Cell<u64>,
+    failures: Cell<u64>,
     /// `stoffel_destroy_vm` was called while the VM was in use; destroy when it is idle.
     destroy_pending: Cell<bool>,
 }
@@ -305,8 +111,8 @@ impl CVm {
         });
         let shell = reused.unwrap_or_else(|| {
             Box::leak(Box::new(CVm {
-                token: std::sync::atomic::AtomicUsize::new(0),
-                vm: std::cell::UnsafeCell::new(None),
+                token: AtomicUsize::new(0),
+                vm: UnsafeCell::new(None),
                 owner: AtomicU64::new(me),
                 depth: Cell::new(0),
                 lent: Cell::new(std::ptr::null_mut()),
@@ -327,6 +133,23 @@ impl CVm {
     /// The handle C holds for this VM.
     pub(crate) fn handle(&self) -> VMHandle {
         self.token.load(Ordering::Relaxed) as VMHandle
+    }
+
+    /// Runs `call` (a C callback, from a host function called with `vm`) with `vm` lent to
+    /// re-entrant calls on this VM from inside it (see [`with_vm`]), then takes the loan back.
+    /// Only for the thread that owns the shell, inside a call on it.
+    #[inline]
+    pub(crate) fn lend<R>(&self, vm: &mut Vm, call: impl FnOnce() -> R) -> R {
+        let previous = self.lent.replace(vm as *mut Vm);
+        let result = call();
+        self.lent.set(previous);
+        result
+    }
+
+    /// How many failures have been recorded on this VM (for [`CVm::failure_since`]).
+    #[inline]
+    pub(crate) fn failure_count(&self) -> u64 {
+        self.failures.get()
     }
 }
 
@@ -411,38 +234,12 @@ fn claim_with(handle: VMHandle, gate: &GateCache) -> Result<Claim, Refusal> {
     }
 }
 
-fn set_thread_error(message: &str) {
-    let c = to_c_string_lossy(message);
-    THREAD_ERROR.with(|e| *e.borrow_mut() = Some(c));
-}
-
-/// A C string of `text`, with any NUL replaced so the whole message survives.
-pub(crate) fn to_c_string_lossy(text: &str) -> CString {
-    CString::new(text.replace('\0', "\u{FFFD}")).unwrap_or_default()
-}
-
-/// Runs `body` with panics caught; a panic becomes `STOFFEL_ERROR_PANIC`.
-pub(crate) fn guard(name: &str, body: impl FnOnce() -> c_int) -> c_int {
-    match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(code) => code,
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_owned());
-            set_thread_error(&format!("{name}: internal error (panic): {what}"));
-            STOFFEL_ERROR_PANIC
-        }
-    }
-}
-
 /// Runs `f` with the VM behind `handle`, through the gate. Errors set the VM's (or, without a
 /// VM, the thread's) last error.
 pub(crate) fn with_vm(
     handle: VMHandle,
     name: &str,
-    f: impl FnOnce(&mut Vm, *mut CVm) -> FfiResult,
+    f: impl FnOnce(&mut Vm, &'static CVm) -> FfiResult,
 ) -> c_int {
     guard(name, || {
         let (cvm_ptr, owned) = match claim(handle) {
@@ -459,7 +256,7 @@ pub(crate) fn with_vm(
         };
         // SAFETY: a shell (never freed), and this thread owns it: only this thread touches
         // its cells.
-        let cvm = unsafe { &*cvm_ptr };
+        let cvm: &'static CVm = unsafe { &*cvm_ptr };
         let vm_ptr: *mut Vm = if owned {
             // SAFETY: owned by this thread and idle (depth 0): no reference into the VM
             // exists. A claimed shell holds a VM (the token matched).
@@ -490,7 +287,7 @@ pub(crate) fn with_vm(
         // this thread while no other reference to it exists, or the `&mut Vm` lent by the C
         // callback wrapper, whose owner does not touch it until the callback returns (the
         // loan is taken out of `lent`, so no second call can use it at the same time).
-        let result = catch_unwind(AssertUnwindSafe(|| f(unsafe { &mut *vm_ptr }, cvm_ptr)));
+        let result = catch_unwind(AssertUnwindSafe(|| f(unsafe { &mut *vm_ptr }, cvm)));
         cvm.depth.set(cvm.depth.get() - 1);
         if !outermost {
             cvm.lent.set(vm_ptr);
@@ -537,48 +334,23 @@ impl CVm {
     }
 }
 
-/// A map keyed by numbers the library makes itself (handle tokens, string addresses): no
-/// caller chooses them, so a multiplicative hash is enough and SipHash's cost is not needed
-/// on every call.
-pub(crate) type AddressMap<V> = HashMap<usize, V, BuildHasherDefault<AddressHasher>>;
-
-/// Fibonacci hashing of one `usize` (see [`AddressMap`]).
-#[derive(Default)]
-pub(crate) struct AddressHasher(u64);
-
-impl Hasher for AddressHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
 /// Live VMs: handle token → `CVm` box address. A `VMHandle` is a token, not the address, and
 /// tokens are never reused, so a destroyed VM's handle can never reach a VM created later
 /// (an address could be reused by the allocator).
-pub(crate) fn registry() -> MutexGuard<'static, AddressMap<usize>> {
+fn registry() -> MutexGuard<'static, AddressMap<usize>> {
     static LIVE: LazyLock<Mutex<AddressMap<usize>>> = LazyLock::new(Mutex::default);
     // A panic while the lock is held cannot leave the map half-updated: recover it.
     LIVE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A new handle token: odd-looking, never 0, never reused in this process.
-pub(crate) fn new_token() -> usize {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+fn new_token() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
     (NEXT.fetch_add(1, Ordering::Relaxed) << 4) | 0x5
 }
 
 /// The `CVm` a handle names, if it is live.
-pub(crate) fn resolve(live: &AddressMap<usize>, handle: VMHandle) -> Option<*mut CVm> {
+fn resolve(live: &AddressMap<usize>, handle: VMHandle) -> Option<*mut CVm> {
     live.get(&(handle as usize)).map(|&p| p as *mut CVm)
 }
 
@@ -602,239 +374,80 @@ fn destroy(cvm_ptr: *mut CVm) {
     free_shells().push(cvm_ptr as usize);
 }
 
-// ----- strings handed to C -----
-
-fn string_registry() -> MutexGuard<'static, AddressMap<CString>> {
-    static STRINGS: LazyLock<Mutex<AddressMap<CString>>> = LazyLock::new(Mutex::default);
-    STRINGS.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Hands a copy of `text` to C, to be freed with `stoffel_free_string`.
-pub(crate) fn give_string(text: &str) -> Result<*const c_char, Failure> {
-    let c = CString::new(text).map_err(|_| {
-        Failure::new(
-            STOFFEL_ERROR_RESULT,
-            "string contains a NUL byte and cannot be returned to C",
-        )
-    })?;
-    let ptr = c.as_ptr();
-    string_registry().insert(ptr as usize, c);
-    Ok(ptr)
-}
-
-/// Frees a string from [`give_string`]; returns false for a pointer the VM did not hand out.
-pub(crate) fn take_back_string(ptr: *const c_char) -> bool {
-    string_registry().remove(&(ptr as usize)).is_some()
-}
-
-// ----- value conversion -----
-
-/// Reads a C value without trusting it: the type tag is read as a plain int, so a tag
-/// outside 0..8 is an error rather than an invalid enum.
-///
-/// # Safety
-/// `p` must point to 16 readable bytes laid out as a `StoffelValue`; a STRING's
-/// `string_val` must be NULL or point to a NUL-terminated string.
-pub(crate) unsafe fn read_value(p: *const StoffelValue) -> Result<Val, Failure> {
-    let mut value = Val::Unit;
-    // SAFETY: the caller's guarantee is passed on unchanged.
-    unsafe { read_value_into(p, &mut value) }?;
-    Ok(value)
-}
-
-/// [`read_value`] into `slot`, for the hot paths. Integers and floats are read field by field
-/// and written into the slot directly: a call's arguments were usually written by C just
-/// before, member by member, and a whole-value copy of such fresh stores (a returned value
-/// copied into place) stalls the CPU, which cannot forward them to the wider load.
-///
-/// # Safety
-/// As for [`read_value`].
-#[inline]
-pub(crate) unsafe fn read_value_into(
-    p: *const StoffelValue,
-    slot: &mut Val,
-) -> Result<(), Failure> {
-    // SAFETY: the caller guarantees `p` is readable; `value_type` is read through a `c_int`
-    // pointer (same size and alignment as the enum), so any bit pattern is allowed.
-    let tag = unsafe { std::ptr::addr_of!((*p).value_type).cast::<c_int>().read() };
-    match tag {
-        // SAFETY: as above; `int_val` is plain data, valid for any bits.
-        1 => *slot = Val::I64(unsafe { std::ptr::addr_of!((*p).data.int_val).read() }),
-        // SAFETY: as above; `float_val` is plain data, valid for any bits.
-        2 => *slot = Val::Float(unsafe { std::ptr::addr_of!((*p).data.float_val).read() }),
-        // SAFETY: the caller's guarantee is passed on unchanged.
-        _ => *slot = unsafe { read_other_value(p, tag) }?,
-    }
-    Ok(())
-}
-
-/// [`read_value`] for every tag but INT and FLOAT.
-///
-/// # Safety
-/// As for [`read_value`].
-#[inline(never)]
-unsafe fn read_other_value(p: *const StoffelValue, tag: c_int) -> Result<Val, Failure> {
-    // SAFETY: as above; every member of the union is plain data, valid for any bits.
-    let data = unsafe { std::ptr::addr_of!((*p).data).read() };
-    // SAFETY: every member of the union is plain data (integers, a double, a pointer) valid
-    // for any bit pattern, and `data` is an initialised copy; the four id members are the
-    // same `size_t` at the same offset, so `object_id` reads any of them.
-    let (int_val, float_val, bool_val, string_val, id) = unsafe {
-        (
-            data.int_val,
-            data.float_val,
-            data.bool_val,
-            data.string_val,
-            data.object_id,
-        )
+/// `stoffel_destroy_vm` of a non-NULL handle: destroys an idle VM now; called from inside a
+/// call on the VM, unregisters it and leaves the destruction to the outermost call's return
+/// (see [`with_vm`]). A VM in use by another thread is refused.
+pub(crate) fn destroy_vm(handle: VMHandle) -> c_int {
+    // Locked from the check until the VM is claimed and unregistered (as in `with_vm`),
+    // so no other thread can free it or start a call on it in between.
+    let mut live = registry();
+    let Some(ptr) = resolve(&live, handle) else {
+        drop(live);
+        set_thread_error("stoffel_destroy_vm: invalid VM handle");
+        return STOFFEL_ERROR_INVALID_VM;
     };
-    let handle = || {
-        Handle::from_id(id as u64)
-            .ok_or_else(|| Failure::new(STOFFEL_ERROR_INVALID_HANDLE, "value id 0 names nothing"))
-    };
-    Ok(match tag {
-        0 => Val::Unit,
-        1 => Val::I64(int_val),
-        2 => Val::Float(float_val),
-        3 => Val::Bool(bool_val != 0),
-        4 => {
-            if string_val.is_null() {
-                return Err(Failure::new(
-                    STOFFEL_ERROR_NULL,
-                    "string value with a NULL pointer",
-                ));
-            }
-            // SAFETY: the caller guarantees a non-NULL string_val is NUL-terminated.
-            let bytes = unsafe { CStr::from_ptr(string_val) };
-            let text = bytes.to_str().map_err(|e| {
-                Failure::new(
-                    STOFFEL_ERROR_UTF8,
-                    format!("string value is not UTF-8: {e}"),
-                )
-            })?;
-            Val::String(text.to_owned())
+    // SAFETY: registered, so it points to a shell (never freed) holding this VM; only its
+    // atomic owner and, once owned, its cells are touched here.
+    let cvm = unsafe { &*ptr };
+    let me = thread_token();
+    match cvm
+        .owner
+        .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+    {
+        Ok(_) => {
+            // Claimed and idle: destroy after releasing the lock (the finalizers that run
+            // may call the API, which takes the lock).
+            drop(live);
+            destroy(ptr);
+            STOFFEL_OK
         }
-        5 => Val::Object(handle()?),
-        6 => Val::Array(handle()?),
-        7 => Val::Foreign(handle()?),
-        8 => Val::Closure(handle()?),
-        other => {
-            return Err(Failure::new(
-                STOFFEL_ERROR_TYPE,
-                format!("value type tag {other} is not one of 0..8"),
-            ));
+        Err(owner) if owner == me => {
+            // Inside a call on this VM: finish when the outermost call returns; until
+            // then the handle is unregistered and the gate refuses new calls.
+            cvm.destroy_pending.set(true);
+            live.remove(&(handle as usize));
+            STOFFEL_OK
         }
-    })
-}
-
-/// Converts a VM value for C. Strings become registered copies (see [`give_string`]); the
-/// whole union is written.
-#[inline]
-pub(crate) fn make_value(v: &Val) -> Result<StoffelValue, Failure> {
-    match v {
-        Val::I64(x) => Ok(StoffelValue {
-            value_type: StoffelValueType::STOFFEL_VALUE_INT,
-            data: StoffelValueData { int_val: *x },
-        }),
-        other => make_other_value(other),
-    }
-}
-
-/// [`make_value`] for every kind but I64.
-#[inline(never)]
-fn make_other_value(v: &Val) -> Result<StoffelValue, Failure> {
-    use StoffelValueType as T;
-    let int = |t: T, i: i64| StoffelValue {
-        value_type: t,
-        data: StoffelValueData { int_val: i },
-    };
-    let id = |t: T, h: Handle| StoffelValue {
-        value_type: t,
-        data: StoffelValueData {
-            object_id: h.id() as usize,
-        },
-    };
-    Ok(match v {
-        Val::Unit => int(T::STOFFEL_VALUE_UNIT, 0),
-        Val::Bool(b) => {
-            // All 8 bytes zeroed, then the C `int` member set (right on any endianness).
-            let mut data = StoffelValueData { int_val: 0 };
-            data.bool_val = c_int::from(*b);
-            StoffelValue {
-                value_type: T::STOFFEL_VALUE_BOOL,
-                data,
-            }
+        Err(_) => {
+            set_thread_error("stoffel_destroy_vm: the VM is in use by another thread");
+            STOFFEL_ERROR_REENTRANCY
         }
-        Val::I64(x) => int(T::STOFFEL_VALUE_INT, *x),
-        Val::I32(x) => int(T::STOFFEL_VALUE_INT, i64::from(*x)),
-        Val::I16(x) => int(T::STOFFEL_VALUE_INT, i64::from(*x)),
-        Val::I8(x) => int(T::STOFFEL_VALUE_INT, i64::from(*x)),
-        Val::U8(x) => int(T::STOFFEL_VALUE_INT, i64::from(*x)),
-        Val::U16(x) => int(T::STOFFEL_VALUE_INT, i64::from(*x)),
-        Val::U32(x) => int(T::STOFFEL_VALUE_INT, i64::from(*x)),
-        Val::U64(x) => match i64::try_from(*x) {
-            Ok(i) => int(T::STOFFEL_VALUE_INT, i),
-            Err(_) => {
-                return Err(Failure::new(
-                    STOFFEL_ERROR_RESULT,
-                    format!("{x}u64 does not fit in int64_t"),
-                ));
-            }
-        },
-        Val::Float(f) => StoffelValue {
-            value_type: T::STOFFEL_VALUE_FLOAT,
-            data: StoffelValueData { float_val: *f },
-        },
-        Val::String(s) => StoffelValue {
-            value_type: T::STOFFEL_VALUE_STRING,
-            data: StoffelValueData {
-                string_val: give_string(s)?,
-            },
-        },
-        Val::Object(h) => id(T::STOFFEL_VALUE_OBJECT, *h),
-        Val::Array(h) => id(T::STOFFEL_VALUE_ARRAY, *h),
-        Val::Foreign(h) => id(T::STOFFEL_VALUE_FOREIGN, *h),
-        Val::Closure(h) => id(T::STOFFEL_VALUE_CLOSURE, *h),
-    })
-}
-
-/// Reads a NUL-terminated UTF-8 name.
-///
-/// # Safety
-/// `p` must be NULL or point to a NUL-terminated string.
-/// Inlined, with the failures out of line: a returned `Result<&str, _>` would be written to
-/// memory and copied whole right after (see `read_value_into`), on every call by name.
-#[inline]
-pub(crate) unsafe fn read_name<'a>(p: *const c_char, what: &str) -> Result<&'a str, Failure> {
-    if p.is_null() {
-        return Err(name_failure(what, None));
-    }
-    // SAFETY: non-NULL, NUL-terminated by the caller's guarantee.
-    let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
-    // Validated, then made a `&str` from the pointer and length at hand: `from_utf8` hands
-    // its `&str` back through memory, and copying it right away stalls (see `read_value_into`).
-    if let Err(e) = std::str::from_utf8(bytes) {
-        return Err(name_failure(what, Some(e)));
-    }
-    // SAFETY: `bytes` was just checked to be UTF-8.
-    Ok(unsafe { std::str::from_utf8_unchecked(bytes) })
-}
-
-/// The failure of [`read_name`]: NULL (`None`) or not UTF-8.
-#[cold]
-#[inline(never)]
-fn name_failure(what: &str, utf8: Option<std::str::Utf8Error>) -> Failure {
-    match utf8 {
-        None => Failure::new(STOFFEL_ERROR_NULL, format!("{what} is NULL")),
-        Some(e) => Failure::new(STOFFEL_ERROR_UTF8, format!("{what} is not UTF-8: {e}")),
     }
 }
 
-/// Writes a result value to `out` (checked non-NULL by the caller).
-///
-/// # Safety
-/// `out` must be valid for a 16-byte write.
-pub(crate) unsafe fn write_value(out: *mut StoffelValue, v: StoffelValue) {
-    // SAFETY: guaranteed by the caller.
-    unsafe { out.write(v) }
+/// `stoffel_last_error`: the last failure's message on the VM behind `handle` or, for NULL, an
+/// invalid handle or a VM another thread is using, this thread's last error; NULL if none.
+/// Not through `with_vm`: asking must not record a failure of its own (that would replace the
+/// very message asked for), and it must work on a VM this thread is using (from a print
+/// callback or a finalizer).
+pub(crate) fn last_error(handle: VMHandle) -> *const c_char {
+    let live = registry();
+    let Some(ptr) = resolve(&live, handle) else {
+        return thread_error();
+    };
+    // SAFETY: registered, so it points to a shell (never freed), and the registry lock
+    // (held until this function returns) keeps another thread from emptying it. Only the
+    // atomic owner and `last_error` are touched, and `last_error` only by the owning thread.
+    let cvm = unsafe { &*ptr };
+    let vm_error = || {
+        cvm.last_error
+            .borrow()
+            .as_ref()
+            .map_or(std::ptr::null(), |s| s.as_ptr())
+    };
+    let me = thread_token();
+    match cvm
+        .owner
+        .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+    {
+        Ok(_) => {
+            let m = vm_error();
+            cvm.owner.store(0, Ordering::Release);
+            m
+        }
+        // This thread is inside a call on the VM (a callback, print callback, finalizer).
+        Err(owner) if owner == me => vm_error(),
+        // Busy on another thread: its messages are not ours to read.
+        Err(_) => thread_error(),
+    }
 }

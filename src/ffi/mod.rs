@@ -1,0 +1,57 @@
+//! The C API (`include/stoffel_vm.h`, generated from this module by cbindgen).
+//!
+//! This module holds all of the crate's `unsafe`. It knows the VM only through the crate's
+//! root re-exports ([`crate::Vm`], [`crate::Val`], ...). The `extern "C"` functions are split
+//! by area: [`vm`] (life cycle, loading, execution, limits, GC, output), [`values`] (strings,
+//! handles, heap access) and [`foreign`] (C functions and foreign objects). What they share
+//! has one file per area: `types.rs` (the `#[repr(C)]` types and callback signatures),
+//! `error.rs` (return codes, `Failure`, the thread's last error, the panic
+//! guard), `gate.rs` (VM shells, the registry, the claim protocol), `strings.rs` (strings
+//! handed to C, names read from C), `convert.rs` (`StoffelValue` ⇄ `Val`) and `hash.rs` (the
+//! registries' hasher).
+//!
+//! How the hard parts are solved, once, here:
+//! - **Handles.** A `VMHandle` is an opaque token, never reused, that the registry of live VMs
+//!   maps to a [`CVm`] shell, so a destroyed or forged `VMHandle` is an error code (never a
+//!   dangling pointer, never another VM). Shells are never freed (an empty one is reused), so
+//!   each thread caches the shell it used last and the gate checks the shell's token instead
+//!   of locking the registry on every call. All of it is in `gate.rs`, the only file that
+//!   touches a shell's state. Heap values reach C as handle ids (see [`crate::Handle`]),
+//!   never as pointers.
+//! - **Re-entry and threads.** Every call passes the VM's gate (`gate.rs`): an atomic owner
+//!   (the calling thread) so that a VM used from two threads at once gets an error instead of
+//!   a data race. While a C callback runs, the VM lends the callback the `&mut Vm` it was
+//!   called with; a call from inside the callback uses that loan, so re-entrant
+//!   `stoffel_execute`, heap access and GC work. Anywhere else the VM is busy (a print
+//!   callback, a finalizer), a call gets `STOFFEL_ERROR_REENTRANCY`.
+//! - **Panics.** Every `extern "C"` body runs inside `catch_unwind` (`error.rs`); a panic
+//!   becomes `STOFFEL_ERROR_PANIC` with a message.
+//! - **Strings.** Strings given to C are registered (`strings.rs`); `stoffel_free_string`
+//!   frees only registered strings, so a double free or a foreign pointer is a no-op, never
+//!   heap damage.
+
+// cbindgen reads the modules in this order: the return codes (error.rs) come first in the
+// header, then `STOFFEL_MAX_ARGS` (vm.rs); the functions of foreign.rs, values.rs, vm.rs.
+mod convert;
+mod error;
+mod gate;
+mod hash;
+mod strings;
+mod types;
+
+pub mod foreign;
+pub mod values;
+pub mod vm;
+
+pub use error::{
+    STOFFEL_ERROR_ARGUMENT, STOFFEL_ERROR_EXECUTE, STOFFEL_ERROR_EXECUTE_WITH_ARGS,
+    STOFFEL_ERROR_INVALID_HANDLE, STOFFEL_ERROR_INVALID_VM, STOFFEL_ERROR_LIMIT,
+    STOFFEL_ERROR_NULL, STOFFEL_ERROR_PANIC, STOFFEL_ERROR_PARSE, STOFFEL_ERROR_REENTRANCY,
+    STOFFEL_ERROR_RESULT, STOFFEL_ERROR_RESULT_WITH_ARGS, STOFFEL_ERROR_TYPE, STOFFEL_ERROR_UTF8,
+    STOFFEL_OK,
+};
+pub use gate::CVm;
+pub use types::{
+    CForeignFunction, CForeignFunctionEx, StoffelFinalizer, StoffelGcStats, StoffelPrintCallback,
+    StoffelValue, StoffelValueData, StoffelValueType, VMHandle,
+};
