@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use super::convert::{make_value, read_value, write_value};
 use super::error::{Failure, STOFFEL_ERROR_NULL, STOFFEL_ERROR_TYPE, STOFFEL_OK};
-use super::gate::{CVm, with_vm};
+use super::gate::{ShellRef, with_vm};
 use super::strings::read_name;
 use super::types::{
     CForeignFunction, CForeignFunctionEx, StoffelFinalizer, StoffelValue, StoffelValueData,
@@ -36,7 +36,7 @@ type Invoke = dyn Fn(VMHandle, *const StoffelValue, c_int, *mut StoffelValue) ->
 /// A host function that converts the arguments, lends the VM to the callback (so it may call
 /// back into it), runs `invoke`, and converts the result.
 fn host_function(
-    cvm: &'static CVm,
+    cvm: ShellRef,
     name: Rc<str>,
     invoke: Box<Invoke>,
 ) -> impl Fn(&mut Vm, &[Val]) -> Result<Val, HostError> + 'static {
@@ -79,15 +79,13 @@ fn host_function(
             values.push(unit());
         }
         let mut result = unit();
-        // `cvm` is the shell that owns this VM (and so this closure).
+        // `cvm` is the shell that owns this VM (and so this closure). Copied out of the
+        // closure so that it stays in a register across the callback (the machine code is
+        // then the same as before `ShellRef`).
+        let cvm = cvm;
         let failures_before = cvm.failure_count();
-        let code = cvm.lend(vm, || {
-            invoke(
-                cvm.handle(),
-                values.as_ptr(),
-                args.len() as c_int,
-                &mut result,
-            )
+        let code = cvm.lend(vm, |handle| {
+            invoke(handle, values.as_ptr(), args.len() as c_int, &mut result)
         });
         scratch.set(values);
         if code != 0 {

@@ -9,8 +9,8 @@
 //! - [`CVm::install`] and [`CVm::handle`]: a new VM's shell and its handle;
 //! - [`destroy_vm`] and [`last_error`]: `stoffel_destroy_vm` and `stoffel_last_error`, which
 //!   work on a VM that is in use and so cannot go through `with_vm`;
-//! - [`CVm::lend`], [`CVm::failure_count`] and [`CVm::failure_since`]: a C callback's loan of
-//!   the VM, and the failures recorded during it.
+//! - [`ShellRef`] (what `with_vm` hands a call's body): a C callback's loan of the VM
+//!   ([`ShellRef::lend`]) and the failures recorded during it.
 
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::ffi::{CString, c_char, c_int};
@@ -134,22 +134,45 @@ impl CVm {
     pub(crate) fn handle(&self) -> VMHandle {
         self.token.load(Ordering::Relaxed) as VMHandle
     }
+}
 
-    /// Runs `call` (a C callback, from a host function called with `vm`) with `vm` lent to
-    /// re-entrant calls on this VM from inside it (see [`with_vm`]), then takes the loan back.
-    /// Only for the thread that owns the shell, inside a call on it.
+/// The shell of the VM a call is running on, as [`with_vm`] hands it to the call's body: for
+/// a host function to keep and lend the VM to its C callback. A plain pointer (shells are
+/// never freed, so it is always valid), not a `&'static CVm`: handing the body a reference
+/// changed the machine code of every `extern "C"` function (registers, stack slots), and
+/// this keeps it as it was.
+#[derive(Clone, Copy)]
+pub(crate) struct ShellRef(*mut CVm);
+
+impl ShellRef {
     #[inline]
-    pub(crate) fn lend<R>(&self, vm: &mut Vm, call: impl FnOnce() -> R) -> R {
-        let previous = self.lent.replace(vm as *mut Vm);
-        let result = call();
-        self.lent.set(previous);
+    fn get(self) -> &'static CVm {
+        // SAFETY: made only by `with_vm`, from the address of a shell, and shells are never
+        // freed.
+        unsafe { &*self.0 }
+    }
+
+    /// Runs `call` (a C callback, from a host function called with `vm`) with the VM's handle,
+    /// and with `vm` lent to re-entrant calls on this VM from inside it (see [`with_vm`]); then
+    /// takes the loan back. Only for the thread that owns the shell, inside a call on it.
+    #[inline]
+    pub(crate) fn lend<R>(self, vm: &mut Vm, call: impl FnOnce(VMHandle) -> R) -> R {
+        let cvm = self.get();
+        let previous = cvm.lent.replace(vm as *mut Vm);
+        let result = call(cvm.handle());
+        cvm.lent.set(previous);
         result
     }
 
-    /// How many failures have been recorded on this VM (for [`CVm::failure_since`]).
+    /// How many failures have been recorded on this VM (for [`ShellRef::failure_since`]).
     #[inline]
-    pub(crate) fn failure_count(&self) -> u64 {
-        self.failures.get()
+    pub(crate) fn failure_count(self) -> u64 {
+        self.get().failures.get()
+    }
+
+    /// The last failure's message, if any failure happened after `since` failures.
+    pub(crate) fn failure_since(self, since: u64) -> Option<String> {
+        self.get().failure_since(since)
     }
 }
 
@@ -239,7 +262,7 @@ fn claim_with(handle: VMHandle, gate: &GateCache) -> Result<Claim, Refusal> {
 pub(crate) fn with_vm(
     handle: VMHandle,
     name: &str,
-    f: impl FnOnce(&mut Vm, &'static CVm) -> FfiResult,
+    f: impl FnOnce(&mut Vm, ShellRef) -> FfiResult,
 ) -> c_int {
     guard(name, || {
         let (cvm_ptr, owned) = match claim(handle) {
@@ -256,7 +279,7 @@ pub(crate) fn with_vm(
         };
         // SAFETY: a shell (never freed), and this thread owns it: only this thread touches
         // its cells.
-        let cvm: &'static CVm = unsafe { &*cvm_ptr };
+        let cvm = unsafe { &*cvm_ptr };
         let vm_ptr: *mut Vm = if owned {
             // SAFETY: owned by this thread and idle (depth 0): no reference into the VM
             // exists. A claimed shell holds a VM (the token matched).
@@ -287,7 +310,9 @@ pub(crate) fn with_vm(
         // this thread while no other reference to it exists, or the `&mut Vm` lent by the C
         // callback wrapper, whose owner does not touch it until the callback returns (the
         // loan is taken out of `lent`, so no second call can use it at the same time).
-        let result = catch_unwind(AssertUnwindSafe(|| f(unsafe { &mut *vm_ptr }, cvm)));
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            f(unsafe { &mut *vm_ptr }, ShellRef(cvm_ptr))
+        }));
         cvm.depth.set(cvm.depth.get() - 1);
         if !outermost {
             cvm.lent.set(vm_ptr);
@@ -323,7 +348,7 @@ impl CVm {
     }
 
     /// The last failure's message, if any failure happened after `since` failures.
-    pub(crate) fn failure_since(&self, since: u64) -> Option<String> {
+    fn failure_since(&self, since: u64) -> Option<String> {
         if self.failures.get() == since {
             return None;
         }
