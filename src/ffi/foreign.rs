@@ -3,10 +3,13 @@
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::rc::Rc;
 
-use super::{
-    CForeignFunction, CForeignFunctionEx, CVm, Failure, STOFFEL_ERROR_NULL, STOFFEL_ERROR_TYPE,
-    STOFFEL_OK, StoffelFinalizer, StoffelValue, StoffelValueData, StoffelValueType, VMHandle,
-    make_value, read_name, read_value, with_vm, write_value,
+use super::convert::{make_value, read_value, write_value};
+use super::error::{Failure, STOFFEL_ERROR_NULL, STOFFEL_ERROR_TYPE, STOFFEL_OK};
+use super::gate::{ShellRef, with_vm};
+use super::strings::read_name;
+use super::types::{
+    CForeignFunction, CForeignFunctionEx, StoffelFinalizer, StoffelValue, StoffelValueData,
+    StoffelValueType, VMHandle,
 };
 use crate::{HostError, Val, Vm};
 
@@ -33,7 +36,7 @@ type Invoke = dyn Fn(VMHandle, *const StoffelValue, c_int, *mut StoffelValue) ->
 /// A host function that converts the arguments, lends the VM to the callback (so it may call
 /// back into it), runs `invoke`, and converts the result.
 fn host_function(
-    cvm: *mut CVm,
+    cvm: ShellRef,
     name: Rc<str>,
     invoke: Box<Invoke>,
 ) -> impl Fn(&mut Vm, &[Val]) -> Result<Val, HostError> + 'static {
@@ -76,20 +79,17 @@ fn host_function(
             values.push(unit());
         }
         let mut result = unit();
-        // SAFETY: `cvm` is the live `CVm` that owns this VM (and so this closure).
-        let cvm_ref = unsafe { &*cvm };
-        let failures_before = cvm_ref.failures.get();
-        let previous = cvm_ref.lent.replace(vm as *mut Vm);
-        let code = invoke(
-            cvm_ref.handle(),
-            values.as_ptr(),
-            args.len() as c_int,
-            &mut result,
-        );
-        cvm_ref.lent.set(previous);
+        // `cvm` is the shell that owns this VM (and so this closure). Copied out of the
+        // closure so that it stays in a register across the callback (the machine code is
+        // then the same as before `ShellRef`).
+        let cvm = cvm;
+        let failures_before = cvm.failure_count();
+        let code = cvm.lend(vm, |handle| {
+            invoke(handle, values.as_ptr(), args.len() as c_int, &mut result)
+        });
         scratch.set(values);
         if code != 0 {
-            let inner = cvm_ref
+            let inner = cvm
                 .failure_since(failures_before)
                 .map(|m| format!(" (last error inside the callback: {m})"))
                 .unwrap_or_default();

@@ -2,13 +2,15 @@
 
 use std::ffi::{c_char, c_int};
 
-use super::vm::{ArgBuffer, deliver};
-use super::{
+use super::convert::{read_value, write_value};
+use super::error::{
     Failure, STOFFEL_ERROR_EXECUTE_WITH_ARGS, STOFFEL_ERROR_NULL, STOFFEL_ERROR_RESULT_WITH_ARGS,
-    STOFFEL_ERROR_TYPE, STOFFEL_OK, StoffelValue, StoffelValueData, StoffelValueType, VMHandle,
-    give_string, guard, read_name, read_value, set_thread_error, take_back_string, with_vm,
-    write_value,
+    STOFFEL_ERROR_TYPE, STOFFEL_OK, guard, set_thread_error,
 };
+use super::gate::with_vm;
+use super::strings::{give_string, read_name, take_back_string};
+use super::types::{StoffelValue, StoffelValueData, StoffelValueType, VMHandle};
+use super::vm::{ArgBuffer, deliver};
 use crate::Val;
 
 /// Makes a STRING value holding a copy of `str`, to be freed with `stoffel_free_string`.

@@ -1,18 +1,17 @@
 //! C API: VM life cycle, loading, execution, limits, garbage collection, output, errors.
 
 use std::ffi::{CString, c_char, c_int, c_void};
-use std::sync::atomic::Ordering;
 
-use super::{
-    CVm, Failure, STOFFEL_ERROR_ARGUMENT, STOFFEL_ERROR_EXECUTE, STOFFEL_ERROR_EXECUTE_WITH_ARGS,
-    STOFFEL_ERROR_INVALID_HANDLE, STOFFEL_ERROR_INVALID_VM, STOFFEL_ERROR_NULL,
-    STOFFEL_ERROR_PARSE, STOFFEL_ERROR_RESULT, STOFFEL_ERROR_RESULT_WITH_ARGS, STOFFEL_OK,
-    StoffelGcStats, StoffelPrintCallback, StoffelValue, THREAD_ERROR, VMHandle, guard, make_value,
-    read_name, read_value_into, registry, set_thread_error, thread_token, to_c_string_lossy,
-    with_vm, write_value,
+use super::convert::{make_value, read_value_into, write_value};
+use super::error::{
+    Failure, STOFFEL_ERROR_ARGUMENT, STOFFEL_ERROR_EXECUTE, STOFFEL_ERROR_EXECUTE_WITH_ARGS,
+    STOFFEL_ERROR_INVALID_HANDLE, STOFFEL_ERROR_NULL, STOFFEL_ERROR_PARSE, STOFFEL_ERROR_RESULT,
+    STOFFEL_ERROR_RESULT_WITH_ARGS, STOFFEL_OK, guard, set_thread_error,
 };
-use crate::Output;
-use crate::{Val, Vm};
+use super::gate::{self, CVm, with_vm};
+use super::strings::{read_name, to_c_string_lossy};
+use super::types::{StoffelGcStats, StoffelPrintCallback, StoffelValue, VMHandle};
+use crate::{Output, Val, Vm};
 
 /// Most arguments `stoffel_execute_with_args` and `stoffel_call_closure` accept.
 pub const STOFFEL_MAX_ARGS: c_int = 1024;
@@ -41,41 +40,7 @@ pub extern "C" fn stoffel_destroy_vm(handle: VMHandle) {
             set_thread_error("stoffel_destroy_vm: NULL VM handle (ignored)");
             return STOFFEL_OK;
         }
-        // Locked from the check until the VM is claimed and unregistered (as in `with_vm`),
-        // so no other thread can free it or start a call on it in between.
-        let mut live = registry();
-        let Some(ptr) = super::resolve(&live, handle) else {
-            drop(live);
-            set_thread_error("stoffel_destroy_vm: invalid VM handle");
-            return STOFFEL_ERROR_INVALID_VM;
-        };
-        // SAFETY: registered, so it points to a shell (never freed) holding this VM; only its
-        // atomic owner and, once owned, its cells are touched here.
-        let cvm = unsafe { &*ptr };
-        let me = thread_token();
-        match cvm
-            .owner
-            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-        {
-            Ok(_) => {
-                // Claimed and idle: destroy after releasing the lock (the finalizers that run
-                // may call the API, which takes the lock).
-                drop(live);
-                super::destroy(ptr);
-                STOFFEL_OK
-            }
-            Err(owner) if owner == me => {
-                // Inside a call on this VM: finish when the outermost call returns; until
-                // then the handle is unregistered and the gate refuses new calls.
-                cvm.destroy_pending.set(true);
-                live.remove(&(handle as usize));
-                STOFFEL_OK
-            }
-            Err(_) => {
-                set_thread_error("stoffel_destroy_vm: the VM is in use by another thread");
-                super::STOFFEL_ERROR_REENTRANCY
-            }
-        }
+        gate::destroy_vm(handle)
     });
 }
 
@@ -285,42 +250,8 @@ pub unsafe extern "C" fn stoffel_execute_with_args(
 pub extern "C" fn stoffel_last_error(handle: VMHandle) -> *const c_char {
     let mut message: *const c_char = std::ptr::null();
     guard("stoffel_last_error", || {
-        // Not through `with_vm`: asking must not record a failure of its own (that would
-        // replace the very message asked for), and it must work on a VM this thread is
-        // using (from a print callback or a finalizer).
-        let thread_error =
-            || THREAD_ERROR.with(|e| e.borrow().as_ref().map_or(std::ptr::null(), |s| s.as_ptr()));
-        let live = registry();
-        let Some(ptr) = super::resolve(&live, handle) else {
-            message = thread_error();
-            return STOFFEL_OK;
-        };
-        // SAFETY: registered, so it points to a shell (never freed), and the registry lock
-        // (held until the end of this closure) keeps another thread from emptying it. Only
-        // the atomic owner and `last_error` are touched, and `last_error` only by the owning
-        // thread.
-        let cvm = unsafe { &*ptr };
-        let vm_error = || {
-            cvm.last_error
-                .borrow()
-                .as_ref()
-                .map_or(std::ptr::null(), |s| s.as_ptr())
-        };
-        let me = thread_token();
-        message = match cvm
-            .owner
-            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-        {
-            Ok(_) => {
-                let m = vm_error();
-                cvm.owner.store(0, Ordering::Release);
-                m
-            }
-            // This thread is inside a call on the VM (a callback, print callback, finalizer).
-            Err(owner) if owner == me => vm_error(),
-            // Busy on another thread: its messages are not ours to read.
-            Err(_) => thread_error(),
-        };
+        // Not through `with_vm` (see `gate::last_error`).
+        message = gate::last_error(handle);
         STOFFEL_OK
     });
     message
