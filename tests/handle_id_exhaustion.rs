@@ -44,6 +44,31 @@ fn issuance_stops_cleanly_at_the_end_of_the_counter_and_never_wraps() {
     let early_first = early.execute("make", &[Val::I64(-1)]).unwrap();
     assert!(id(&early_first) < 1 << 20);
 
+    // Ids across the 32-bit and the 63-bit boundaries (no narrowing anywhere): each VM gets
+    // its ids in order, they name its values, and the other VMs refuse them.
+    for boundary in [1u64 << 32, 1 << 63] {
+        __advance_handle_counter_for_tests(boundary - 2);
+        let mut a = vm();
+        let mut b = vm();
+        let objs: Vec<Val> = (0..4)
+            .map(|i| a.execute("make", &[Val::I64(i)]).unwrap())
+            .collect();
+        let ids: Vec<u64> = objs.iter().map(id).collect();
+        assert_eq!(ids, [boundary - 2, boundary - 1, boundary, boundary + 1]);
+        let theirs = b.execute("make", &[Val::I64(100)]).unwrap();
+        assert!(id(&theirs) >= boundary - 2 + 1024, "b took the next block");
+        for (i, obj) in objs.iter().enumerate() {
+            assert_eq!(v(&mut a, obj), Val::I64(i as i64));
+            assert_eq!(
+                b.get_field(obj, &Val::from("v")).unwrap_err(),
+                VmError::Api(ApiError::Handle(HandleError::NotLive(id(obj))))
+            );
+            assert!(early.release(obj).is_err());
+        }
+        assert!(a.get_field(&theirs, &Val::from("v")).is_err());
+        assert_eq!(v(&mut b, &theirs), Val::I64(100));
+    }
+
     // Moving the counter back does nothing; forward, to three ids before the end.
     __advance_handle_counter_for_tests(u64::MAX - 3);
     __advance_handle_counter_for_tests(5);
