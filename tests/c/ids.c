@@ -21,7 +21,9 @@
 
 #include "check.h"
 
-#define VMS 1000000L
+#ifndef VMS
+#define VMS 1000000L /* -DVMS=N for a shorter run when profiling */
+#endif
 #define RESIDENTS 4
 #define REPLACE_EVERY 40000L
 
