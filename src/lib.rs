@@ -29,6 +29,8 @@ mod value;
 mod vm;
 
 pub use error::{ApiError, HostError, VmError};
+#[doc(hidden)]
+pub use handles::__advance_handle_counter_for_tests;
 pub use handles::{Handle, HandleError, MAX_LIVE_HANDLES};
 pub use interp::{Output, RuntimeError, RuntimeErrorKind};
 pub use limits::{DEFAULT_MAX_DEPTH, MAX_REENTRY};

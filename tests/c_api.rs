@@ -270,7 +270,7 @@ fn check_example_output(stdout: &str) {
         ),
         (
             "releasing an id twice: code -6, message: ",
-            "is stale or unknown",
+            "is not live in this VM",
         ),
     ] {
         let line = line_with(stdout, prefix);

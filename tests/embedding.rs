@@ -45,7 +45,10 @@ fn a_result_handle_names_the_object_until_released() {
     assert_eq!(vm.gc_stats().live_handles, 0);
     let stale = vm.get_field(&obj, &Val::from("v")).unwrap_err();
     assert!(
-        matches!(stale, VmError::Api(ApiError::Handle(HandleError::Stale(_)))),
+        matches!(
+            stale,
+            VmError::Api(ApiError::Handle(HandleError::NotLive(_)))
+        ),
         "{stale:?}"
     );
     // Releasing twice is an error, not a crash.
@@ -73,7 +76,7 @@ fn handles_from_another_vm_or_forged_are_rejected() {
     let from_a = a.execute("make", &[Val::I64(1)]).unwrap();
     let err = b.get_field(&from_a, &Val::from("v")).unwrap_err();
     assert!(
-        matches!(err, VmError::Api(ApiError::Handle(HandleError::OtherVm(_)))),
+        matches!(err, VmError::Api(ApiError::Handle(HandleError::NotLive(_)))),
         "{err:?}"
     );
     let forged = Val::Object(Handle::from_id(from_a.handle().unwrap().id() + 1).unwrap());

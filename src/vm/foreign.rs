@@ -59,10 +59,12 @@ impl Vm {
             }
             .into()),
         })?;
-        self.foreign_data
-            .get(&id)
-            .map(|b| &**b)
-            .ok_or_else(|| ApiError::Handle(HandleError::Stale(id)).into())
+        // Data is dropped only after its object became unreachable, which a live handle
+        // prevents; a missing entry would mean the handle died meanwhile.
+        self.foreign_data.get(&id).map(|b| &**b).ok_or_else(|| {
+            let handle = value.handle().map_or(0, |h| h.id());
+            ApiError::Handle(HandleError::NotLive(handle)).into()
+        })
     }
 
     pub(super) fn finalize(&mut self, dead: Vec<u64>) {

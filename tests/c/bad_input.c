@@ -490,42 +490,48 @@ int main(void)
         CHECK_OK(vm, stoffel_create_object(vm, &gone));
         StoffelValue alias = gone;
         CHECK_OK(vm, stoffel_release_value(vm, &gone));
-        CHECK_ERR(vm, stoffel_release_value(vm, &alias), STOFFEL_ERROR_INVALID_HANDLE, "stale");
-        check_bad_id(vm, STOFFEL_VALUE_OBJECT, gone.data.object_id, "stale");
+        CHECK_ERR(vm, stoffel_release_value(vm, &alias), STOFFEL_ERROR_INVALID_HANDLE,
+                  "not live in this VM");
+        check_bad_id(vm, STOFFEL_VALUE_OBJECT, gone.data.object_id, "not live in this VM");
         /* A new object does not bring the dead id back. */
         StoffelValue fresh;
         CHECK_OK(vm, stoffel_create_object(vm, &fresh));
         CHECK(fresh.data.object_id != gone.data.object_id);
-        check_bad_id(vm, STOFFEL_VALUE_OBJECT, gone.data.object_id, "stale");
+        check_bad_id(vm, STOFFEL_VALUE_OBJECT, gone.data.object_id, "not live in this VM");
         CHECK_OK(vm, stoffel_release_value(vm, &fresh));
 
         /* Every kind of id, released. */
         StoffelValue a2, c2, f2;
         CHECK_OK(vm, stoffel_create_array(vm, &a2));
         CHECK_OK(vm, stoffel_release_value(vm, &a2));
-        check_bad_id(vm, STOFFEL_VALUE_ARRAY, a2.data.array_id, "stale");
+        check_bad_id(vm, STOFFEL_VALUE_ARRAY, a2.data.array_id, "not live in this VM");
         CHECK_OK(vm, stoffel_execute_with_args(vm, "make_closure", &one, 1, &c2));
         CHECK_OK(vm, stoffel_release_value(vm, &c2));
-        check_bad_id(vm, STOFFEL_VALUE_CLOSURE, c2.data.closure_id, "stale");
+        check_bad_id(vm, STOFFEL_VALUE_CLOSURE, c2.data.closure_id, "not live in this VM");
         CHECK_OK(vm, stoffel_register_foreign_object(vm, &host_thing, &f2));
         CHECK_OK(vm, stoffel_release_value(vm, &f2));
-        check_bad_id(vm, STOFFEL_VALUE_FOREIGN, f2.data.foreign_id, "stale");
+        check_bad_id(vm, STOFFEL_VALUE_FOREIGN, f2.data.foreign_id, "not live in this VM");
 
         /* Id 0 names nothing. */
-        check_bad_id(vm, STOFFEL_VALUE_OBJECT, 0, "0");
-        check_bad_id(vm, STOFFEL_VALUE_CLOSURE, 0, "0");
-        check_bad_id(vm, STOFFEL_VALUE_FOREIGN, 0, "0");
+        check_bad_id(vm, STOFFEL_VALUE_OBJECT, 0, "value id 0 names nothing");
+        check_bad_id(vm, STOFFEL_VALUE_CLOSURE, 0, "value id 0 names nothing");
+        check_bad_id(vm, STOFFEL_VALUE_FOREIGN, 0, "value id 0 names nothing");
 
         /* Forged ids. */
-        check_bad_id(vm, STOFFEL_VALUE_OBJECT, 0x1234, "handle");
-        check_bad_id(vm, STOFFEL_VALUE_ARRAY, SIZE_MAX, "handle");
-        check_bad_id(vm, STOFFEL_VALUE_OBJECT, obj.data.object_id + 1000, "handle");
-        check_bad_id(vm, STOFFEL_VALUE_OBJECT, obj.data.object_id ^ ((size_t)1 << 30), "handle");
+        /* (Ids count up from 1 across the process; this program issues far fewer than
+         * these, so none of them can be live here.) */
+        check_bad_id(vm, STOFFEL_VALUE_OBJECT, 0x12345678, "not live in this VM");
+        check_bad_id(vm, STOFFEL_VALUE_ARRAY, SIZE_MAX, "not live in this VM");
+        check_bad_id(vm, STOFFEL_VALUE_ARRAY, SIZE_MAX - 1, "not live in this VM");
+        check_bad_id(vm, STOFFEL_VALUE_OBJECT, obj.data.object_id + 10000000,
+                     "not live in this VM");
+        check_bad_id(vm, STOFFEL_VALUE_OBJECT, obj.data.object_id ^ ((size_t)1 << 30),
+                     "not live in this VM");
 
         /* An id of another VM (live there) is refused here, and still works there. */
         StoffelValue theirs;
         CHECK_OK(other, stoffel_create_object(other, &theirs));
-        check_bad_id(vm, STOFFEL_VALUE_OBJECT, theirs.data.object_id, "another VM");
+        check_bad_id(vm, STOFFEL_VALUE_OBJECT, theirs.data.object_id, "not live in this VM");
         CHECK_OK(other, stoffel_set_field(other, &theirs, &k, &one));
         CHECK_OK(other, stoffel_release_value(other, &theirs));
 

@@ -495,9 +495,9 @@ int main(void)
         CHECK(r.data.int_val == 5);
         /* The unretained argument id is dead. */
         CHECK_ERR(vm, stoffel_get_field(vm, &kept_plain, &key, &r), STOFFEL_ERROR_INVALID_HANDLE,
-                  "stale");
+                  "not live in this VM");
         CHECK_ERR(vm, stoffel_release_value(vm, &kept_plain), STOFFEL_ERROR_INVALID_HANDLE,
-                  "stale");
+                  "not live in this VM");
         /* The retained one lives until released, then dies. */
         size_t len = 0;
         CHECK_OK(vm, stoffel_array_length(vm, &kept_retained, &len));
@@ -506,9 +506,9 @@ int main(void)
         CHECK(after.live_handles == before.live_handles + 2); /* obj and kept_retained */
         CHECK_OK(vm, stoffel_release_value(vm, &kept_retained));
         CHECK_ERR(vm, stoffel_array_length(vm, &kept_retained, &len),
-                  STOFFEL_ERROR_INVALID_HANDLE, "stale");
+                  STOFFEL_ERROR_INVALID_HANDLE, "not live in this VM");
         CHECK_ERR(vm, stoffel_release_value(vm, &kept_retained), STOFFEL_ERROR_INVALID_HANDLE,
-                  "stale");
+                  "not live in this VM");
         CHECK_OK(vm, stoffel_release_value(vm, &obj));
         CHECK_OK(vm, stoffel_gc_stats(vm, &after));
         CHECK(after.live_handles == before.live_handles);
