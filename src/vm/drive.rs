@@ -105,18 +105,21 @@ impl Vm {
     pub(super) fn run_builtin(&mut self, b: Builtin, args: &[Val]) -> Result<Val, VmError> {
         let code = &self.code;
         let rt = &mut self.rt;
-        let finished = self
-            .arena
-            .mutate_root(|mc, root| -> Result<bool, VmError> {
-                let values = vals_to_values(mc, &rt.meter, &root.handles, args)?;
-                Ok(root.interp.begin_builtin(mc, code, rt, b, &values)?)
-            })?;
-        if finished {
-            self.arena
-                .mutate_root(|_, root| value_to_val(root.interp.take_result(), &mut root.handles))
-        } else {
-            self.drive()
+        let finished = self.arena.mutate_root(|mc, root| -> Result<bool, VmError> {
+            let values = vals_to_values(mc, &rt.meter, &root.handles, args)?;
+            Ok(root.interp.begin_builtin(mc, code, rt, b, &values)?)
+        });
+        if let Ok(false) = finished {
+            // A closure call: it runs on in `drive`, which pays the collector as it steps.
+            return self.drive();
         }
+        // Finished at once (the usual case: `create_object` by name, the heap API): pay for
+        // what the builtin and its string arguments allocated, also when it failed. The
+        // result is rooted in the interpreter meanwhile.
+        self.collect_debt();
+        finished?;
+        self.arena
+            .mutate_root(|_, root| value_to_val(root.interp.take_result(), &mut root.handles))
     }
 
     /// Runs the current activation to its end.

@@ -40,6 +40,9 @@ impl Vm {
             root.handles.insert(Value::Foreign(f))
         })?;
         self.foreign_data.insert(id, data);
+        // Hosts register foreign objects in loops with no execution: pay the collector
+        // here (the new object is held by its handle; dead ones are finalized).
+        self.collect_debt();
         Ok(Val::Foreign(handle))
     }
 

@@ -120,6 +120,10 @@ impl Vm {
         let mut args = args;
         args.clear();
         self.host_args = args;
+        // Bytecode that calls host functions more often than every step's budget never
+        // yields, so the driver would not pay for what host calls allocate (a string result,
+        // objects the host made): pay here, the result is in the caller's register.
+        self.collect_debt();
         match delivered {
             Ok(()) => Ok(()),
             Err(message) => Err(self.fail_activation(RuntimeErrorKind::Host {
@@ -168,6 +172,9 @@ impl Vm {
             .into()),
         };
         self.release_all(&own_args);
+        // Executed by name, no driver runs: pay for the argument strings, what the host
+        // allocated and its result here (the result is held by its new handle).
+        self.collect_debt();
         out
     }
 }
