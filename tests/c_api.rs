@@ -100,6 +100,9 @@ fn build_c(source: &str, scratch: &Scratch, extra: &[&str]) -> PathBuf {
 /// Runs a built program from the crate root; returns its output.
 fn run(exe: &Path, args: &[&str]) -> Output {
     Command::new(exe)
+        // Cargo's LD_LIBRARY_PATH puts `target/<profile>` (refreshed only by `cargo build`)
+        // before the rpath to the library this test run built: run without it.
+        .env_remove("LD_LIBRARY_PATH")
         .args(args)
         .current_dir(root())
         .output()
@@ -146,6 +149,7 @@ fn valgrind(exe: &Path, args: &[&str]) -> Option<(String, String)> {
         return None;
     }
     let output = Command::new("valgrind")
+        .env_remove("LD_LIBRARY_PATH")
         .args([
             "--error-exitcode=1",
             "--leak-check=full",

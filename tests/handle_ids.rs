@@ -214,7 +214,11 @@ fn one_million_vms_through_the_c_api() {
         String::from_utf8_lossy(&built.stderr)
     );
     let start = Instant::now();
-    let out = Command::new(&exe).output().unwrap();
+    // Without cargo's LD_LIBRARY_PATH, which may name a stale copy of the library.
+    let out = Command::new(&exe)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
     let elapsed = start.elapsed();
     let _ = std::fs::remove_dir_all(&dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
