@@ -219,6 +219,11 @@ impl Vm {
 
     /// The text `print` would write for `value` (strings raw, `Object(3)`, `42u8`, …).
     pub fn display(&self, value: &Val) -> Result<String, VmError> {
+        // A string prints as itself; converting it would copy it into the heap from a `&self`
+        // call, which cannot pay the collector back.
+        if let Val::String(text) = value {
+            return Ok(text.clone());
+        }
         let meter = &self.rt.meter;
         self.arena.mutate(|mc, root| {
             let v = val_to_value(mc, meter, &root.handles, value)?;
