@@ -4,6 +4,10 @@
 //! the VM's table, so dropping it (its finalizer) never runs while the arena is borrowed. A
 //! weak list tells, when marking finishes, which foreign objects died; their data is dropped
 //! right after the collector leaves the arena ([`Vm::finalize`]), or when the VM drops.
+//!
+//! Order: finalizers run newest first (reverse registration order), both for the objects one
+//! collection finds dead and for those still held when the VM drops, so an object registered
+//! after another (and possibly depending on it) is finalized before it.
 
 use std::any::Any;
 
@@ -70,11 +74,28 @@ impl Vm {
         })
     }
 
+    /// Drops the data of dead foreign objects (`dead` in registration order), newest first:
+    /// the order a host can rely on, the same as at [`Vm`]'s drop.
     pub(super) fn finalize(&mut self, dead: Vec<u64>) {
-        for id in dead {
+        for id in dead.into_iter().rev() {
             // Dropping the data runs its finalizer, here, outside the arena.
             drop(self.foreign_data.remove(&id));
         }
+    }
+
+    /// Drops every foreign object's data, newest first (ids grow with registration).
+    fn finalize_all(&mut self) {
+        while let Some((_, data)) = self.foreign_data.pop_last() {
+            drop(data);
+        }
+    }
+}
+
+impl Drop for Vm {
+    /// Finalizes the foreign objects still held, in reverse registration order, before the
+    /// heap goes away (a later object may depend on an earlier one, as C hosts' objects do).
+    fn drop(&mut self) {
+        self.finalize_all();
     }
 }
 

@@ -21,7 +21,7 @@ mod val;
 
 use std::any::Any;
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use gc_arena::lock::RefLock;
@@ -70,7 +70,9 @@ pub struct Vm {
     code: Code,
     hosts: Vec<HostEntry>,
     rt: Runtime,
-    foreign_data: HashMap<u64, Box<dyn Any>>,
+    /// Foreign objects' data by id; ids grow with registration, which gives finalizers
+    /// their order.
+    foreign_data: BTreeMap<u64, Box<dyn Any>>,
     next_foreign_id: u64,
     fuel: Fuel,
     nesting: Rc<Cell<u32>>,
@@ -107,7 +109,7 @@ impl Vm {
             code: Code::with_builtins(),
             hosts: Vec::new(),
             rt: Runtime::new(Meter::default()),
-            foreign_data: HashMap::new(),
+            foreign_data: BTreeMap::new(),
             next_foreign_id: 1,
             fuel: Fuel::default(),
             nesting: Rc::new(Cell::new(0)),
