@@ -71,7 +71,9 @@
 #define STOFFEL_ERROR_TYPE -7
 
 /**
- * An instruction, depth or memory limit was exceeded (the VM stays usable).
+ * An instruction, depth or memory limit was exceeded, or the allocator refused memory for
+ * something whose size the caller chose (a long string or name; "out of memory" in the
+ * message). The VM stays usable.
  */
 #define STOFFEL_ERROR_LIMIT -8
 
@@ -204,12 +206,19 @@ typedef struct {
  * is handed over to the VM, which releases it after reading: return fresh objects freely,
  * return an argument as is, and retain an id you keep before returning it. A STRING result is
  * copied; it must stay valid until the callback returns.
+ *
+ * Every callback (this one, `CForeignFunctionEx`, `StoffelFinalizer`,
+ * `StoffelPrintCallback`) must return normally: no `longjmp` out of it, no C++ exception
+ * escaping it (catch everything and return an error code), no `pthread_exit`. An escaping
+ * C++ exception aborts the process; a `longjmp` out leaves the VM stuck in the abandoned call
+ * (see "Callbacks must return" in include/README.md).
  */
 typedef int (*CForeignFunction)(const StoffelValue *args, int arg_count, StoffelValue *result);
 
 /**
  * Like `CForeignFunction`, with the calling VM (usable for re-entrant calls during the
- * callback) and the `user_data` given at registration.
+ * callback) and the `user_data` given at registration. Must return normally (see
+ * `CForeignFunction`).
  */
 typedef int (*CForeignFunctionEx)(VMHandle vm,
                                   void *user_data,
@@ -219,6 +228,8 @@ typedef int (*CForeignFunctionEx)(VMHandle vm,
 
 /**
  * Runs once with the object pointer when a foreign object is collected or its VM destroyed.
+ * Must return normally (see `CForeignFunction`); it may destroy other VMs (such destroys run
+ * one after another, after the current one, so chains of them take no stack).
  */
 typedef void (*StoffelFinalizer)(void *object);
 
@@ -254,7 +265,8 @@ typedef struct {
 
 /**
  * Receives each piece of text `print` writes (a line, newline included) and the `user_data`
- * given to `stoffel_set_print_callback`. The text is valid during the call.
+ * given to `stoffel_set_print_callback`. The text is valid during the call. Must return
+ * normally (see `CForeignFunction`).
  */
 typedef void (*StoffelPrintCallback)(const char *text, void *user_data);
 
@@ -268,8 +280,9 @@ extern "C" {
  * Registers C function `func` under `name`, replacing any function of that name (bytecode,
  * builtin or C) as StoffelVM does. VM code calls it with `CALL name`; hosts may execute it by
  * name. During the call, `args` (and STRING pointers in it) are valid; ids in `args` are valid
- * until the callback returns unless retained with `stoffel_retain_value`. Returns 0,
- * `STOFFEL_ERROR_NULL` (NULL name or function) or `STOFFEL_ERROR_UTF8`.
+ * until the callback returns unless retained with `stoffel_retain_value`. The callback must
+ * return normally (see `CForeignFunction`). Returns 0, `STOFFEL_ERROR_NULL` (NULL name or
+ * function), `STOFFEL_ERROR_UTF8` or `STOFFEL_ERROR_LIMIT` (no memory to copy a long name).
  *
  * # Safety
  * `name` must be NULL or NUL-terminated; `func` must be safe to call with the documented
@@ -302,7 +315,8 @@ int stoffel_register_foreign_object(VMHandle handle, void *object, StoffelValue 
  * Like `stoffel_register_foreign_object`, with a finalizer (may be NULL) that runs exactly
  * once with `object`: after the collector finds the value unreachable (during a later call
  * on the VM, never while it is mid-operation) or at `stoffel_destroy_vm`. The finalizer must
- * not call into this VM (such calls fail cleanly).
+ * not call into this VM (such calls fail cleanly) and must return normally; it may destroy
+ * other VMs.
  *
  * # Safety
  * `result` must be NULL or writable; `finalizer` must be safe to call once with `object`.
@@ -324,7 +338,8 @@ int stoffel_get_foreign_object(VMHandle handle, const StoffelValue *value, void 
 
 /**
  * Makes a STRING value holding a copy of `str`, to be freed with `stoffel_free_string`.
- * Returns 0, `STOFFEL_ERROR_NULL` or `STOFFEL_ERROR_UTF8`.
+ * Returns 0, `STOFFEL_ERROR_NULL`, `STOFFEL_ERROR_UTF8` or `STOFFEL_ERROR_LIMIT` (out of
+ * memory for the copy).
  *
  * # Safety
  * `str` must be NULL or NUL-terminated; `result` NULL or writable.
@@ -432,16 +447,20 @@ int stoffel_call_closure(VMHandle handle,
 
 /**
  * Creates a VM with the builtins registered and default limits (call depth 10000, no
- * instruction or memory limit), printing to stdout. Returns NULL only if memory is exhausted
- * or an internal error occurred. Destroy it with `stoffel_destroy_vm`.
+ * instruction or memory limit), printing to stdout. Returns NULL if memory is short (the
+ * allocator has no room for a few VMs, checked before one is built; the thread's last error
+ * says "out of memory") or an internal error occurred. Destroy it with `stoffel_destroy_vm`.
  */
 VMHandle stoffel_create_vm(void);
 
 /**
  * Destroys a VM: runs the finalizers of its foreign objects, frees everything it owns and
- * invalidates its value ids. NULL, an unknown or an already destroyed handle is ignored (the
- * thread's last error says so). Called from inside a callback of the same VM, destruction
- * waits until the outermost call on the VM returns; calls on it fail from then on.
+ * invalidates its value ids. The handle is dead when this returns, always: if another thread
+ * is inside a call on the VM, that thread destroys it when its call returns (finalizers then
+ * run there); called from inside a callback of the same VM, destruction waits until the
+ * outermost call on the VM returns. NULL, an unknown or an already destroyed handle is
+ * ignored (the thread's last error says so). A finalizer may destroy other VMs: those
+ * destroys run after the current one, in the same loop, never nested.
  */
 void stoffel_destroy_vm(VMHandle handle);
 
@@ -488,7 +507,9 @@ int stoffel_execute(VMHandle handle, const char *function_name, StoffelValue *re
  * `STOFFEL_ERROR_NULL` (-1: NULL pointer or bad count), `STOFFEL_ERROR_UTF8` (-2),
  * `STOFFEL_ERROR_ARGUMENT` (-3: an argument cannot be converted), `STOFFEL_ERROR_EXECUTE_WITH_ARGS`
  * (-4: unknown function, arity or runtime error), `STOFFEL_ERROR_RESULT_WITH_ARGS` (-5),
- * `STOFFEL_ERROR_INVALID_HANDLE` (-6: a stale, forged or foreign id) or `STOFFEL_ERROR_LIMIT`.
+ * `STOFFEL_ERROR_INVALID_HANDLE` (-6: a stale, forged or foreign id) or `STOFFEL_ERROR_LIMIT`
+ * (also: a STRING argument longer than the VM's memory limit, or one the allocator has no room
+ * to copy).
  *
  * # Safety
  * `function_name` NULL or NUL-terminated; `args` NULL or `arg_count` readable values;
@@ -503,7 +524,10 @@ int stoffel_execute_with_args(VMHandle handle,
 /**
  * The message of the last failed call on `vm` (or, for NULL or an invalid handle, of the last
  * failed call on this thread that had no usable VM); NULL if there was none. The string is
- * owned by the VM (or thread) and valid until the next failing call; do not free it.
+ * owned by the VM (or thread) and valid until the next failing call (or the VM's
+ * destruction); do not free it. Called while the thread exits (from a TLS or pthread-key
+ * destructor, or an `atexit` handler), after the thread's message slot is gone, it returns a
+ * static message saying so.
  */
 const char *stoffel_last_error(VMHandle handle);
 
@@ -521,7 +545,8 @@ int stoffel_set_max_call_depth(VMHandle handle, uint32_t depth);
 
 /**
  * Bytes of heap values and interpreter stacks above which an execution fails with
- * `STOFFEL_ERROR_LIMIT` (after a full collection); 0 means unlimited (the default).
+ * `STOFFEL_ERROR_LIMIT` (after a full collection); 0 means unlimited (the default). A STRING
+ * argument longer than the limit is refused with `STOFFEL_ERROR_LIMIT` before it is copied.
  */
 int stoffel_set_memory_limit(VMHandle handle, size_t bytes);
 
@@ -542,7 +567,7 @@ int stoffel_gc_stats(VMHandle handle, StoffelGcStats *stats);
  * Sends `print` output to `callback(text, user_data)` instead of stdout; NULL restores
  * stdout. `text` is one printed line with its newline, valid during the call (a NUL inside
  * printed text arrives as U+FFFD). The callback must not call into this VM (such calls get
- * `STOFFEL_ERROR_REENTRANCY`).
+ * `STOFFEL_ERROR_REENTRANCY`), and must return normally (see `CForeignFunction`).
  *
  * # Safety
  * `callback` must be safe to call with a text pointer and `user_data` while the VM lives.

@@ -5,23 +5,25 @@
 use std::ffi::{CStr, c_int};
 
 use super::error::{
-    Failure, STOFFEL_ERROR_INVALID_HANDLE, STOFFEL_ERROR_NULL, STOFFEL_ERROR_RESULT,
-    STOFFEL_ERROR_TYPE, STOFFEL_ERROR_UTF8,
+    Failure, STOFFEL_ERROR_INVALID_HANDLE, STOFFEL_ERROR_LIMIT, STOFFEL_ERROR_NULL,
+    STOFFEL_ERROR_RESULT, STOFFEL_ERROR_TYPE, STOFFEL_ERROR_UTF8,
 };
-use super::strings::give_string;
+use super::strings::{give_string, try_copy};
 use super::types::{StoffelValue, StoffelValueData, StoffelValueType};
 use crate::{Handle, Val};
 
 /// Reads a C value without trusting it: the type tag is read as a plain int, so a tag
-/// outside 0..8 is an error rather than an invalid enum.
+/// outside 0..8 is an error rather than an invalid enum. A STRING is copied: one longer than
+/// `cap` bytes (the VM's memory limit: it could never fit) is refused before, with
+/// `STOFFEL_ERROR_LIMIT`, and so is one the allocator has no room for.
 ///
 /// # Safety
 /// `p` must point to 16 readable bytes laid out as a `StoffelValue`; a STRING's
 /// `string_val` must be NULL or point to a NUL-terminated string.
-pub(crate) unsafe fn read_value(p: *const StoffelValue) -> Result<Val, Failure> {
+pub(crate) unsafe fn read_value(p: *const StoffelValue, cap: usize) -> Result<Val, Failure> {
     let mut value = Val::Unit;
     // SAFETY: the caller's guarantee is passed on unchanged.
-    unsafe { read_value_into(p, &mut value) }?;
+    unsafe { read_value_into(p, &mut value, cap) }?;
     Ok(value)
 }
 
@@ -36,6 +38,7 @@ pub(crate) unsafe fn read_value(p: *const StoffelValue) -> Result<Val, Failure> 
 pub(crate) unsafe fn read_value_into(
     p: *const StoffelValue,
     slot: &mut Val,
+    cap: usize,
 ) -> Result<(), Failure> {
     // SAFETY: the caller guarantees `p` is readable; `value_type` is read through a `c_int`
     // pointer (same size and alignment as the enum), so any bit pattern is allowed.
@@ -46,7 +49,7 @@ pub(crate) unsafe fn read_value_into(
         // SAFETY: as above; `float_val` is plain data, valid for any bits.
         2 => *slot = Val::Float(unsafe { std::ptr::addr_of!((*p).data.float_val).read() }),
         // SAFETY: the caller's guarantee is passed on unchanged.
-        _ => *slot = unsafe { read_other_value(p, tag) }?,
+        _ => *slot = unsafe { read_other_value(p, tag, cap) }?,
     }
     Ok(())
 }
@@ -56,7 +59,7 @@ pub(crate) unsafe fn read_value_into(
 /// # Safety
 /// As for [`read_value`].
 #[inline(never)]
-unsafe fn read_other_value(p: *const StoffelValue, tag: c_int) -> Result<Val, Failure> {
+unsafe fn read_other_value(p: *const StoffelValue, tag: c_int, cap: usize) -> Result<Val, Failure> {
     // SAFETY: as above; every member of the union is plain data, valid for any bits.
     let data = unsafe { std::ptr::addr_of!((*p).data).read() };
     // SAFETY: every member of the union is plain data (integers, a double, a pointer) valid
@@ -89,13 +92,23 @@ unsafe fn read_other_value(p: *const StoffelValue, tag: c_int) -> Result<Val, Fa
             }
             // SAFETY: the caller guarantees a non-NULL string_val is NUL-terminated.
             let bytes = unsafe { CStr::from_ptr(string_val) };
+            let length = bytes.count_bytes();
+            if length > cap {
+                return Err(Failure::new(
+                    STOFFEL_ERROR_LIMIT,
+                    format!(
+                        "a string of {length} bytes cannot fit in the VM's memory limit of \
+                         {cap} bytes"
+                    ),
+                ));
+            }
             let text = bytes.to_str().map_err(|e| {
                 Failure::new(
                     STOFFEL_ERROR_UTF8,
                     format!("string value is not UTF-8: {e}"),
                 )
             })?;
-            Val::String(text.to_owned())
+            Val::String(try_copy(text, "a string value")?)
         }
         5 => Val::Object(handle()?),
         6 => Val::Array(handle()?),

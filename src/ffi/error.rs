@@ -2,8 +2,9 @@
 //! last error (for calls that have no usable VM) and [`guard`], which turns a panic in an
 //! `extern "C"` body into `STOFFEL_ERROR_PANIC`.
 
+use std::any::Any;
 use std::cell::RefCell;
-use std::ffi::{CString, c_char, c_int};
+use std::ffi::{CStr, CString, c_char, c_int};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::strings::to_c_string_lossy;
@@ -33,7 +34,9 @@ pub const STOFFEL_ERROR_RESULT_WITH_ARGS: c_int = -5;
 pub const STOFFEL_ERROR_INVALID_HANDLE: c_int = -6;
 /// A value has the wrong type for the call (e.g. not an array), or a bad type tag.
 pub const STOFFEL_ERROR_TYPE: c_int = -7;
-/// An instruction, depth or memory limit was exceeded (the VM stays usable).
+/// An instruction, depth or memory limit was exceeded, or the allocator refused memory for
+/// something whose size the caller chose (a long string or name; "out of memory" in the
+/// message). The VM stays usable.
 pub const STOFFEL_ERROR_LIMIT: c_int = -8;
 /// The VM is busy: called from a print callback or finalizer, or from another thread
 /// while in use.
@@ -74,23 +77,63 @@ impl Failure {
 /// What the body of a call returns: a return code, or the failure to record.
 pub(crate) type FfiResult = Result<c_int, Failure>;
 
+/// This thread's last error: a message made for it, or a static one (which needs no
+/// allocation: what an out-of-memory failure records).
+enum ThreadMessage {
+    Owned(CString),
+    Static(&'static CStr),
+}
+
 thread_local! {
-    /// The last error of a call that had no usable VM (NULL or invalid handle).
-    static THREAD_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
+    /// The last error of a call that had no usable VM (NULL or invalid handle). Touched only
+    /// through `try_with` and `try_borrow*`: a call made while the thread exits (from a TLS
+    /// destructor, a pthread-key destructor or an `atexit` handler) may find it destroyed.
+    static THREAD_ERROR: RefCell<Option<ThreadMessage>> = const { RefCell::new(None) };
+}
+
+/// What `stoffel_last_error` returns for this thread once its error slot is gone: a call made
+/// during the thread's (or the process's) exit, after the thread-local storage was destroyed.
+const SLOT_GONE: &CStr =
+    c"(no message: this thread is exiting and its last-error slot has been destroyed)";
+
+fn store_thread_error(message: ThreadMessage) {
+    // Neither can fail in a way that matters: the slot gone (the thread is exiting) or
+    // borrowed (never, nothing keeps a borrow) just drops the message.
+    let _ = THREAD_ERROR.try_with(|slot| {
+        if let Ok(mut slot) = slot.try_borrow_mut() {
+            *slot = Some(message);
+        }
+    });
 }
 
 /// Records `message` as this thread's last error (for a call that had no usable VM).
 pub(crate) fn set_thread_error(message: &str) {
-    let c = to_c_string_lossy(message);
-    THREAD_ERROR.with(|e| *e.borrow_mut() = Some(c));
+    store_thread_error(ThreadMessage::Owned(to_c_string_lossy(message)));
+}
+
+/// Records a static message as this thread's last error, without allocating.
+pub(crate) fn set_thread_error_static(message: &'static CStr) {
+    store_thread_error(ThreadMessage::Static(message));
 }
 
 /// This thread's last error, NULL if there is none; valid until the next one is recorded.
+/// Once the thread's slot is gone (the thread is exiting), a static message saying so.
 pub(crate) fn thread_error() -> *const c_char {
-    THREAD_ERROR.with(|e| e.borrow().as_ref().map_or(std::ptr::null(), |s| s.as_ptr()))
+    THREAD_ERROR
+        .try_with(|slot| {
+            slot.try_borrow().map_or(std::ptr::null(), |m| match &*m {
+                None => std::ptr::null(),
+                Some(ThreadMessage::Owned(s)) => s.as_ptr(),
+                Some(ThreadMessage::Static(s)) => s.as_ptr(),
+            })
+        })
+        .unwrap_or(SLOT_GONE.as_ptr())
 }
 
-/// Runs `body` with panics caught; a panic becomes `STOFFEL_ERROR_PANIC`.
+/// Runs `body` with panics caught; a panic becomes `STOFFEL_ERROR_PANIC`. Nothing after the
+/// catch can panic: the message is recorded through `try_with` (see [`THREAD_ERROR`]), and
+/// the panic's payload is dropped inside a catch of its own (a payload whose `Drop` panics is
+/// leaked instead).
 pub(crate) fn guard(name: &str, body: impl FnOnce() -> c_int) -> c_int {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(code) => code,
@@ -101,7 +144,15 @@ pub(crate) fn guard(name: &str, body: impl FnOnce() -> c_int) -> c_int {
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_owned());
             set_thread_error(&format!("{name}: internal error (panic): {what}"));
+            drop_payload(payload);
             STOFFEL_ERROR_PANIC
         }
+    }
+}
+
+/// Drops a caught panic's payload; if that panics too, the second payload is leaked.
+pub(crate) fn drop_payload(payload: Box<dyn Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
     }
 }

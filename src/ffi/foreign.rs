@@ -4,13 +4,16 @@ use std::ffi::{CString, c_char, c_int, c_void};
 use std::rc::Rc;
 
 use super::convert::{make_value, read_value, write_value};
-use super::error::{Failure, STOFFEL_ERROR_NULL, STOFFEL_ERROR_TYPE, STOFFEL_OK};
+use super::error::{
+    Failure, STOFFEL_ERROR_LIMIT, STOFFEL_ERROR_NULL, STOFFEL_ERROR_TYPE, STOFFEL_OK,
+};
 use super::gate::{ShellRef, with_vm};
-use super::strings::read_name;
+use super::strings::{read_name, try_c_string};
 use super::types::{
     CForeignFunction, CForeignFunctionEx, StoffelFinalizer, StoffelValue, StoffelValueData,
     StoffelValueType, VMHandle,
 };
+use super::vm::room_for_name;
 use crate::{HostError, Val, Vm};
 
 /// The data of a foreign object registered from C: the host's pointer and its finalizer.
@@ -43,6 +46,9 @@ fn host_function(
     // The C argument array, reused from call to call (a nested call of the same function
     // finds it taken and uses a fresh one).
     let scratch: std::cell::Cell<Vec<StoffelValue>> = std::cell::Cell::new(Vec::new());
+    // The VM's handle, for the callback (a VM keeps its handle for life; the shell's copy is
+    // zeroed as soon as destruction is asked for, while a callback may still be running).
+    let handle = cvm.handle();
     move |vm: &mut Vm, args: &[Val]| {
         // Strings for the callback are owned here and freed when it returns.
         let mut strings: Vec<CString> = Vec::new();
@@ -51,10 +57,12 @@ fn host_function(
         for (i, arg) in args.iter().enumerate() {
             let value = match arg {
                 Val::String(s) => {
-                    let c = CString::new(s.as_str()).map_err(|_| {
-                        HostError(format!(
-                            "argument {i} of C function '{name}' contains a NUL byte"
-                        ))
+                    let c = try_c_string(s, "a string argument").map_err(|f| {
+                        HostError(if f.code == STOFFEL_ERROR_LIMIT {
+                            format!("argument {i} of C function '{name}': {}", f.message)
+                        } else {
+                            format!("argument {i} of C function '{name}' contains a NUL byte")
+                        })
                     })?;
                     let v = StoffelValue {
                         value_type: StoffelValueType::STOFFEL_VALUE_STRING,
@@ -84,7 +92,10 @@ fn host_function(
         // then the same as before `ShellRef`).
         let cvm = cvm;
         let failures_before = cvm.failure_count();
-        let code = cvm.lend(vm, |handle| {
+        // `result` is in this frame, above the callback's: its address marks the frame (see
+        // `ShellRef::lend`).
+        let frame = std::ptr::addr_of!(result) as usize;
+        let code = cvm.lend(vm, frame, || {
             invoke(handle, values.as_ptr(), args.len() as c_int, &mut result)
         });
         scratch.set(values);
@@ -114,7 +125,8 @@ fn host_function(
         // SAFETY: `result` is our own initialised value; C wrote (at most) a value into it,
         // and a STRING it wrote must point to a NUL-terminated string: its own, or one of
         // the argument strings, which is why `strings` is dropped only after this copy.
-        let value = unsafe { read_value(&result) }.map_err(|f| invalid(f.message))?;
+        let value =
+            unsafe { read_value(&result, cvm.string_cap()) }.map_err(|f| invalid(f.message))?;
         drop(strings);
         // An id must name a live value of this VM (also when the C function was executed
         // by name, where no conversion into the VM would check it).
@@ -135,8 +147,9 @@ fn unit() -> StoffelValue {
 /// Registers C function `func` under `name`, replacing any function of that name (bytecode,
 /// builtin or C) as StoffelVM does. VM code calls it with `CALL name`; hosts may execute it by
 /// name. During the call, `args` (and STRING pointers in it) are valid; ids in `args` are valid
-/// until the callback returns unless retained with `stoffel_retain_value`. Returns 0,
-/// `STOFFEL_ERROR_NULL` (NULL name or function) or `STOFFEL_ERROR_UTF8`.
+/// until the callback returns unless retained with `stoffel_retain_value`. The callback must
+/// return normally (see `CForeignFunction`). Returns 0, `STOFFEL_ERROR_NULL` (NULL name or
+/// function), `STOFFEL_ERROR_UTF8` or `STOFFEL_ERROR_LIMIT` (no memory to copy a long name).
 ///
 /// # Safety
 /// `name` must be NULL or NUL-terminated; `func` must be safe to call with the documented
@@ -150,6 +163,7 @@ pub unsafe extern "C" fn stoffel_register_foreign_function(
     with_vm(handle, "stoffel_register_foreign_function", |vm, cvm| {
         // SAFETY: NULL or NUL-terminated, by the caller's guarantee.
         let name = unsafe { read_name(name, "name") }?;
+        room_for_name(name)?;
         let Some(f) = func else {
             return Err(Failure::new(STOFFEL_ERROR_NULL, "function pointer is NULL"));
         };
@@ -178,6 +192,7 @@ pub unsafe extern "C" fn stoffel_register_foreign_function_ex(
     with_vm(handle, "stoffel_register_foreign_function_ex", |vm, cvm| {
         // SAFETY: NULL or NUL-terminated, by the caller's guarantee.
         let name = unsafe { read_name(name, "name") }?;
+        room_for_name(name)?;
         let Some(f) = func else {
             return Err(Failure::new(STOFFEL_ERROR_NULL, "function pointer is NULL"));
         };
@@ -230,7 +245,8 @@ pub unsafe extern "C" fn stoffel_register_foreign_object(
 /// Like `stoffel_register_foreign_object`, with a finalizer (may be NULL) that runs exactly
 /// once with `object`: after the collector finds the value unreachable (during a later call
 /// on the VM, never while it is mid-operation) or at `stoffel_destroy_vm`. The finalizer must
-/// not call into this VM (such calls fail cleanly).
+/// not call into this VM (such calls fail cleanly) and must return normally; it may destroy
+/// other VMs.
 ///
 /// # Safety
 /// `result` must be NULL or writable; `finalizer` must be safe to call once with `object`.
@@ -258,12 +274,12 @@ pub unsafe extern "C" fn stoffel_get_foreign_object(
     value: *const StoffelValue,
     object: *mut *mut c_void,
 ) -> c_int {
-    with_vm(handle, "stoffel_get_foreign_object", |vm, _| {
+    with_vm(handle, "stoffel_get_foreign_object", |vm, cvm| {
         if value.is_null() || object.is_null() {
             return Err(Failure::new(STOFFEL_ERROR_NULL, "value or object is NULL"));
         }
         // SAFETY: non-NULL and readable by the caller's guarantee.
-        let v = unsafe { read_value(value) }?;
+        let v = unsafe { read_value(value, cvm.string_cap()) }?;
         if !matches!(v, Val::Foreign(_)) {
             return Err(Failure::new(
                 STOFFEL_ERROR_TYPE,

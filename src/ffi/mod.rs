@@ -6,9 +6,10 @@
 //! handles, heap access) and [`foreign`] (C functions and foreign objects). What they share
 //! has one file per area: `types.rs` (the `#[repr(C)]` types and callback signatures),
 //! `error.rs` (return codes, `Failure`, the thread's last error, the panic
-//! guard), `gate.rs` (VM shells, the registry, the claim protocol), `strings.rs` (strings
-//! handed to C, names read from C), `convert.rs` (`StoffelValue` ⇄ `Val`) and `hash.rs` (the
-//! registries' hasher).
+//! guard), `gate.rs` (VM shells, the registry, the claim protocol, destruction),
+//! `process.rs` (one-time setup, fork handlers, the fences of destruction, memory checks),
+//! `strings.rs` (strings handed to C, names read from C), `convert.rs` (`StoffelValue` ⇄
+//! `Val`) and `hash.rs` (the registries' hasher).
 //!
 //! How the hard parts are solved, once, here:
 //! - **Handles.** A `VMHandle` is an opaque token, never reused, that the registry of live VMs
@@ -24,8 +25,18 @@
 //!   called with; a call from inside the callback uses that loan, so re-entrant
 //!   `stoffel_execute`, heap access and GC work. Anywhere else the VM is busy (a print
 //!   callback, a finalizer), a call gets `STOFFEL_ERROR_REENTRANCY`.
-//! - **Panics.** Every `extern "C"` body runs inside `catch_unwind` (`error.rs`); a panic
-//!   becomes `STOFFEL_ERROR_PANIC` with a message.
+//! - **Destruction.** `stoffel_destroy_vm` always destroys: the handle is dead at once, and
+//!   the VM is destroyed by whoever owns it (the caller, or the thread inside a call on it, as
+//!   that call returns: `gate.rs`). Destroys asked for by finalizers during a destroy are
+//!   queued for the outermost destroy's loop (no recursion).
+//! - **Panics and exit.** Every `extern "C"` body runs inside `catch_unwind` (`error.rs`); a
+//!   panic becomes `STOFFEL_ERROR_PANIC` with a message. Nothing after the catch can panic,
+//!   and thread-locals are reached only through `try_with`, so calls made while a thread or
+//!   the process exits (TLS destructors, `atexit`) get error codes, never an abort.
+//! - **fork and memory.** Fork handlers hold the library's locks across `fork()`
+//!   (`process.rs`). Copies whose size the caller chooses (strings, names, argument arrays)
+//!   are fallible, and `stoffel_create_vm` checks for room first: out of memory is an error
+//!   code, not an abort.
 //! - **Strings.** Strings given to C are registered (`strings.rs`); `stoffel_free_string`
 //!   frees only registered strings, so a double free or a foreign pointer is a no-op, never
 //!   heap damage.
@@ -36,6 +47,7 @@ mod convert;
 mod error;
 mod gate;
 mod hash;
+mod process;
 mod strings;
 mod types;
 

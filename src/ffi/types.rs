@@ -72,6 +72,12 @@ pub struct StoffelValue {
 /// is handed over to the VM, which releases it after reading: return fresh objects freely,
 /// return an argument as is, and retain an id you keep before returning it. A STRING result is
 /// copied; it must stay valid until the callback returns.
+///
+/// Every callback (this one, `CForeignFunctionEx`, `StoffelFinalizer`,
+/// `StoffelPrintCallback`) must return normally: no `longjmp` out of it, no C++ exception
+/// escaping it (catch everything and return an error code), no `pthread_exit`. An escaping
+/// C++ exception aborts the process; a `longjmp` out leaves the VM stuck in the abandoned call
+/// (see "Callbacks must return" in include/README.md).
 pub type CForeignFunction = Option<
     unsafe extern "C" fn(
         args: *const StoffelValue,
@@ -81,7 +87,8 @@ pub type CForeignFunction = Option<
 >;
 
 /// Like `CForeignFunction`, with the calling VM (usable for re-entrant calls during the
-/// callback) and the `user_data` given at registration.
+/// callback) and the `user_data` given at registration. Must return normally (see
+/// `CForeignFunction`).
 pub type CForeignFunctionEx = Option<
     unsafe extern "C" fn(
         vm: VMHandle,
@@ -93,10 +100,13 @@ pub type CForeignFunctionEx = Option<
 >;
 
 /// Runs once with the object pointer when a foreign object is collected or its VM destroyed.
+/// Must return normally (see `CForeignFunction`); it may destroy other VMs (such destroys run
+/// one after another, after the current one, so chains of them take no stack).
 pub type StoffelFinalizer = Option<unsafe extern "C" fn(object: *mut c_void)>;
 
 /// Receives each piece of text `print` writes (a line, newline included) and the `user_data`
-/// given to `stoffel_set_print_callback`. The text is valid during the call.
+/// given to `stoffel_set_print_callback`. The text is valid during the call. Must return
+/// normally (see `CForeignFunction`).
 pub type StoffelPrintCallback =
     Option<unsafe extern "C" fn(text: *const c_char, user_data: *mut c_void)>;
 

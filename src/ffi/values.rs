@@ -7,14 +7,15 @@ use super::error::{
     Failure, STOFFEL_ERROR_EXECUTE_WITH_ARGS, STOFFEL_ERROR_NULL, STOFFEL_ERROR_RESULT_WITH_ARGS,
     STOFFEL_ERROR_TYPE, STOFFEL_OK, guard, set_thread_error,
 };
-use super::gate::with_vm;
+use super::gate::{ShellRef, with_vm};
 use super::strings::{give_string, read_name, take_back_string};
 use super::types::{StoffelValue, StoffelValueData, StoffelValueType, VMHandle};
 use super::vm::{ArgBuffer, deliver};
 use crate::Val;
 
 /// Makes a STRING value holding a copy of `str`, to be freed with `stoffel_free_string`.
-/// Returns 0, `STOFFEL_ERROR_NULL` or `STOFFEL_ERROR_UTF8`.
+/// Returns 0, `STOFFEL_ERROR_NULL`, `STOFFEL_ERROR_UTF8` or `STOFFEL_ERROR_LIMIT` (out of
+/// memory for the copy).
 ///
 /// # Safety
 /// `str` must be NULL or NUL-terminated; `result` NULL or writable.
@@ -71,9 +72,9 @@ pub unsafe extern "C" fn stoffel_release_value(
     handle: VMHandle,
     value: *const StoffelValue,
 ) -> c_int {
-    with_vm(handle, "stoffel_release_value", |vm, _| {
+    with_vm(handle, "stoffel_release_value", |vm, cvm| {
         // SAFETY: readable by the caller's guarantee (NULL is checked first).
-        let v = unsafe { read_one(value, "value") }?;
+        let v = unsafe { read_one(value, "value", cvm) }?;
         vm.release(&v)
             .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_TYPE))?;
         Ok(STOFFEL_OK)
@@ -90,9 +91,9 @@ pub unsafe extern "C" fn stoffel_retain_value(
     handle: VMHandle,
     value: *const StoffelValue,
 ) -> c_int {
-    with_vm(handle, "stoffel_retain_value", |vm, _| {
+    with_vm(handle, "stoffel_retain_value", |vm, cvm| {
         // SAFETY: readable by the caller's guarantee (NULL is checked first).
-        let v = unsafe { read_one(value, "value") }?;
+        let v = unsafe { read_one(value, "value", cvm) }?;
         vm.retain(&v)
             .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_TYPE))?;
         Ok(STOFFEL_OK)
@@ -103,12 +104,12 @@ pub unsafe extern "C" fn stoffel_retain_value(
 ///
 /// # Safety
 /// `p` must be NULL or point to a readable `StoffelValue`.
-unsafe fn read_one(p: *const StoffelValue, what: &str) -> Result<Val, Failure> {
+unsafe fn read_one(p: *const StoffelValue, what: &str, cvm: ShellRef) -> Result<Val, Failure> {
     if p.is_null() {
         return Err(Failure::new(STOFFEL_ERROR_NULL, format!("{what} is NULL")));
     }
     // SAFETY: non-NULL and readable by the caller's guarantee.
-    unsafe { read_value(p) }
+    unsafe { read_value(p, cvm.string_cap()) }
 }
 
 fn need_out(out: *const StoffelValue) -> Result<(), Failure> {
@@ -168,9 +169,14 @@ pub unsafe extern "C" fn stoffel_get_field(
     key: *const StoffelValue,
     result: *mut StoffelValue,
 ) -> c_int {
-    with_vm(handle, "stoffel_get_field", |vm, _| {
+    with_vm(handle, "stoffel_get_field", |vm, cvm| {
         // SAFETY: readable by the caller's guarantee (NULL is checked).
-        let (c, k) = unsafe { (read_one(container, "container")?, read_one(key, "key")?) };
+        let (c, k) = unsafe {
+            (
+                read_one(container, "container", cvm)?,
+                read_one(key, "key", cvm)?,
+            )
+        };
         need_out(result)?;
         let v = vm
             .get_field(&c, &k)
@@ -191,13 +197,13 @@ pub unsafe extern "C" fn stoffel_set_field(
     key: *const StoffelValue,
     value: *const StoffelValue,
 ) -> c_int {
-    with_vm(handle, "stoffel_set_field", |vm, _| {
+    with_vm(handle, "stoffel_set_field", |vm, cvm| {
         // SAFETY: readable by the caller's guarantee (NULL is checked).
         let (c, k, v) = unsafe {
             (
-                read_one(container, "container")?,
-                read_one(key, "key")?,
-                read_one(value, "value")?,
+                read_one(container, "container", cvm)?,
+                read_one(key, "key", cvm)?,
+                read_one(value, "value", cvm)?,
             )
         };
         vm.set_field(&c, &k, &v)
@@ -216,9 +222,9 @@ pub unsafe extern "C" fn stoffel_array_length(
     array: *const StoffelValue,
     length: *mut usize,
 ) -> c_int {
-    with_vm(handle, "stoffel_array_length", |vm, _| {
+    with_vm(handle, "stoffel_array_length", |vm, cvm| {
         // SAFETY: readable by the caller's guarantee (NULL is checked).
-        let a = unsafe { read_one(array, "array") }?;
+        let a = unsafe { read_one(array, "array", cvm) }?;
         if length.is_null() {
             return Err(Failure::new(STOFFEL_ERROR_NULL, "length is NULL"));
         }
@@ -241,9 +247,14 @@ pub unsafe extern "C" fn stoffel_array_push(
     array: *const StoffelValue,
     value: *const StoffelValue,
 ) -> c_int {
-    with_vm(handle, "stoffel_array_push", |vm, _| {
+    with_vm(handle, "stoffel_array_push", |vm, cvm| {
         // SAFETY: readable by the caller's guarantee (NULL is checked).
-        let (a, v) = unsafe { (read_one(array, "array")?, read_one(value, "value")?) };
+        let (a, v) = unsafe {
+            (
+                read_one(array, "array", cvm)?,
+                read_one(value, "value", cvm)?,
+            )
+        };
         vm.array_push(&a, &v)
             .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_TYPE))?;
         Ok(STOFFEL_OK)
@@ -263,13 +274,13 @@ pub unsafe extern "C" fn stoffel_call_closure(
     arg_count: c_int,
     result: *mut StoffelValue,
 ) -> c_int {
-    with_vm(handle, "stoffel_call_closure", |vm, _| {
+    with_vm(handle, "stoffel_call_closure", |vm, cvm| {
         // SAFETY: readable by the caller's guarantee (NULL is checked).
-        let c = unsafe { read_one(closure, "closure") }?;
+        let c = unsafe { read_one(closure, "closure", cvm) }?;
         need_out(result)?;
         let mut buffer = ArgBuffer::new();
         // SAFETY: the caller guarantees `arg_count` readable values at `args`.
-        let values = unsafe { buffer.read(args, arg_count) }?;
+        let values = unsafe { buffer.read(args, arg_count, cvm) }?;
         let v = vm
             .call_closure(&c, values)
             .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_EXECUTE_WITH_ARGS))?;

@@ -5,11 +5,13 @@ use std::ffi::{CString, c_char, c_int, c_void};
 use super::convert::{make_value, read_value_into, write_value};
 use super::error::{
     Failure, STOFFEL_ERROR_ARGUMENT, STOFFEL_ERROR_EXECUTE, STOFFEL_ERROR_EXECUTE_WITH_ARGS,
-    STOFFEL_ERROR_INVALID_HANDLE, STOFFEL_ERROR_NULL, STOFFEL_ERROR_PARSE, STOFFEL_ERROR_RESULT,
-    STOFFEL_ERROR_RESULT_WITH_ARGS, STOFFEL_OK, guard, set_thread_error,
+    STOFFEL_ERROR_INVALID_HANDLE, STOFFEL_ERROR_LIMIT, STOFFEL_ERROR_NULL, STOFFEL_ERROR_PARSE,
+    STOFFEL_ERROR_RESULT, STOFFEL_ERROR_RESULT_WITH_ARGS, STOFFEL_OK, guard, set_thread_error,
+    set_thread_error_static,
 };
-use super::gate::{self, CVm, with_vm};
-use super::strings::{read_name, to_c_string_lossy};
+use super::gate::{self, CVm, ShellRef, stack_position, with_vm};
+use super::process;
+use super::strings::{out_of_memory, read_name, to_c_string_lossy};
 use super::types::{StoffelGcStats, StoffelPrintCallback, StoffelValue, VMHandle};
 use crate::{Output, Val, Vm};
 
@@ -17,22 +19,41 @@ use crate::{Output, Val, Vm};
 pub const STOFFEL_MAX_ARGS: c_int = 1024;
 
 /// Creates a VM with the builtins registered and default limits (call depth 10000, no
-/// instruction or memory limit), printing to stdout. Returns NULL only if memory is exhausted
-/// or an internal error occurred. Destroy it with `stoffel_destroy_vm`.
+/// instruction or memory limit), printing to stdout. Returns NULL if memory is short (the
+/// allocator has no room for a few VMs, checked before one is built; the thread's last error
+/// says "out of memory") or an internal error occurred. Destroy it with `stoffel_destroy_vm`.
 #[unsafe(no_mangle)]
 pub extern "C" fn stoffel_create_vm() -> VMHandle {
     let mut handle: VMHandle = std::ptr::null_mut();
     guard("stoffel_create_vm", || {
-        handle = CVm::install(Vm::new()).handle();
-        STOFFEL_OK
+        process::setup();
+        // Building a VM takes many small allocations, each of which would abort the process
+        // if it failed: check there is room first.
+        if !process::room_for_vm() {
+            set_thread_error_static(c"stoffel_create_vm: out of memory");
+            return STOFFEL_ERROR_LIMIT;
+        }
+        match CVm::install(Vm::new()) {
+            Some(new) => {
+                handle = new;
+                STOFFEL_OK
+            }
+            None => {
+                set_thread_error_static(c"stoffel_create_vm: out of memory");
+                STOFFEL_ERROR_LIMIT
+            }
+        }
     });
     handle
 }
 
 /// Destroys a VM: runs the finalizers of its foreign objects, frees everything it owns and
-/// invalidates its value ids. NULL, an unknown or an already destroyed handle is ignored (the
-/// thread's last error says so). Called from inside a callback of the same VM, destruction
-/// waits until the outermost call on the VM returns; calls on it fail from then on.
+/// invalidates its value ids. The handle is dead when this returns, always: if another thread
+/// is inside a call on the VM, that thread destroys it when its call returns (finalizers then
+/// run there); called from inside a callback of the same VM, destruction waits until the
+/// outermost call on the VM returns. NULL, an unknown or an already destroyed handle is
+/// ignored (the thread's last error says so). A finalizer may destroy other VMs: those
+/// destroys run after the current one, in the same loop, never nested.
 #[unsafe(no_mangle)]
 pub extern "C" fn stoffel_destroy_vm(handle: VMHandle) {
     guard("stoffel_destroy_vm", || {
@@ -109,11 +130,33 @@ pub unsafe extern "C" fn stoffel_execute(
         if result.is_null() {
             return Err(Failure::new(STOFFEL_ERROR_NULL, "result is NULL"));
         }
+        room_for_name(name)?;
         let value = vm
             .execute(name, &[])
             .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_EXECUTE))?;
         deliver(vm, &value, result, STOFFEL_ERROR_RESULT)
     })
+}
+
+/// Checks that a long name (a function's, from C) can be copied a few times: the VM copies it
+/// into its tables or, for a function it does not know, into the error message, and those
+/// copies abort the process if the allocator fails. Names up to 4 KiB are not checked.
+#[inline]
+pub(crate) fn room_for_name(name: &str) -> Result<(), Failure> {
+    if name.len() > 4096 {
+        return room_for_long_name(name);
+    }
+    Ok(())
+}
+
+#[cold]
+#[inline(never)]
+fn room_for_long_name(name: &str) -> Result<(), Failure> {
+    let bytes = name.len().saturating_mul(4);
+    if !process::room_for(bytes) {
+        return Err(out_of_memory("copies of the name", Some(bytes)));
+    }
+    Ok(())
 }
 
 /// Writes `value` to `out`, or releases it and fails with `code` if C cannot represent it.
@@ -131,6 +174,12 @@ pub(crate) fn deliver(
         }
         Err(f) => {
             let _ = vm.release(value);
+            // Out of memory stays a limit failure; anything else is the caller's code.
+            let code = if f.code == STOFFEL_ERROR_LIMIT {
+                STOFFEL_ERROR_LIMIT
+            } else {
+                code
+            };
             Err(Failure::new(code, f.message))
         }
     }
@@ -152,7 +201,7 @@ impl ArgBuffer {
     }
 
     /// Reads `count` C values as call arguments (count 0..=`STOFFEL_MAX_ARGS`; `args` may
-    /// be NULL only when count is 0).
+    /// be NULL only when count is 0), for the VM of `cvm` (see [`ShellRef::string_cap`]).
     ///
     /// # Safety
     /// `args` must point to `count` readable values (or be NULL).
@@ -160,6 +209,7 @@ impl ArgBuffer {
         &mut self,
         args: *const StoffelValue,
         count: c_int,
+        cvm: ShellRef,
     ) -> Result<&[Val], Failure> {
         if !(0..=STOFFEL_MAX_ARGS).contains(&count) {
             return Err(Failure::new(
@@ -171,9 +221,10 @@ impl ArgBuffer {
             return Err(Failure::new(STOFFEL_ERROR_NULL, "args is NULL"));
         }
         let failed = |i: usize, f: Failure| {
-            // Id 0 is a forged id like any other: keep its code.
+            // Id 0 is a forged id like any other: keep its code; and a limit's.
             let code = match f.code {
                 STOFFEL_ERROR_INVALID_HANDLE => STOFFEL_ERROR_INVALID_HANDLE,
+                STOFFEL_ERROR_LIMIT => STOFFEL_ERROR_LIMIT,
                 _ => STOFFEL_ERROR_ARGUMENT,
             };
             Failure::new(code, format!("argument {i}: {}", f.message))
@@ -182,14 +233,18 @@ impl ArgBuffer {
         let slots: &mut [Val] = if count <= self.few.len() {
             &mut self.few[..count]
         } else {
-            self.many = vec![Val::Unit; count];
+            self.many
+                .try_reserve_exact(count)
+                .map_err(|_| out_of_memory("the arguments", Some(count * size_of::<Val>())))?;
+            self.many.resize(count, Val::Unit);
             &mut self.many
         };
+        let cap = cvm.string_cap();
         for (i, slot) in slots.iter_mut().enumerate() {
             // Into the slot itself: a value returned and then stored would be copied whole
             // right after being written (see `read_value_into`).
             // SAFETY: `i < count` and the caller guarantees `count` readable values.
-            if let Err(f) = unsafe { read_value_into(args.add(i), slot) } {
+            if let Err(f) = unsafe { read_value_into(args.add(i), slot, cap) } {
                 return Err(failed(i, f));
             }
         }
@@ -203,7 +258,9 @@ impl ArgBuffer {
 /// `STOFFEL_ERROR_NULL` (-1: NULL pointer or bad count), `STOFFEL_ERROR_UTF8` (-2),
 /// `STOFFEL_ERROR_ARGUMENT` (-3: an argument cannot be converted), `STOFFEL_ERROR_EXECUTE_WITH_ARGS`
 /// (-4: unknown function, arity or runtime error), `STOFFEL_ERROR_RESULT_WITH_ARGS` (-5),
-/// `STOFFEL_ERROR_INVALID_HANDLE` (-6: a stale, forged or foreign id) or `STOFFEL_ERROR_LIMIT`.
+/// `STOFFEL_ERROR_INVALID_HANDLE` (-6: a stale, forged or foreign id) or `STOFFEL_ERROR_LIMIT`
+/// (also: a STRING argument longer than the VM's memory limit, or one the allocator has no room
+/// to copy).
 ///
 /// # Safety
 /// `function_name` NULL or NUL-terminated; `args` NULL or `arg_count` readable values;
@@ -216,15 +273,16 @@ pub unsafe extern "C" fn stoffel_execute_with_args(
     arg_count: c_int,
     result: *mut StoffelValue,
 ) -> c_int {
-    with_vm(handle, "stoffel_execute_with_args", |vm, _| {
+    with_vm(handle, "stoffel_execute_with_args", |vm, cvm| {
         // SAFETY: NULL or NUL-terminated, by the caller's guarantee.
         let name = unsafe { read_name(function_name, "function name") }?;
         if result.is_null() {
             return Err(Failure::new(STOFFEL_ERROR_NULL, "result is NULL"));
         }
+        room_for_name(name)?;
         let mut buffer = ArgBuffer::new();
         // SAFETY: the caller guarantees `arg_count` readable values at `args`.
-        let values = unsafe { buffer.read(args, arg_count) }?;
+        let values = unsafe { buffer.read(args, arg_count, cvm) }?;
         // A C function gets the ids as they are, so check them here (bytecode functions and
         // builtins would refuse them too).
         for (i, v) in values.iter().enumerate() {
@@ -245,7 +303,10 @@ pub unsafe extern "C" fn stoffel_execute_with_args(
 
 /// The message of the last failed call on `vm` (or, for NULL or an invalid handle, of the last
 /// failed call on this thread that had no usable VM); NULL if there was none. The string is
-/// owned by the VM (or thread) and valid until the next failing call; do not free it.
+/// owned by the VM (or thread) and valid until the next failing call (or the VM's
+/// destruction); do not free it. Called while the thread exits (from a TLS or pthread-key
+/// destructor, or an `atexit` handler), after the thread's message slot is gone, it returns a
+/// static message saying so.
 #[unsafe(no_mangle)]
 pub extern "C" fn stoffel_last_error(handle: VMHandle) -> *const c_char {
     let mut message: *const c_char = std::ptr::null();
@@ -284,11 +345,13 @@ pub extern "C" fn stoffel_set_max_call_depth(handle: VMHandle, depth: u32) -> c_
 }
 
 /// Bytes of heap values and interpreter stacks above which an execution fails with
-/// `STOFFEL_ERROR_LIMIT` (after a full collection); 0 means unlimited (the default).
+/// `STOFFEL_ERROR_LIMIT` (after a full collection); 0 means unlimited (the default). A STRING
+/// argument longer than the limit is refused with `STOFFEL_ERROR_LIMIT` before it is copied.
 #[unsafe(no_mangle)]
 pub extern "C" fn stoffel_set_memory_limit(handle: VMHandle, bytes: usize) -> c_int {
-    with_vm(handle, "stoffel_set_memory_limit", |vm, _| {
+    with_vm(handle, "stoffel_set_memory_limit", |vm, cvm| {
         vm.set_memory_limit((bytes != 0).then_some(bytes));
+        cvm.note_memory_limit(bytes);
         Ok(STOFFEL_OK)
     })
 }
@@ -330,7 +393,7 @@ pub unsafe extern "C" fn stoffel_gc_stats(handle: VMHandle, stats: *mut StoffelG
 /// Sends `print` output to `callback(text, user_data)` instead of stdout; NULL restores
 /// stdout. `text` is one printed line with its newline, valid during the call (a NUL inside
 /// printed text arrives as U+FFFD). The callback must not call into this VM (such calls get
-/// `STOFFEL_ERROR_REENTRANCY`).
+/// `STOFFEL_ERROR_REENTRANCY`), and must return normally (see `CForeignFunction`).
 ///
 /// # Safety
 /// `callback` must be safe to call with a text pointer and `user_data` while the VM lives.
@@ -340,14 +403,18 @@ pub unsafe extern "C" fn stoffel_set_print_callback(
     callback: StoffelPrintCallback,
     user_data: *mut c_void,
 ) -> c_int {
-    with_vm(handle, "stoffel_set_print_callback", |vm, _| {
+    with_vm(handle, "stoffel_set_print_callback", |vm, cvm| {
         match callback {
             None => vm.set_output(Output::Stdout),
             Some(f) => vm.set_output(Output::Callback(Box::new(move |text: &str| {
                 let c: CString = to_c_string_lossy(text);
-                // SAFETY: the host registered `f` as a function with this signature; the text
-                // pointer is valid for the duration of the call.
-                unsafe { f(c.as_ptr(), user_data) };
+                // Marked, so that a `longjmp` out of the callback is noticed (see
+                // `gate::left_by_jump`).
+                cvm.mark_callback(stack_position(), || {
+                    // SAFETY: the host registered `f` as a function with this signature; the
+                    // text pointer is valid for the duration of the call.
+                    unsafe { f(c.as_ptr(), user_data) };
+                });
             }))),
         }
         Ok(STOFFEL_OK)
