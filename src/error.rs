@@ -76,8 +76,8 @@ pub enum VmError {
 }
 
 impl VmError {
-    /// Whether this is a limit the host set (instructions, call depth, memory) rather than
-    /// a fault of the code or of the call.
+    /// Whether this is a limit (instructions, call depth, memory, live handles, handle ids,
+    /// retains of one handle) rather than a fault of the code or of the call.
     pub fn is_limit(&self) -> bool {
         matches!(
             self,
@@ -86,7 +86,9 @@ impl VmError {
                     | RuntimeErrorKind::DepthExceeded(_)
                     | RuntimeErrorKind::MemoryLimit(_),
                 ..
-            })
+            }) | VmError::Api(ApiError::Handle(
+                HandleError::Full | HandleError::IdsExhausted | HandleError::TooManyRetains(_)
+            ))
         )
     }
 }

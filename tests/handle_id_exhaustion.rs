@@ -150,4 +150,16 @@ fn issuance_stops_cleanly_at_the_end_of_the_counter_and_never_wraps() {
     for (i, obj) in last[1..].iter().enumerate() {
         assert_eq!(v(&mut late, obj), Val::I64(i as i64 + 1));
     }
+
+    // Through the C API, running out of ids is a limit (STOFFEL_ERROR_LIMIT), not a bad id.
+    use stoffel_vm::ffi::values::stoffel_create_object;
+    use stoffel_vm::ffi::vm::{stoffel_create_vm, stoffel_destroy_vm};
+    use stoffel_vm::ffi::{STOFFEL_ERROR_LIMIT, StoffelValue};
+    let c_vm = stoffel_create_vm();
+    assert!(!c_vm.is_null());
+    let mut out = std::mem::MaybeUninit::<StoffelValue>::uninit();
+    // SAFETY: `c_vm` is a live VM handle and `out` is writable.
+    let rc = unsafe { stoffel_create_object(c_vm, out.as_mut_ptr()) };
+    assert_eq!(rc, STOFFEL_ERROR_LIMIT, "ids exhausted is a limit in C");
+    stoffel_destroy_vm(c_vm);
 }

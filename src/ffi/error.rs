@@ -64,9 +64,10 @@ impl Failure {
     pub(crate) fn from_vm(e: VmError, exec_code: c_int) -> Failure {
         let code = match &e {
             VmError::Load(_) | VmError::Assembly(_) => STOFFEL_ERROR_PARSE,
+            // Before the handle arm: a full handle table or spent ids are limits, not bad ids.
+            _ if e.is_limit() => STOFFEL_ERROR_LIMIT,
             VmError::Api(ApiError::Handle(_)) => STOFFEL_ERROR_INVALID_HANDLE,
             VmError::Api(ApiError::WrongKind { .. }) => STOFFEL_ERROR_INVALID_HANDLE,
-            _ if e.is_limit() => STOFFEL_ERROR_LIMIT,
             VmError::Runtime(_) => exec_code,
             VmError::Api(_) => exec_code,
         };
