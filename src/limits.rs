@@ -35,11 +35,11 @@ pub const DEFAULT_MAX_DEPTH: usize = 10_000;
 /// with small stacks.
 ///
 /// Each level costs native stack. Measured on x86-64 Linux: about 0.9 KiB per level for a
-/// Rust host function that calls [`Vm::execute`](crate::Vm::execute) (release build; 1.5
-/// KiB unoptimised) and about 1.8 KiB for a C callback that calls `stoffel_execute` through
+/// Rust host function that calls [`Vm::execute`](crate::Vm::execute) (release build; 1.2
+/// KiB unoptimised) and about 1.9 KiB for a C callback that calls `stoffel_execute` through
 /// the C library, plus what the host function's own frames hold, plus about 3 KiB once for
-/// the top-level execution. So 200 levels take about 180 KiB (Rust) or 360 KiB (C), and a
-/// thread with a 128 KiB stack allows about 110 Rust or 50 C levels before
+/// the top-level execution. So 200 levels take about 180 KiB (Rust) or 380 KiB (C), and a
+/// thread with a 128 KiB stack allows about 100 Rust or 48 C levels before
 /// [`STACK_RESERVE`] refuses the next one.
 pub const MAX_REENTRY: u32 = 200;
 

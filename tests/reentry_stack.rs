@@ -127,7 +127,7 @@ fn reentry_on_small_stacks_is_refused_before_the_stack_runs_out() {
             other => panic!("{kib} KiB: unexpected refusal {other:?}"),
         }
         // A Rust host function that re-enters costs well under 4 KiB of stack per level,
-        // even unoptimised (measured: about 0.9 KiB in release builds, 1.5 KiB in tests).
+        // even unoptimised (measured: about 0.9 KiB in release builds, 1.2 KiB in tests).
         assert!(per_level > 0 && per_level < 4096, "{kib} KiB: {per_level}");
         // On a 128 KiB thread the stack, not the count, stops re-entry, and it lets a
         // useful depth through.

@@ -11,12 +11,14 @@
 //! re-entry is a limit error, never a stack overflow.
 //!
 //! Native stack per level of re-entry: the frames that stay live while a nested
-//! execution's host function runs are `run_nested` (with `drive` and `call_host` inlined
-//! into it) and the host function's own, about 0.6 KiB of ours in a release build. The
-//! interpreter (`run_steps`, ~2.7 KiB with the dispatch loop inlined) returns at each host
-//! call of a nested execution, and failures travel boxed. A top-level execution keeps the
-//! fastest shape instead: `run_steps` makes its host calls itself, and its big frame is on
-//! the stack once.
+//! execution's host function runs are `run_nested` (with the driver loop and `call_host`
+//! inlined into it, about 0.7 KiB in a release build) and the host function's own. The
+//! interpreter (`run_steps`, ~2.6 KiB with the dispatch loop inlined) returns at each host
+//! call of a nested execution, and the cold paths run out of line. A top-level execution
+//! keeps the fastest shape instead: `run_steps` makes its host calls itself, and its big
+//! frame is on the stack once. (`run_steps` is the only caller of the interpreter and of
+//! `Interp::begin_function`, so both are inlined into it; a second caller would stop that
+//! and cost every top-level call.)
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -190,12 +192,12 @@ impl Vm {
 
     /// Runs the current activation to its end.
     ///
-    /// The interpreter runs in [`Vm::run_steps`], whose frame is large (~2.7 KiB: the
+    /// The interpreter runs in [`Vm::run_steps`], whose frame is large (~2.6 KiB: the
     /// dispatch loop is inlined into it). In a top-level execution it also makes the host
     /// calls, as fast as can be, and its frame is on the stack once. In a nested execution
-    /// it returns at each host call, which is made from here: only this small frame (and
-    /// `run_nested`'s) stays live while the host function runs, and that is what each level
-    /// of re-entry costs.
+    /// it returns at each host call, which is then made from the caller's frame (this one,
+    /// or `run_nested`, into which this is inlined): only that frame stays live while the
+    /// host function runs, and it is what each level of re-entry costs.
     #[inline(never)]
     pub(super) fn drive(&mut self) -> Result<Val, VmError> {
         self.drive_with(self.nesting.get() <= 1, None)
@@ -205,32 +207,44 @@ impl Vm {
     /// function if `start` says so.
     #[inline(always)]
     fn drive_with(&mut self, top: bool, mut start: Option<Start<'_>>) -> Result<Val, VmError> {
+        if top {
+            return self.run_steps(true, start, &mut None);
+        }
+        let mut pending = None;
         loop {
-            match self.run_steps(top, start.take()) {
-                Ok(Exit::Done(v)) => return Ok(v),
-                Ok(Exit::HostCall { host, slot }) => {
+            let result = self.run_steps(false, start.take(), &mut pending);
+            match pending.take() {
+                Some((host, slot)) => {
                     if let Err(e) = self.call_host::<false>(host, slot) {
                         return Err(*e);
                     }
                 }
-                Err(e) => return Err(*e),
+                None => return result,
             }
         }
     }
 
     /// Starts a bytecode function if `start` says so, then runs interpreter steps until
-    /// the activation ends, or (unless `top`) until it calls a host function. The failures
-    /// come boxed: a `Result<_, VmError>` takes 104 bytes of a frame. The one place that
-    /// starts functions and runs the interpreter, so both are inlined into it.
+    /// the activation ends, or (unless `top`) until it calls a host function: then the
+    /// call is left in `pending` for the caller to make (and the result is a placeholder).
+    /// The one place that starts functions and runs the interpreter, so both are inlined
+    /// into it.
     #[inline(never)]
-    fn run_steps(&mut self, top: bool, start: Option<Start<'_>>) -> Result<Exit, Box<VmError>> {
-        if let Some(start) = start {
-            self.begin_function(start)?;
+    fn run_steps(
+        &mut self,
+        top: bool,
+        start: Option<Start<'_>>,
+        pending: &mut Option<(u32, u32)>,
+    ) -> Result<Val, VmError> {
+        if let Some(start) = start
+            && let Err(e) = self.begin_function(start)
+        {
+            return Err(*e);
         }
         loop {
             let budget = match self.fuel.slice(self.trace.is_some()) {
                 Ok(budget) => budget,
-                Err(e) => return Err(Box::new(self.fail_activation(e.into()))),
+                Err(e) => return Err(self.fail_activation(e.into())),
             };
             if self.trace.is_some() {
                 self.trace_next();
@@ -257,18 +271,20 @@ impl Vm {
                     // Collect first (the result is rooted in the interpreter meanwhile), so
                     // the result is converted straight into the return value.
                     self.collect_debt();
-                    return match self.arena.mutate_root(|_, root| {
+                    return self.arena.mutate_root(|_, root| {
                         value_to_val(root.interp.take_result(), &mut root.handles)
-                    }) {
-                        Ok(v) => Ok(Exit::Done(v)),
-                        Err(e) => Err(Box::new(e)),
-                    };
+                    });
                 }
-                Step::Error(e) => return Err(Box::new(self.step_failed(e))),
+                Step::Error(e) => return Err(self.step_failed(e)),
                 Step::HostCall { host, slot } if top => self.call_host::<true>(host, slot),
-                Step::HostCall { host, slot } => return Ok(Exit::HostCall { host, slot }),
+                Step::HostCall { host, slot } => {
+                    *pending = Some((host, slot));
+                    return Ok(Val::Unit);
+                }
             };
-            settled?;
+            if let Err(e) = settled {
+                return Err(*e);
+            }
         }
     }
 
@@ -369,14 +385,6 @@ struct Start<'a> {
     f: u32,
     args: &'a [Val],
     lenient: bool,
-}
-
-/// Where [`Vm::run_steps`] stopped.
-enum Exit {
-    /// The activation finished with this value.
-    Done(Val),
-    /// It called a host function (only when not running a top-level execution).
-    HostCall { host: u32, slot: u32 },
 }
 
 /// Why [`Vm::enter`] refused (small, so the gate's result costs no stack; the error is
