@@ -51,7 +51,9 @@ fn main() -> Result<(), VmError> {
                 println!("log #{}: {name} scored {score}", counter.get());
                 Ok(Val::Unit)
             }
-            other => Err(HostError(format!("log: unexpected arguments {other:?}"))),
+            other => Err(HostError::new(format!(
+                "log: unexpected arguments {other:?}"
+            ))),
         }
     });
 

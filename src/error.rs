@@ -4,32 +4,120 @@
 //! Each front end and the interpreter keep their own error types ([`LoadError`],
 //! [`AsmError`], [`RuntimeError`], [`HandleError`]); `VmError` wraps them unchanged.
 
+use std::borrow::Cow;
+use std::fmt;
+
 use crate::asm::AsmError;
 use crate::handles::HandleError;
 use crate::interp::{RuntimeError, RuntimeErrorKind};
-use crate::limits::MAX_REENTRY;
+use crate::limits::{MAX_REENTRY, STACK_RESERVE};
 use crate::stfl::LoadError;
 
-/// A host function failed; the message becomes part of the runtime error.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct HostError(pub String);
+/// A host function failed: its own message and, when it failed because an execution it
+/// started on the VM failed, that execution's error (the *cause*).
+///
+/// The VM turns it into a [`RuntimeErrorKind::Host`] error at the call. A cause keeps the
+/// message of failures through nested executions bounded: a host function that passes on
+/// a nested error (`vm.execute(..)?`, or [`HostError::caused_by`]) at every level of a chain
+/// of re-entries gives a message that names the innermost error and how many nested
+/// executions it came through, whatever the depth, instead of wrapping each level's message
+/// in the next.
+///
+/// ```
+/// use stoffel_vm::{HostError, Vm};
+/// let plain = HostError::new("disk on fire");
+/// assert_eq!(plain.message(), "disk on fire");
+/// let mut vm = Vm::new();
+/// let failed = vm.execute("missing", &[]).unwrap_err();
+/// let passed_on = HostError::caused_by("lookup failed", failed.clone());
+/// assert_eq!(passed_on.message(), "lookup failed: function 'missing' not found");
+/// assert_eq!(passed_on.cause(), Some(&failed));
+/// assert_eq!(HostError::from(failed).message(), "function 'missing' not found");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostError {
+    /// The host's own words; empty when it only passes on `cause`.
+    context: String,
+    /// The failed nested execution's error.
+    cause: Option<Box<VmError>>,
+}
+
+impl HostError {
+    /// A failure described by `message`.
+    pub fn new(message: impl Into<String>) -> HostError {
+        HostError {
+            context: message.into(),
+            cause: None,
+        }
+    }
+
+    /// A failure described by `message`, caused by `cause`: the error of an execution the
+    /// host function started on the VM. `HostError::from(cause)` is the same without a
+    /// message of its own.
+    pub fn caused_by(message: impl Into<String>, cause: VmError) -> HostError {
+        HostError {
+            context: message.into(),
+            cause: Some(Box::new(cause)),
+        }
+    }
+
+    /// The full message: the host's own words, then `": "` and the cause if there is one.
+    pub fn message(&self) -> Cow<'_, str> {
+        match (&self.cause, self.context.is_empty()) {
+            (None, _) => Cow::Borrowed(&self.context),
+            (Some(cause), true) => Cow::Owned(cause.to_string()),
+            (Some(cause), false) => Cow::Owned(format!("{}: {cause}", self.context)),
+        }
+    }
+
+    /// The host's own words, without the cause (empty when it only passes on a cause).
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+
+    /// The error of the nested execution this failure passes on, if any.
+    pub fn cause(&self) -> Option<&VmError> {
+        self.cause.as_deref()
+    }
+
+    /// The host's own words and the cause.
+    pub(crate) fn into_parts(self) -> (String, Option<VmError>) {
+        (self.context, self.cause.map(|c| *c))
+    }
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl std::error::Error for HostError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.as_deref().map(|e| e as _)
+    }
+}
 
 impl From<&str> for HostError {
     fn from(s: &str) -> Self {
-        HostError(s.to_owned())
+        HostError::new(s)
     }
 }
 
 impl From<String> for HostError {
     fn from(s: String) -> Self {
-        HostError(s)
+        HostError::new(s)
     }
 }
 
+/// The error of a nested execution, passed on as the cause (so `vm.execute(..)?` works in a
+/// host function).
 impl From<VmError> for HostError {
     fn from(e: VmError) -> Self {
-        HostError(e.to_string())
+        HostError {
+            context: String::new(),
+            cause: Some(Box::new(e)),
+        }
     }
 }
 
@@ -50,9 +138,24 @@ pub enum ApiError {
         /// What was given.
         got: &'static str,
     },
-    /// Host functions re-entered the VM too deeply.
+    /// Host functions re-entered the VM too deeply: [`MAX_REENTRY`] executions were
+    /// running. A limit ([`VmError::is_limit`]).
     #[error("host functions re-entered the VM more than {MAX_REENTRY} levels deep")]
     TooDeeplyNested,
+    /// Less than [`STACK_RESERVE`] bytes of the thread's native stack were left, so an
+    /// execution (or heap call) was refused before it could overflow the stack. A limit
+    /// ([`VmError::is_limit`]); `depth` is how many executions were already running (0: a
+    /// top-level call on a thread with a very small stack).
+    #[error(
+        "not enough native stack to run: {remaining} bytes left, {STACK_RESERVE} needed \
+         ({depth} executions running)"
+    )]
+    StackExhausted {
+        /// Executions running on this VM when the call was refused.
+        depth: u32,
+        /// Bytes of native stack that were left.
+        remaining: usize,
+    },
     /// The program has more constants than the VM can address.
     #[error("too many constants loaded")]
     TooManyConstants,
@@ -76,8 +179,9 @@ pub enum VmError {
 }
 
 impl VmError {
-    /// Whether this is a limit (instructions, call depth, memory, live handles, handle ids,
-    /// retains of one handle) rather than a fault of the code or of the call.
+    /// Whether this is a limit (instructions, call depth, memory, re-entry depth, native
+    /// stack, live handles, handle ids, retains of one handle) rather than a fault of the
+    /// code or of the call. The C API reports these as `STOFFEL_ERROR_LIMIT`.
     pub fn is_limit(&self) -> bool {
         matches!(
             self,
@@ -86,9 +190,15 @@ impl VmError {
                     | RuntimeErrorKind::DepthExceeded(_)
                     | RuntimeErrorKind::MemoryLimit(_),
                 ..
-            }) | VmError::Api(ApiError::Handle(
-                HandleError::Full | HandleError::IdsExhausted | HandleError::TooManyRetains(_)
-            ))
+            }) | VmError::Api(
+                ApiError::TooDeeplyNested
+                    | ApiError::StackExhausted { .. }
+                    | ApiError::Handle(
+                        HandleError::Full
+                            | HandleError::IdsExhausted
+                            | HandleError::TooManyRetains(_)
+                    )
+            )
         )
     }
 }

@@ -1795,7 +1795,7 @@ fn fused_builtin_calls_follow_a_rebound_name() {
     vm.register_function("get_field", |_, args| Ok(Val::I64(100 * args.len() as i64)));
     assert_eq!(vm.execute("fields", &[]).unwrap(), Val::I64(201));
     vm.register_function("set_field", |_, _| {
-        Err(stoffel_vm::HostError("set_field is read-only here".into()))
+        Err(stoffel_vm::HostError::new("set_field is read-only here"))
     });
     assert_error(
         vm.execute("fields", &[]),

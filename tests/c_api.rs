@@ -444,6 +444,34 @@ fn reentry() {
     }
 }
 
+/// Re-entry against the native stack: on threads with 128, 256 and 512 KiB stacks a C
+/// callback re-enters its VM until `stoffel_execute` refuses with `STOFFEL_ERROR_LIMIT`
+/// (the stack left decides, not only the 200-level count); no crash, and the VM works
+/// afterwards.
+#[test]
+fn reentry_on_small_stacks() {
+    let _lock = shared();
+    let scratch = Scratch::new("reentry_stack");
+    let exe = build_c("tests/c/reentry_stack.c", &scratch, &["-lpthread"]);
+    let stdout = run_ok(&exe, &["stacks"]);
+    assert!(stdout.contains("reentry_stack stacks: all "), "{stdout}");
+    assert!(stdout.contains("128 KiB stack: "), "{stdout}");
+}
+
+/// A failure passed on by C callbacks through 200 nested executions: the top-level error
+/// names the innermost error and the number of levels in under 1 KiB. Needs the callback
+/// wrapper in `src/ffi` to pass a failed nested execution on as the `HostError`'s cause
+/// (`Vm::nested_error`, `HostError::caused_by`); until then each level wraps the message of
+/// the one below.
+#[test]
+fn reentry_failure_messages_are_bounded() {
+    let _lock = shared();
+    let scratch = Scratch::new("reentry_messages");
+    let exe = build_c("tests/c/reentry_stack.c", &scratch, &["-lpthread"]);
+    let stdout = run_ok(&exe, &["messages"]);
+    assert!(stdout.contains("reentry_stack messages: all "), "{stdout}");
+}
+
 /// Threads: 8 threads, each with its own VM, 10 000 executions each, at the same time; and a
 /// VM busy on one thread refuses a second thread with STOFFEL_ERROR_REENTRANCY (made
 /// deterministic with pipes), then works from that second thread once idle, and destroyed by

@@ -58,7 +58,7 @@ fn host_function(
             let value = match arg {
                 Val::String(s) => {
                     let c = try_c_string(s, "a string argument").map_err(|f| {
-                        HostError(if f.code == STOFFEL_ERROR_LIMIT {
+                        HostError::new(if f.code == STOFFEL_ERROR_LIMIT {
                             format!("argument {i} of C function '{name}': {}", f.message)
                         } else {
                             format!("argument {i} of C function '{name}' contains a NUL byte")
@@ -74,7 +74,7 @@ fn host_function(
                     v
                 }
                 other => make_value(other).map_err(|f| {
-                    HostError(format!(
+                    HostError::new(format!(
                         "argument {i} of C function '{name}': {}",
                         f.message
                     ))
@@ -100,16 +100,23 @@ fn host_function(
         });
         scratch.set(values);
         if code != 0 {
-            let inner = cvm
-                .failure_since(failures_before)
-                .map(|m| format!(" (last error inside the callback: {m})"))
-                .unwrap_or_default();
-            return Err(HostError(format!(
-                "C function '{name}' returned error code {code}{inner}"
-            )));
+            let message = format!("C function '{name}' returned error code {code}");
+            return Err(
+                match (vm.nested_error(), cvm.failure_since(failures_before)) {
+                    // Its last error was a failed nested execution: passed on as the cause, so a
+                    // failure through many levels names the innermost error and the depth.
+                    (Some(e), Some(last)) if last == e.to_string() => {
+                        HostError::caused_by(message, e.clone())
+                    }
+                    (_, Some(last)) => HostError::new(format!(
+                        "{message} (last error inside the callback: {last})"
+                    )),
+                    (_, None) => HostError::new(message),
+                },
+            );
         }
         let invalid = |message: String| {
-            HostError(format!(
+            HostError::new(format!(
                 "C function '{name}' returned an invalid result: {message}"
             ))
         };

@@ -3,7 +3,22 @@
 //! [`Vm::drive`] alternates: run the interpreter for a bounded slice of fuel inside
 //! `mutate`, then (outside it) pay the collector's debt, settle the memory limit and make
 //! any host call the step stopped at. Host functions may re-enter: a nested execution pushes
-//! its own activation on the same interpreter stacks, up to [`MAX_REENTRY`] levels.
+//! its own activation on the same interpreter stacks.
+//!
+//! [`Vm::enter`] is the re-entry gate every execution and heap call passes: at most
+//! [`MAX_REENTRY`] executions at once, and only while [`STACK_RESERVE`] bytes of the
+//! thread's native stack are left (read from the thread's real stack bounds), so deep
+//! re-entry is a limit error, never a stack overflow.
+//!
+//! Native stack per level of re-entry: the frames that stay live while a nested
+//! execution's host function runs are `run_nested` (with the driver loop and `call_host`
+//! inlined into it, about 0.7 KiB in a release build) and the host function's own. The
+//! interpreter (`run_steps`, ~2.6 KiB with the dispatch loop inlined) returns at each host
+//! call of a nested execution, and the cold paths run out of line. A top-level execution
+//! keeps the fastest shape instead: `run_steps` makes its host calls itself, and its big
+//! frame is on the stack once. (`run_steps` is the only caller of the interpreter and of
+//! `Interp::begin_function`, so both are inlined into it; a second caller would stop that
+//! and cost every top-level call.)
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -16,8 +31,8 @@ use crate::asm::{self, OperandNames};
 use crate::error::{ApiError, VmError};
 use crate::interp::builtins::Builtin;
 use crate::interp::code::Binding;
-use crate::interp::{self, RuntimeErrorKind, Step};
-use crate::limits::{MAX_REENTRY, settle_memory};
+use crate::interp::{self, RuntimeError, RuntimeErrorKind, Step};
+use crate::limits::{MAX_REENTRY, STACK_RESERVE, check_stack, settle_memory};
 use crate::value::Value;
 
 /// Keeps the re-entry depth right even if a host function panics through `execute`.
@@ -34,6 +49,10 @@ impl Vm {
     /// function needs exactly its parameter count, or no arguments (parameters are then
     /// Unit, as StoffelVM's `execute`). Heap values in the result are new handles the caller
     /// owns.
+    ///
+    /// From a host function this is a nested execution (re-entry), refused with a limit
+    /// error ([`VmError::is_limit`]) when [`MAX_REENTRY`] executions are running or less than
+    /// [`STACK_RESERVE`] bytes of native stack are left.
     pub fn execute(&mut self, name: &str, args: &[Val]) -> Result<Val, VmError> {
         self.run_named(name, args, true)
     }
@@ -51,33 +70,44 @@ impl Vm {
         args: &[Val],
         lenient: bool,
     ) -> Result<Val, VmError> {
+        if self.nesting.get() == 0 {
+            self.run_binding(name, args, lenient, true)
+        } else {
+            self.run_nested(name, args, lenient)
+        }
+    }
+
+    /// An execution started by a host function (a re-entry): the small-frame variant, and
+    /// its failure is remembered for [`Vm::nested_error`] and for bounded messages.
+    #[inline(never)]
+    fn run_nested(&mut self, name: &str, args: &[Val], lenient: bool) -> Result<Val, VmError> {
+        let result = self.run_binding(name, args, lenient, false);
+        if let Err(e) = &result {
+            self.note_nested_failure(e);
+        }
+        result
+    }
+
+    /// Runs what `name` is bound to; `top` for a top-level execution (see [`Vm::drive`]).
+    #[inline(always)]
+    fn run_binding(
+        &mut self,
+        name: &str,
+        args: &[Val],
+        lenient: bool,
+        top: bool,
+    ) -> Result<Val, VmError> {
         match self.code.lookup(name) {
-            Binding::Unbound => Err(ApiError::FunctionNotFound(name.to_owned()).into()),
+            Binding::Unbound => Err(not_found(name)),
             Binding::Host(h) => {
                 let _guard = self.enter()?;
                 self.call_host_directly(h, name, args)
             }
             Binding::Function(f) => {
                 let _guard = self.enter()?;
-                let code = &self.code;
-                let rt = &mut self.rt;
-                self.arena.mutate_root(|mc, root| -> Result<(), VmError> {
-                    // The usual few arguments convert into a stack buffer, not a Vec.
-                    let mut buffer = [Value::Unit; 8];
-                    let owned;
-                    let values: &[Value<'_>] = if args.len() <= buffer.len() {
-                        for (slot, a) in buffer.iter_mut().zip(args) {
-                            *slot = val_to_value(mc, &rt.meter, &root.handles, a)?;
-                        }
-                        &buffer[..args.len()]
-                    } else {
-                        owned = vals_to_values(mc, &rt.meter, &root.handles, args)?;
-                        &owned
-                    };
-                    root.interp.begin_function(code, rt, f, values, lenient)?;
-                    Ok(())
-                })?;
-                self.drive()
+                // The arguments are converted in `run_steps`: their buffer is gone before a
+                // host function of a nested execution runs.
+                self.drive_with(top, Some(Start { f, args, lenient }))
             }
             Binding::Builtin(b) => {
                 let _guard = self.enter()?;
@@ -86,10 +116,43 @@ impl Vm {
         }
     }
 
-    pub(super) fn enter(&mut self) -> Result<NestGuard, VmError> {
+    /// Starts bytecode function `f`. The error is boxed to keep the caller's frame small.
+    #[inline(always)]
+    fn begin_function(&mut self, start: Start<'_>) -> Result<(), Box<VmError>> {
+        let Start { f, args, lenient } = start;
+        let code = &self.code;
+        let rt = &mut self.rt;
+        self.arena
+            .mutate_root(|mc, root| -> Result<(), Box<VmError>> {
+                // The usual few arguments convert into a stack buffer, not a Vec.
+                let mut buffer = [Value::Unit; 8];
+                let owned;
+                let values: &[Value<'_>] = if args.len() <= buffer.len() {
+                    for (slot, a) in buffer.iter_mut().zip(args) {
+                        *slot = val_to_value(mc, &rt.meter, &root.handles, a).map_err(Box::new)?;
+                    }
+                    &buffer[..args.len()]
+                } else {
+                    owned = vals_to_values(mc, &rt.meter, &root.handles, args).map_err(Box::new)?;
+                    &owned
+                };
+                match root.interp.begin_function(code, rt, f, values, lenient) {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(Box::new(VmError::from(e))),
+                }
+            })
+    }
+
+    /// The re-entry gate: every execution and heap call starts here. Refuses (a limit
+    /// error) when [`MAX_REENTRY`] executions are running or less than [`STACK_RESERVE`]
+    /// bytes of native stack are left; a top-level call gets a fresh instruction budget.
+    pub(super) fn enter(&mut self) -> Result<NestGuard, Refused> {
         let depth = self.nesting.get();
         if depth >= MAX_REENTRY {
-            return Err(ApiError::TooDeeplyNested.into());
+            return Err(Refused::TooDeep);
+        }
+        if let Err(remaining) = check_stack() {
+            return Err(Refused::Stack { depth, remaining });
         }
         if depth == 0 {
             // A top-level execution: fresh budget, and no state left by a host panic.
@@ -102,13 +165,9 @@ impl Vm {
         Ok(NestGuard(self.nesting.clone()))
     }
 
+    #[inline(never)]
     pub(super) fn run_builtin(&mut self, b: Builtin, args: &[Val]) -> Result<Val, VmError> {
-        let code = &self.code;
-        let rt = &mut self.rt;
-        let finished = self.arena.mutate_root(|mc, root| -> Result<bool, VmError> {
-            let values = vals_to_values(mc, &rt.meter, &root.handles, args)?;
-            Ok(root.interp.begin_builtin(mc, code, rt, b, &values)?)
-        });
+        let finished = self.begin_builtin(b, args);
         if let Ok(false) = finished {
             // A closure call: it runs on in `drive`, which pays the collector as it steps.
             return self.drive();
@@ -118,12 +177,78 @@ impl Vm {
         // result is rooted in the interpreter meanwhile.
         self.collect_debt();
         finished?;
+        self.builtin_result()
+    }
+
+    /// Starts builtin `b`; true if it finished at once (`call_closure` of a bytecode
+    /// closure does not: its code runs in [`Vm::drive`]).
+    #[inline(never)]
+    fn begin_builtin(&mut self, b: Builtin, args: &[Val]) -> Result<bool, VmError> {
+        let code = &self.code;
+        let rt = &mut self.rt;
+        self.arena.mutate_root(|mc, root| -> Result<bool, VmError> {
+            let values = vals_to_values(mc, &rt.meter, &root.handles, args)?;
+            Ok(root.interp.begin_builtin(mc, code, rt, b, &values)?)
+        })
+    }
+
+    #[inline(never)]
+    fn builtin_result(&mut self) -> Result<Val, VmError> {
         self.arena
             .mutate_root(|_, root| value_to_val(root.interp.take_result(), &mut root.handles))
     }
 
     /// Runs the current activation to its end.
+    ///
+    /// The interpreter runs in [`Vm::run_steps`], whose frame is large (~2.6 KiB: the
+    /// dispatch loop is inlined into it). In a top-level execution it also makes the host
+    /// calls, as fast as can be, and its frame is on the stack once. In a nested execution
+    /// it returns at each host call, which is then made from the caller's frame (this one,
+    /// or `run_nested`, into which this is inlined): only that frame stays live while the
+    /// host function runs, and it is what each level of re-entry costs.
+    #[inline(never)]
     pub(super) fn drive(&mut self) -> Result<Val, VmError> {
+        self.drive_with(self.nesting.get() <= 1, None)
+    }
+
+    /// [`Vm::drive`], for a top-level execution if `top`, first starting a bytecode
+    /// function if `start` says so.
+    #[inline(always)]
+    fn drive_with(&mut self, top: bool, mut start: Option<Start<'_>>) -> Result<Val, VmError> {
+        if top {
+            return self.run_steps(true, start, &mut None);
+        }
+        let mut pending = None;
+        loop {
+            let result = self.run_steps(false, start.take(), &mut pending);
+            match pending.take() {
+                Some((host, slot)) => {
+                    if let Err(e) = self.call_host::<false>(host, slot) {
+                        return Err(*e);
+                    }
+                }
+                None => return result,
+            }
+        }
+    }
+
+    /// Starts a bytecode function if `start` says so, then runs interpreter steps until
+    /// the activation ends, or (unless `top`) until it calls a host function: then the
+    /// call is left in `pending` for the caller to make (and the result is a placeholder).
+    /// The one place that starts functions and runs the interpreter, so both are inlined
+    /// into it.
+    #[inline(never)]
+    fn run_steps(
+        &mut self,
+        top: bool,
+        start: Option<Start<'_>>,
+        pending: &mut Option<(u32, u32)>,
+    ) -> Result<Val, VmError> {
+        if let Some(start) = start
+            && let Err(e) = self.begin_function(start)
+        {
+            return Err(*e);
+        }
         loop {
             let budget = match self.fuel.slice(self.trace.is_some()) {
                 Ok(budget) => budget,
@@ -148,14 +273,8 @@ impl Vm {
             });
             self.fuel.burn(used);
             self.instructions += u64::from(used);
-            match step {
-                Step::Yield => {
-                    self.collect_debt();
-                    let limit = self.rt.limits.memory;
-                    if let Err(e) = settle_memory(limit, self, Vm::used_bytes, Vm::collect_all) {
-                        return Err(self.fail_activation(e.into()));
-                    }
-                }
+            let settled = match step {
+                Step::Yield => self.settle_step(),
                 Step::Done => {
                     // Collect first (the result is rooted in the interpreter meanwhile), so
                     // the result is converted straight into the return value.
@@ -164,15 +283,41 @@ impl Vm {
                         value_to_val(root.interp.take_result(), &mut root.handles)
                     });
                 }
-                Step::Error(e) => {
-                    self.collect_debt();
-                    return Err((*e).into());
+                Step::Error(e) => return Err(self.step_failed(e)),
+                Step::HostCall { host, slot } if top => self.call_host::<true>(host, slot),
+                Step::HostCall { host, slot } => {
+                    *pending = Some((host, slot));
+                    return Ok(Val::Unit);
                 }
-                Step::HostCall { host, slot } => self.call_host(host, slot)?,
+            };
+            if let Err(e) = settled {
+                return Err(*e);
             }
         }
     }
 
+    /// After a step that used up its slice: collect, and settle the memory limit.
+    #[inline(never)]
+    fn settle_step(&mut self) -> Result<(), Box<VmError>> {
+        self.collect_debt();
+        let limit = self.rt.limits.memory;
+        match settle_memory(limit, self, Vm::used_bytes, Vm::collect_all) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(Box::new(self.fail_activation(e.into()))),
+        }
+    }
+
+    /// The interpreter failed (taking the error boxed, as it comes, keeps it out of the
+    /// caller's frame).
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::boxed_local)]
+    fn step_failed(&mut self, e: Box<RuntimeError>) -> VmError {
+        self.collect_debt();
+        (*e).into()
+    }
+
+    #[inline(never)]
     pub(super) fn trace_next(&mut self) {
         let Some((func, ip)) = self.arena.mutate(|_, root| root.interp.position()) else {
             return;
@@ -193,6 +338,8 @@ impl Vm {
     }
 
     /// Fails the running activation (at its current instruction) with `kind`.
+    #[cold]
+    #[inline(never)]
     pub(super) fn fail_activation(&mut self, kind: RuntimeErrorKind) -> VmError {
         let code = &self.code;
         self.arena
@@ -229,5 +376,41 @@ impl OperandNames for LinkedNames<'_> {
 
     fn label(&self, target: u32) -> Cow<'_, str> {
         Cow::Owned(format!("@{target}"))
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn not_found(name: &str) -> VmError {
+    ApiError::FunctionNotFound(name.to_owned()).into()
+}
+
+/// A bytecode function to start, with its arguments (see [`Vm::execute`] and
+/// [`Vm::call`] for `lenient`).
+#[derive(Clone, Copy)]
+struct Start<'a> {
+    f: u32,
+    args: &'a [Val],
+    lenient: bool,
+}
+
+/// Why [`Vm::enter`] refused (small, so the gate's result costs no stack; the error is
+/// built on the cold path).
+pub(super) enum Refused {
+    TooDeep,
+    Stack { depth: u32, remaining: usize },
+}
+
+impl From<Refused> for VmError {
+    #[cold]
+    #[inline(never)]
+    fn from(r: Refused) -> VmError {
+        match r {
+            Refused::TooDeep => ApiError::TooDeeplyNested.into(),
+            Refused::Stack { depth, remaining } => {
+                debug_assert!(remaining < STACK_RESERVE);
+                ApiError::StackExhausted { depth, remaining }.into()
+            }
+        }
     }
 }

@@ -34,6 +34,16 @@ impl Vm {
     /// (bytecode, builtin or host), as StoffelVM does. The closure may keep state and may
     /// call back into the VM it gets.
     ///
+    /// Calling back (re-entry) nests: each level costs about 0.9 KiB of native stack in a
+    /// release build on x86-64 (see [`MAX_REENTRY`](crate::MAX_REENTRY)) plus the closure's
+    /// own frame. A nested execution is refused with a limit error
+    /// ([`ApiError::StackExhausted`](crate::ApiError::StackExhausted) or
+    /// [`ApiError::TooDeeplyNested`](crate::ApiError::TooDeeplyNested)) when
+    /// [`STACK_RESERVE`](crate::STACK_RESERVE) bytes of stack would not be left or 200
+    /// executions are running, never overflowing the stack. Passing a nested failure on
+    /// with `?` (or [`HostError::caused_by`]) keeps the message short however deep: the
+    /// innermost error and the number of nested executions it came through.
+    ///
     /// ```
     /// # use std::cell::Cell; use std::rc::Rc;
     /// # use stoffel_vm::{HostError, Val, Vm};
@@ -70,49 +80,36 @@ impl Vm {
     }
 
     /// Makes the host call the interpreter stopped at, and delivers its result.
-    pub(super) fn call_host(&mut self, host: u32, slot: u32) -> Result<(), VmError> {
-        let mut out = std::mem::take(&mut self.host_args);
-        out.clear();
-        let args = self.arena.mutate_root(|_, root| {
-            for &v in root.interp.host_args() {
-                out.push(value_to_val(v, &mut root.handles)?);
-            }
-            Ok::<_, VmError>(out)
-        });
-        let args = match args {
-            Ok(a) => a,
-            Err(e) => {
-                return Err(self.fail_activation(RuntimeErrorKind::Host {
-                    function: self.code.names[slot as usize].to_string(),
-                    message: e.to_string(),
-                }));
-            }
-        };
+    ///
+    /// This frame is live while the host function runs (and re-enters), so argument
+    /// conversion, delivery of non-integer results and failures run in functions of their
+    /// own that are not inlined. Always inlined, as it is on the hot path of VM -> host
+    /// calls; `_HOT` only makes a separate copy (with its own closures, each called from one
+    /// place and so inlined) for that path, `Vm::run_steps`.
+    #[inline(always)]
+    pub(super) fn call_host<const _HOT: bool>(
+        &mut self,
+        host: u32,
+        slot: u32,
+    ) -> Result<(), Box<VmError>> {
+        let args = self.host_call_args::<_HOT>(slot)?;
         let entry = &self.hosts[host as usize];
         let (function, name) = (entry.function.clone(), entry.name.clone());
+        // Nested failures are tracked per host call (see `Vm::nested_error`).
+        let outer = self.nested_failure.take();
         let result = function(self, &args);
+        let inner = std::mem::replace(&mut self.nested_failure, outer);
         let delivered = match result {
-            Ok(v) => {
-                let meter = &self.rt.meter;
+            // An integer goes straight to the register: through `val_to_value` and `?` it
+            // is built in a returned `Result` and copied whole, and that made VM -> C
+            // callbacks 10% slower (measured).
+            Ok(Val::I64(x)) => {
                 self.arena
-                    .mutate_root(|mc, root| {
-                        // An integer goes straight to the register: through `val_to_value`
-                        // and `?` it is built in a returned `Result` and copied whole, and
-                        // that made VM -> C callbacks 10% slower (measured).
-                        let value = match v {
-                            Val::I64(x) => Value::I64(x),
-                            ref other => val_to_value(mc, meter, &root.handles, other)?,
-                        };
-                        root.interp.deliver(value);
-                        // The host handed its result's handle over (see `HostFn`).
-                        if let Some(h) = v.handle() {
-                            let _ = root.handles.release(h);
-                        }
-                        Ok::<(), VmError>(())
-                    })
-                    .map_err(|e| e.to_string())
+                    .mutate_root(|_, root| root.interp.deliver(Value::I64(x)));
+                Ok(())
             }
-            Err(e) => Err(e.0),
+            Ok(v) => self.deliver_host_result(v),
+            Err(e) => Err(e),
         };
         // Argument handles live for the call only (unless the host retained them). Released
         // after the result is read: returning an argument is allowed.
@@ -126,15 +123,75 @@ impl Vm {
         self.collect_debt();
         match delivered {
             Ok(()) => Ok(()),
-            Err(message) => Err(self.fail_activation(RuntimeErrorKind::Host {
-                function: name.to_string(),
-                message,
-            })),
+            Err(e) => Err(Box::new(self.host_failed(&name, e, inner))),
         }
+    }
+
+    /// The pending host call's arguments as `Val`s (in the reused `host_args` vector). On
+    /// failure the activation has failed; the error is boxed to keep the caller's frame
+    /// small.
+    #[inline(always)]
+    fn host_call_args<const _HOT: bool>(&mut self, slot: u32) -> Result<Vec<Val>, Box<VmError>> {
+        let mut out = std::mem::take(&mut self.host_args);
+        out.clear();
+        let converted = self.arena.mutate_root(|_, root| {
+            for &v in root.interp.host_args() {
+                out.push(value_to_val(v, &mut root.handles)?);
+            }
+            Ok::<_, VmError>(out)
+        });
+        converted.map_err(|e| Box::new(self.host_args_failed(slot, e)))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn host_args_failed(&mut self, slot: u32, e: VmError) -> VmError {
+        let function = self.code.names[slot as usize].to_string();
+        self.fail_activation(RuntimeErrorKind::Host {
+            function,
+            message: e.to_string(),
+        })
+    }
+
+    /// Delivers a host function's (non-integer) result into the caller's r0.
+    #[inline(never)]
+    fn deliver_host_result(&mut self, v: Val) -> Result<(), HostError> {
+        let meter = &self.rt.meter;
+        self.arena
+            .mutate_root(|mc, root| {
+                let value = val_to_value(mc, meter, &root.handles, &v)?;
+                root.interp.deliver(value);
+                // The host handed its result's handle over (see `HostFn`).
+                if let Some(h) = v.handle() {
+                    let _ = root.handles.release(h);
+                }
+                Ok::<(), VmError>(())
+            })
+            .map_err(|e| HostError::new(e.to_string()))
+    }
+
+    /// Fails the running activation with host function `name`'s failure `e`; `inner` is the
+    /// last nested failure during the call.
+    #[cold]
+    #[inline(never)]
+    fn host_failed(
+        &mut self,
+        name: &str,
+        e: HostError,
+        inner: Option<Box<NestedFailure>>,
+    ) -> VmError {
+        let (message, chain) = failure_message(e, inner);
+        let error = self.fail_activation(RuntimeErrorKind::Host {
+            function: name.to_owned(),
+            message,
+        });
+        self.note_chain(&error, chain);
+        error
     }
 
     /// A host function executed by name: it gets its own argument handles and hands its
     /// result over, exactly as when bytecode calls it; the caller gets a new handle.
+    #[inline(never)]
     pub(super) fn call_host_directly(
         &mut self,
         host: u32,
@@ -142,34 +199,13 @@ impl Vm {
         args: &[Val],
     ) -> Result<Val, VmError> {
         let function = self.hosts[host as usize].function.clone();
-        let meter = &self.rt.meter;
-        let own_args = self.arena.mutate_root(|mc, root| {
-            args.iter()
-                .map(|a| {
-                    let v = val_to_value(mc, meter, &root.handles, a)?;
-                    value_to_val(v, &mut root.handles)
-                })
-                .collect::<Result<Vec<Val>, VmError>>()
-        })?;
+        let own_args = self.own_args(args)?;
+        let outer = self.nested_failure.take();
         let result = function(self, &own_args);
-        let meter = &self.rt.meter;
+        let inner = std::mem::replace(&mut self.nested_failure, outer);
         let out = match result {
-            Ok(v) => self.arena.mutate_root(|mc, root| {
-                let value = val_to_value(mc, meter, &root.handles, &v)?;
-                if let Some(h) = v.handle() {
-                    let _ = root.handles.release(h);
-                }
-                value_to_val(value, &mut root.handles)
-            }),
-            Err(e) => Err(RuntimeError {
-                function: name.to_owned(),
-                instruction: 0,
-                kind: RuntimeErrorKind::Host {
-                    function: name.to_owned(),
-                    message: e.0,
-                },
-            }
-            .into()),
+            Ok(v) => self.hand_over(v),
+            Err(e) => Err(self.host_failed_directly(name, e, inner)),
         };
         self.release_all(&own_args);
         // Executed by name, no driver runs: pay for the argument strings, what the host
@@ -177,4 +213,138 @@ impl Vm {
         self.collect_debt();
         out
     }
+
+    /// Copies of `args` with handles of their own (released after the call).
+    #[inline(never)]
+    fn own_args(&mut self, args: &[Val]) -> Result<Vec<Val>, VmError> {
+        let meter = &self.rt.meter;
+        self.arena.mutate_root(|mc, root| {
+            args.iter()
+                .map(|a| {
+                    let v = val_to_value(mc, meter, &root.handles, a)?;
+                    value_to_val(v, &mut root.handles)
+                })
+                .collect::<Result<Vec<Val>, VmError>>()
+        })
+    }
+
+    /// A host function's result, handed over to the caller with a handle of its own.
+    #[inline(never)]
+    fn hand_over(&mut self, v: Val) -> Result<Val, VmError> {
+        let meter = &self.rt.meter;
+        self.arena.mutate_root(|mc, root| {
+            let value = val_to_value(mc, meter, &root.handles, &v)?;
+            if let Some(h) = v.handle() {
+                let _ = root.handles.release(h);
+            }
+            value_to_val(value, &mut root.handles)
+        })
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn host_failed_directly(
+        &mut self,
+        name: &str,
+        e: HostError,
+        inner: Option<Box<NestedFailure>>,
+    ) -> VmError {
+        let (message, chain) = failure_message(e, inner);
+        let error: VmError = RuntimeError {
+            function: name.to_owned(),
+            instruction: 0,
+            kind: RuntimeErrorKind::Host {
+                function: name.to_owned(),
+                message,
+            },
+        }
+        .into();
+        self.note_chain(&error, chain);
+        error
+    }
+
+    /// Remembers that `error` passes on `chain` (the innermost error and the nested
+    /// executions it came through), so that a host function that passes `error` on in turn
+    /// is reported with the innermost error and one level more, not with `error` wrapped.
+    fn note_chain(&mut self, error: &VmError, chain: Option<(VmError, u32)>) {
+        if let Some((innermost, levels)) = chain {
+            self.nested_failure = Some(Box::new(NestedFailure {
+                error: error.clone(),
+                innermost: Some(innermost),
+                levels,
+            }));
+        }
+    }
+
+    /// A nested execution (one started while another runs, i.e. by a host function) failed
+    /// with `e`: remember it for [`Vm::nested_error`], unless it is the error `note_chain`
+    /// already recorded (with its chain).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn note_nested_failure(&mut self, e: &VmError) {
+        if self.nested_failure.as_ref().is_some_and(|r| r.error == *e) {
+            return;
+        }
+        self.nested_failure = Some(Box::new(NestedFailure {
+            error: e.clone(),
+            innermost: None,
+            levels: 0,
+        }));
+    }
+
+    /// Inside a host function: the error of the last execution it started on this VM
+    /// ([`Vm::execute`], [`Vm::call`]) that failed, if any; `None` outside host functions.
+    ///
+    /// For hosts that report a failure without the error itself (a C callback returns a
+    /// code): passing this error on with [`HostError::caused_by`] (or `HostError::from`)
+    /// keeps the message of a failure through many nested executions short (it names the
+    /// innermost error and the number of levels) instead of wrapping every level's message.
+    pub fn nested_error(&self) -> Option<&VmError> {
+        if self.nesting.get() == 0 {
+            return None;
+        }
+        self.nested_failure.as_ref().map(|r| &r.error)
+    }
+}
+
+/// A failed nested execution (see [`Vm::nested_error`]).
+#[derive(Debug)]
+pub(super) struct NestedFailure {
+    /// The error the execution returned.
+    error: VmError,
+    /// When `error` is a host function's failure that passed on a nested error: the
+    /// innermost error of that chain.
+    innermost: Option<VmError>,
+    /// How many nested executions `innermost` came through (0 without one).
+    levels: u32,
+}
+
+/// The message of host failure `e` and, if it passes on a nested error, the chain it
+/// continues: (innermost error, nested executions it came through). `inner` is the last
+/// nested failure during the host call. A cause that continues a chain is replaced by the
+/// chain's innermost error, so the message stays bounded however deep the chain is.
+fn failure_message(
+    e: HostError,
+    inner: Option<Box<NestedFailure>>,
+) -> (String, Option<(VmError, u32)>) {
+    let (mut message, cause) = e.into_parts();
+    let Some(cause) = cause else {
+        return (message, None);
+    };
+    let (innermost, levels) = match inner {
+        Some(r) if r.error == cause => match r.innermost {
+            Some(innermost) => (innermost, r.levels + 1),
+            None => (cause, 1),
+        },
+        _ => (cause, 1),
+    };
+    use std::fmt::Write;
+    if !message.is_empty() {
+        message.push_str(": ");
+    }
+    let _ = write!(message, "{innermost}");
+    if levels > 1 {
+        let _ = write!(message, " (innermost error of {levels} nested executions)");
+    }
+    (message, Some((innermost, levels)))
 }

@@ -82,6 +82,8 @@ pub struct Vm {
     /// Room for a host call's arguments, reused from call to call (a nested call finds it
     /// taken and uses a fresh one).
     host_args: Vec<Val>,
+    /// The last failed nested execution during the running host call (`host.rs`).
+    nested_failure: Option<Box<host::NestedFailure>>,
 }
 
 /// Receives one line per executed instruction (see [`Vm::set_trace`]).
@@ -117,6 +119,7 @@ impl Vm {
             instructions: 0,
             trace: None,
             host_args: Vec::new(),
+            nested_failure: None,
         }
     }
 

@@ -330,7 +330,7 @@ int main(void)
     /* The innermost call saw why; each level out reports the callback's code. */
     CHECK(strstr(again_first_message, "re-entered the VM more than") != NULL);
     CHECK(again_calls > 10 && again_calls < 1000);
-    CHECK(again_first_failure == STOFFEL_ERROR_EXECUTE);
+    CHECK(again_first_failure == STOFFEL_ERROR_LIMIT); /* the refusal is a limit */
     CHECK_VM_WORKS(vm);
 
     /* ---- 4. ---- */
