@@ -8,7 +8,7 @@ use crate::asm::AsmError;
 use crate::handles::HandleError;
 use crate::interp::{RuntimeError, RuntimeErrorKind};
 use crate::limits::MAX_REENTRY;
-use crate::stfl::LoadError;
+use crate::stfl::{LoadError, LoadErrorKind};
 
 /// A host function failed; the message becomes part of the runtime error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +56,10 @@ pub enum ApiError {
     /// The program has more constants than the VM can address.
     #[error("too many constants loaded")]
     TooManyConstants,
+    /// The system refused memory a load needed (an allocation of this many bytes); nothing
+    /// was loaded. Counted as a limit.
+    #[error("out of memory: could not allocate {0} bytes")]
+    OutOfMemory(usize),
 }
 
 /// Everything that can go wrong in a VM call.
@@ -76,17 +80,22 @@ pub enum VmError {
 }
 
 impl VmError {
-    /// Whether this is a limit the host set (instructions, call depth, memory) rather than
-    /// a fault of the code or of the call.
+    /// Whether this is a limit the host set (instructions, call depth, memory) or the
+    /// system refusing memory, rather than a fault of the code or of the call.
     pub fn is_limit(&self) -> bool {
         matches!(
             self,
             VmError::Runtime(RuntimeError {
                 kind: RuntimeErrorKind::FuelExhausted(_)
                     | RuntimeErrorKind::DepthExceeded(_)
-                    | RuntimeErrorKind::MemoryLimit(_),
+                    | RuntimeErrorKind::MemoryLimit(_)
+                    | RuntimeErrorKind::OutOfMemory(_),
                 ..
-            })
+            }) | VmError::Api(ApiError::OutOfMemory(_))
+                | VmError::Load(LoadError {
+                    kind: LoadErrorKind::OutOfMemory { .. },
+                    ..
+                })
         )
     }
 }

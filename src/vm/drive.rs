@@ -57,24 +57,19 @@ impl Vm {
             }
             Binding::Function(f) => {
                 let _guard = self.enter()?;
-                let code = &self.code;
-                let rt = &mut self.rt;
-                self.arena.mutate_root(|mc, root| -> Result<(), VmError> {
-                    // The usual few arguments convert into a stack buffer, not a Vec.
-                    let mut buffer = [Value::Unit; 8];
-                    let owned;
-                    let values: &[Value<'_>] = if args.len() <= buffer.len() {
-                        for (slot, a) in buffer.iter_mut().zip(args) {
-                            *slot = val_to_value(mc, &rt.meter, &root.handles, a)?;
-                        }
-                        &buffer[..args.len()]
-                    } else {
-                        owned = vals_to_values(mc, &rt.meter, &root.handles, args)?;
-                        &owned
-                    };
-                    root.interp.begin_function(code, rt, f, values, lenient)?;
-                    Ok(())
-                })?;
+                // The activation's stacks are admitted by the memory limit: refused, it gets
+                // one collection and one retry (the memory protocol of `crate::limits`).
+                let begun = match self.begin_function(f, args, lenient) {
+                    Err(VmError::Runtime(e)) if e.kind.is_memory() => {
+                        self.collect_all();
+                        self.begin_function(f, args, lenient)
+                    }
+                    other => other,
+                };
+                if let Err(e) = begun {
+                    self.after_failure(&e);
+                    return Err(e);
+                }
                 self.drive()
             }
             Binding::Builtin(b) => {
@@ -82,6 +77,28 @@ impl Vm {
                 self.run_builtin(b, args)
             }
         }
+    }
+
+    /// Starts an activation of bytecode function `f` with `args`.
+    fn begin_function(&mut self, f: u32, args: &[Val], lenient: bool) -> Result<(), VmError> {
+        let code = &self.code;
+        let rt = &mut self.rt;
+        self.arena.mutate_root(|mc, root| -> Result<(), VmError> {
+            // The usual few arguments convert into a stack buffer, not a Vec.
+            let mut buffer = [Value::Unit; 8];
+            let owned;
+            let values: &[Value<'_>] = if args.len() <= buffer.len() {
+                for (slot, a) in buffer.iter_mut().zip(args) {
+                    *slot = val_to_value(mc, &rt.meter, &root.handles, a)?;
+                }
+                &buffer[..args.len()]
+            } else {
+                owned = vals_to_values(mc, &rt.meter, &root.handles, args)?;
+                &owned
+            };
+            root.interp.begin_function(code, rt, f, values, lenient)?;
+            Ok(())
+        })
     }
 
     pub(super) fn enter(&mut self) -> Result<NestGuard, VmError> {
@@ -147,7 +164,10 @@ impl Vm {
                 Step::Yield => {
                     self.collect_debt();
                     let limit = self.rt.limits.memory;
-                    if let Err(e) = settle_memory(limit, self, Vm::used_bytes, Vm::collect_all) {
+                    let waiting = self.arena.mutate(|_, root| root.interp.waiting_bytes()) > 0;
+                    if let Err(e) =
+                        settle_memory(limit, waiting, self, Vm::used_bytes, Vm::collect_all)
+                    {
                         return Err(self.fail_activation(e.into()));
                     }
                 }
@@ -155,13 +175,20 @@ impl Vm {
                     // Collect first (the result is rooted in the interpreter meanwhile), so
                     // the result is converted straight into the return value.
                     self.collect_debt();
+                    let meter = &self.rt.meter;
                     return self.arena.mutate_root(|_, root| {
+                        if root.interp.activation_count() == 0 {
+                            // A top-level execution ended: stacks back to their baseline.
+                            root.interp.shrink_stacks(meter);
+                        }
                         value_to_val(root.interp.take_result(), &mut root.handles)
                     });
                 }
                 Step::Error(e) => {
+                    let e = VmError::from(*e);
+                    self.after_failure(&e);
                     self.collect_debt();
-                    return Err((*e).into());
+                    return Err(e);
                 }
                 Step::HostCall { host, slot } => self.call_host(host, slot)?,
             }
@@ -210,16 +237,36 @@ impl Vm {
         }
     }
 
+    /// Heap plus stacks plus what a waiting step needs: what the memory limit compares.
     pub(super) fn used_bytes(&self) -> usize {
-        self.rt.meter.bytes() + self.arena.mutate(|_, root| root.interp.stack_bytes())
+        let waiting = self.arena.mutate(|_, root| root.interp.waiting_bytes());
+        self.rt.meter.in_use().saturating_add(waiting)
     }
 
     /// Fails the running activation (at its current instruction) with `kind`.
     pub(super) fn fail_activation(&mut self, kind: RuntimeErrorKind) -> VmError {
         let code = &self.code;
-        self.arena
+        let e = self
+            .arena
             .mutate_root(|_, root| root.interp.fail_host_call(code, kind))
-            .into()
+            .into();
+        self.after_failure(&e);
+        e
+    }
+
+    /// After an activation failed with `e` (and was unwound): the stacks give back what
+    /// they grew, and when that ended a top-level execution on memory, a full collection
+    /// gives back the heap garbage it left, so the next execution starts as the last one
+    /// did.
+    fn after_failure(&mut self, e: &VmError) {
+        let meter = &self.rt.meter;
+        let top_level = self.arena.mutate_root(|_, root| {
+            root.interp.shrink_stacks(meter);
+            root.interp.activation_count() == 0
+        });
+        if top_level && matches!(e, VmError::Runtime(r) if r.kind.is_memory()) {
+            self.collect_all();
+        }
     }
 
     /// Instructions this VM has executed in its lifetime (for measurements).
