@@ -51,7 +51,10 @@ macro_rules! reg {
     };
 }
 
-/// The dispatch loop. Returns how the step ended and the budget left.
+/// The dispatch loop. Returns how the step ended and the budget left. (Inlined into the
+/// driver's step, as the compiler did by itself before the memory checks made it larger:
+/// fib and the integer loop run 1-3% faster so.)
+#[inline(always)]
 fn run_inner<'gc>(
     mc: &Mutation<'gc>,
     interp: &mut Interp<'gc>,

@@ -6,7 +6,7 @@
 //! [`WINDOW`] registers past the top frame's base, so the running frame borrows a fixed-size
 //! window and a masked register index needs no bounds check.
 //!
-//! Memory: the stacks grow only through the `reserve_*` / `grow_*` functions here, which the
+//! Memory: the stacks grow only through the `reserve_*` functions here, which the
 //! memory limit admits ([`Runtime::room`]) and which reserve with `try_reserve`, so a program
 //! can neither pass the limit by growing a stack nor abort the process. The hot paths only
 //! compare a length with a capacity; the growth itself is out of line. The stacks' capacity
