@@ -181,7 +181,7 @@ impl<'gc> Value<'gc> {
     }
 
     /// The debug text for an error message: a string's or closure name's text is cut after
-    /// [`SHORT_TEXT`] bytes (with `…`), so a message never copies a huge string.
+    /// [`SHORT_TEXT`] characters (with `…`), so a message never copies a huge string.
     pub fn short_debug_string(&self) -> String {
         let short = |text: &str| -> String {
             match text.char_indices().nth(SHORT_TEXT) {
@@ -208,7 +208,7 @@ impl<'gc> Value<'gc> {
 }
 
 /// The characters of a string an error message quotes, at most.
-pub const SHORT_TEXT: usize = 64;
+const SHORT_TEXT: usize = 64;
 
 /// A value used as an object field or array side-map key.
 ///

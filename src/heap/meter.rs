@@ -28,7 +28,7 @@ pub(crate) const GC_OVERHEAD: usize = 32;
 
 /// Buffer bytes allocated between two wake-ups of the collector, at least (see
 /// [`Meter::pace`]).
-pub const PACE_MIN_BYTES: usize = 8 << 20;
+const PACE_MIN_BYTES: usize = 8 << 20;
 
 /// Why memory could not be had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
