@@ -118,7 +118,11 @@ impl Runtime {
     pub fn alloc_error(&self, e: AllocError) -> RuntimeErrorKind {
         match e {
             AllocError::Limit(bytes) => self.limits.refuse(bytes).into(),
-            AllocError::System(bytes) => RuntimeErrorKind::OutOfMemory(bytes),
+            AllocError::System(bytes) => {
+                // A wait for this reserves nothing against the limit (not a stale refusal).
+                self.limits.take_refused();
+                RuntimeErrorKind::OutOfMemory(bytes)
+            }
         }
     }
 }
