@@ -26,6 +26,7 @@ use crate::value::Value;
 /// instruction (it is not charged), and the driver collects and fails only if live memory
 /// plus the request is still over the limit; otherwise the next step retries it, and a
 /// second refusal then is an error (see [`crate::limits`]).
+#[inline(always)]
 pub fn run<'gc>(
     mc: &Mutation<'gc>,
     interp: &mut Interp<'gc>,
@@ -39,7 +40,6 @@ pub fn run<'gc>(
     let retry = std::mem::take(&mut interp.alloc_wait) > 0;
     let (step, remaining) = run_inner(mc, interp, constants, code, rt, budget, retry);
     interp.yielded = matches!(step, Step::Yield);
-    rt.meter.set_stack_bytes(interp.stack_bytes());
     *used = budget - remaining;
     step
 }

@@ -123,6 +123,11 @@ pub enum Step {
 const REGS_BASELINE: usize = 2 * WINDOW;
 const PENDING_BASELINE: usize = 256;
 const FRAMES_BASELINE: usize = 256;
+/// What [`Interp::stack_bytes`] is at most with the baselines (and a few activations).
+const BASELINE_BYTES: usize = (REGS_BASELINE - WINDOW + PENDING_BASELINE)
+    * std::mem::size_of::<Value<'static>>()
+    + FRAMES_BASELINE * std::mem::size_of::<Frame<'static>>()
+    + 16 * std::mem::size_of::<Activation>();
 
 impl<'gc> Calls<'gc> {
     /// Pushes a call argument; a full pending stack grows first, if the memory limit and
@@ -257,28 +262,27 @@ impl<'gc> Interp<'gc> {
     }
 
     /// Gives back what the stacks grew past their baselines (keeping what live frames use),
-    /// and reports their size to `meter`. Called when an activation ends with an error and
-    /// when a top-level execution ends.
+    /// and reports their new size to `meter`. Called when an activation ends with an error
+    /// and when a top-level execution ends. (The meter always holds the stacks' size: every
+    /// growth and every shrink reports it.)
     #[inline]
     pub fn shrink_stacks(&mut self, meter: &Meter) {
-        if self.regs.capacity() > REGS_BASELINE
-            || self.calls.pending.capacity() > PENDING_BASELINE
-            || self.calls.frames.capacity() > FRAMES_BASELINE
-        {
-            self.shrink_grown();
+        // One comparison on the common path: the meter holds the stacks' size.
+        if meter.stack_bytes() > BASELINE_BYTES {
+            self.shrink_grown(meter);
         }
-        meter.set_stack_bytes(self.stack_bytes());
     }
 
     #[cold]
     #[inline(never)]
-    fn shrink_grown(&mut self) {
+    fn shrink_grown(&mut self, meter: &Meter) {
         // Registers past the top frame's window (or the top, whichever is higher) are Unit.
         let top_base = self.calls.frames.last().map_or(0, |f| f.base as usize);
         self.regs.truncate((top_base + WINDOW).max(self.reg_top));
         self.regs.shrink_to(REGS_BASELINE);
         self.calls.pending.shrink_to(PENDING_BASELINE);
         self.calls.frames.shrink_to(FRAMES_BASELINE);
+        meter.set_stack_bytes(self.stack_bytes());
     }
 
     /// Drops every activation (used after a host panicked through a nested execution).
@@ -291,7 +295,6 @@ impl<'gc> Interp<'gc> {
         self.result = Value::Unit;
         self.yielded = false;
         self.alloc_wait = 0;
-        self.shrink_grown();
     }
 
     pub(super) fn begin_activation(&mut self) -> Activation {
@@ -307,6 +310,7 @@ impl<'gc> Interp<'gc> {
     /// Starts an activation for bytecode function `func` with `args`. The count must match
     /// the parameters, except that with `lenient` and no args at all the parameters start as
     /// Unit (StoffelVM's `execute`).
+    #[inline(always)]
     pub fn begin_function(
         &mut self,
         code: &Code,
@@ -331,7 +335,7 @@ impl<'gc> Interp<'gc> {
         if let Err(e) = rt.limits.check_depth(self.calls.frames.len()) {
             return Err(entry_error(e.into()));
         }
-        // Everything the activation needs is reserved first, so a refusal changes nothing.
+        // Reserved first, so a refusal changes nothing (a refused frame unwinds).
         if let Err(kind) = self.reserve_activation(rt, args.len()) {
             return Err(entry_error(*kind));
         }
@@ -352,29 +356,37 @@ impl<'gc> Interp<'gc> {
         Ok(())
     }
 
-    /// Reserves, for a new activation, its arguments, its first frame's registers and the
-    /// activation itself (admitted by the memory limit). Reports the stacks to the meter
-    /// first: a host may have changed them since the last step.
+    /// Reserves, for a new activation, its arguments and the activation itself (admitted by
+    /// the memory limit). Its first frame is reserved by [`Interp::push_frame`]; a refusal
+    /// there unwinds the activation.
+    #[inline]
     fn reserve_activation(
         &mut self,
         rt: &Runtime,
         args: usize,
     ) -> Result<(), Box<RuntimeErrorKind>> {
-        rt.meter.set_stack_bytes(self.stack_bytes());
+        if self.calls.pending.capacity() - self.calls.pending.len() < args
+            || self.calls.activations.len() == self.calls.activations.capacity()
+        {
+            self.reserve_activation_slow(rt, args)?;
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn reserve_activation_slow(
+        &mut self,
+        rt: &Runtime,
+        args: usize,
+    ) -> Result<(), Box<RuntimeErrorKind>> {
         if self.calls.pending.capacity() - self.calls.pending.len() < args {
             self.calls.reserve_args(rt, args)?;
         }
-        if self.regs.len() < self.reg_top + WINDOW
-            || self.calls.frames.len() == self.calls.frames.capacity()
-        {
-            self.reserve_frame(rt, self.reg_top + WINDOW)?;
-        }
-        if self.calls.activations.len() == self.calls.activations.capacity() {
-            let need = self.calls.activations.len() + 1;
-            let grown = reserve_vec(&mut self.calls.activations, need, rt.room())
-                .map_err(|e| Box::new(rt.alloc_error(e)))?;
-            rt.meter.add_stack_bytes(grown);
-        }
+        let need = self.calls.activations.len() + 1;
+        let grown = reserve_vec(&mut self.calls.activations, need, rt.room())
+            .map_err(|e| Box::new(rt.alloc_error(e)))?;
+        rt.meter.add_stack_bytes(grown);
         Ok(())
     }
 

@@ -57,18 +57,26 @@ impl Vm {
             }
             Binding::Function(f) => {
                 let _guard = self.enter()?;
-                // The activation's stacks are admitted by the memory limit: refused, it gets
-                // one collection and one retry (the memory protocol of `crate::limits`).
-                let begun = match self.begin_function(f, args, lenient) {
-                    Err(VmError::Runtime(e)) if e.kind.is_memory() => {
-                        self.collect_all();
-                        self.begin_function(f, args, lenient)
-                    }
-                    other => other,
-                };
+                let code = &self.code;
+                let rt = &mut self.rt;
+                let begun = self.arena.mutate_root(|mc, root| -> Result<(), VmError> {
+                    // The usual few arguments convert into a stack buffer, not a Vec.
+                    let mut buffer = [Value::Unit; 8];
+                    let owned;
+                    let values: &[Value<'_>] = if args.len() <= buffer.len() {
+                        for (slot, a) in buffer.iter_mut().zip(args) {
+                            *slot = val_to_value(mc, &rt.meter, &root.handles, a)?;
+                        }
+                        &buffer[..args.len()]
+                    } else {
+                        owned = vals_to_values(mc, &rt.meter, &root.handles, args)?;
+                        &owned
+                    };
+                    root.interp.begin_function(code, rt, f, values, lenient)?;
+                    Ok(())
+                });
                 if let Err(e) = begun {
-                    self.after_failure(&e);
-                    return Err(e);
+                    return self.begin_failed(e, f, args, lenient);
                 }
                 self.drive()
             }
@@ -79,7 +87,35 @@ impl Vm {
         }
     }
 
-    /// Starts an activation of bytecode function `f` with `args`.
+    /// Starting bytecode function `f` failed with `e`. The activation's stacks are admitted
+    /// by the memory limit: refused, it gets one collection and one retry (the memory
+    /// protocol of `crate::limits`).
+    #[cold]
+    #[inline(never)]
+    fn begin_failed(
+        &mut self,
+        e: VmError,
+        f: u32,
+        args: &[Val],
+        lenient: bool,
+    ) -> Result<Val, VmError> {
+        let e = match e {
+            VmError::Runtime(r) if r.kind.is_memory() => {
+                self.collect_all();
+                match self.begin_function(f, args, lenient) {
+                    Ok(()) => return self.drive(),
+                    Err(e) => e,
+                }
+            }
+            e => e,
+        };
+        self.after_failure(&e);
+        Err(e)
+    }
+
+    /// Starts an activation of bytecode function `f` with `args`: the retry after a
+    /// collection. `run_named` has the same code inline: calling this from there instead
+    /// costs host → VM calls 5% (`host_calls` in the benchmark).
     fn begin_function(&mut self, f: u32, args: &[Val], lenient: bool) -> Result<(), VmError> {
         let code = &self.code;
         let rt = &mut self.rt;
@@ -147,17 +183,20 @@ impl Vm {
             let code = &self.code;
             let rt = &mut self.rt;
             let mut used = 0;
-            let step = self.arena.mutate_root(|mc, root| {
-                interp::run(
-                    mc,
-                    &mut root.interp,
-                    &root.constants,
-                    code,
-                    rt,
-                    budget,
-                    &mut used,
-                )
-            });
+            let step = self.arena.mutate_root(
+                #[inline(always)]
+                |mc, root| {
+                    interp::run(
+                        mc,
+                        &mut root.interp,
+                        &root.constants,
+                        code,
+                        rt,
+                        budget,
+                        &mut used,
+                    )
+                },
+            );
             self.fuel.burn(used);
             self.instructions += u64::from(used);
             match step {
