@@ -11,7 +11,7 @@ use crate::asm::AsmError;
 use crate::handles::HandleError;
 use crate::interp::{RuntimeError, RuntimeErrorKind};
 use crate::limits::{MAX_REENTRY, STACK_RESERVE};
-use crate::stfl::LoadError;
+use crate::stfl::{LoadError, LoadErrorKind};
 
 /// A host function failed: its own message and, when it failed because an execution it
 /// started on the VM failed, that execution's error (the *cause*).
@@ -159,6 +159,10 @@ pub enum ApiError {
     /// The program has more constants than the VM can address.
     #[error("too many constants loaded")]
     TooManyConstants,
+    /// The system refused memory a load needed (an allocation of this many bytes); nothing
+    /// was loaded. Counted as a limit.
+    #[error("out of memory: could not allocate {0} bytes")]
+    OutOfMemory(usize),
 }
 
 /// Everything that can go wrong in a VM call.
@@ -180,25 +184,31 @@ pub enum VmError {
 
 impl VmError {
     /// Whether this is a limit (instructions, call depth, memory, re-entry depth, native
-    /// stack, live handles, handle ids, retains of one handle) rather than a fault of the
-    /// code or of the call. The C API reports these as `STOFFEL_ERROR_LIMIT`.
+    /// stack, live handles, handle ids, retains of one handle) or the system refusing memory,
+    /// rather than a fault of the code or of the call. The C API reports these as
+    /// `STOFFEL_ERROR_LIMIT`.
     pub fn is_limit(&self) -> bool {
         matches!(
             self,
             VmError::Runtime(RuntimeError {
                 kind: RuntimeErrorKind::FuelExhausted(_)
                     | RuntimeErrorKind::DepthExceeded(_)
-                    | RuntimeErrorKind::MemoryLimit(_),
+                    | RuntimeErrorKind::MemoryLimit(_)
+                    | RuntimeErrorKind::OutOfMemory(_),
                 ..
             }) | VmError::Api(
                 ApiError::TooDeeplyNested
                     | ApiError::StackExhausted { .. }
+                    | ApiError::OutOfMemory(_)
                     | ApiError::Handle(
                         HandleError::Full
                             | HandleError::IdsExhausted
                             | HandleError::TooManyRetains(_)
                     )
-            )
+            ) | VmError::Load(LoadError {
+                kind: LoadErrorKind::OutOfMemory { .. },
+                ..
+            })
         )
     }
 }

@@ -6,16 +6,35 @@
 //!   interpreter slices of it ([`Fuel::slice`]) and charges what each step ran. Nested
 //!   executions started by host functions draw from the same budget.
 //! - **Call depth**: frames live at once, across nested executions ([`Limits::check_depth`]).
-//! - **Memory**: heap bytes plus interpreter stacks. An allocation the limit refuses does not
-//!   fail at once, because the heap still holds garbage the collector has not freed and the
-//!   collector only runs between steps. The protocol, decided here and nowhere else:
-//!   1. the interpreter asks [`Limits::admit`] before it allocates; a refusal records the
-//!      request's size;
+//! - **Memory**: heap bytes plus interpreter stacks (the register stack past its fixed
+//!   4096-register window, frames, pending arguments), as the heap's byte meter counts them.
+//!   Every growth is admitted *when it happens*, not after a step, so usage passes the limit
+//!   by at most one allocation (when an estimate is short), never by what a step could
+//!   allocate. An allocation the
+//!   limit refuses does not fail at once, because the heap still holds garbage the
+//!   collector has not freed and the collector only runs between steps. The protocol,
+//!   decided here and nowhere else:
+//!   1. the interpreter asks [`Limits::admit`] (a fixed size) or [`Limits::room`] (growth,
+//!      sized to what is left) before it allocates; a refusal records the request's size
+//!      ([`Limits::refuse`]);
 //!   2. the interpreter ends its step *before* the refused instruction (uncharged) and
 //!      reserves the refused size ([`Limits::take_refused`]);
-//!   3. the driver settles the step ([`settle_memory`]): if usage is over the limit it runs
-//!      a full collection, and fails only if live bytes plus the reservation still pass it;
+//!   3. the driver settles the step ([`settle_memory`]): a step that waits for memory gets a
+//!      full collection, and fails only if live bytes plus the reservation still pass the
+//!      limit;
 //!   4. the next step retries the instruction once; a second refusal is the error.
+//!
+//!   The same holds for the interpreter's stacks: a `PUSHARG` or a call whose stack growth
+//!   the limit refuses waits for one collection and retries; refused again (the live heap
+//!   plus the stacks really are that big) it is the error. When an activation ends with an
+//!   error, and when a top-level execution ends, the stacks give back what they grew past a
+//!   small baseline, so a limit error leaves the VM as usable as before. An activation's
+//!   *first* frame is admitted the same way by the driver (collect once, retry once).
+//!
+//!   Growth whose size a program controls also uses fallible reservation (`try_reserve`):
+//!   when the system refuses memory, with or without a limit, the instruction waits for a
+//!   collection and retries once like a refusal, then fails with an "out of memory" error
+//!   that counts as a limit error. It never aborts the process.
 //!
 //! Re-entry (host functions executing code on the VM that called them) has two bounds:
 //! [`MAX_REENTRY`] executions at once, and [`STACK_RESERVE`] bytes of native stack left
@@ -127,6 +146,24 @@ impl Limits {
         }
     }
 
+    /// Step 1 for growth: how many more bytes may be allocated on top of `in_use`
+    /// (`usize::MAX` without a limit). A caller whose growth does not fit calls
+    /// [`Limits::refuse`].
+    #[inline]
+    pub fn room(&self, in_use: usize) -> usize {
+        match self.memory {
+            Some(limit) => limit.saturating_sub(in_use),
+            None => usize::MAX,
+        }
+    }
+
+    /// Records a refused request of `request` bytes (growth that did not fit in
+    /// [`Limits::room`]) and returns the limit error.
+    pub fn refuse(&self, request: usize) -> Exceeded {
+        self.refused.set(request);
+        Exceeded::Memory(self.memory.unwrap_or(usize::MAX))
+    }
+
     /// Step 2: the size of the refused request, to reserve while the step waits for the
     /// collector (at least 1, so a waiting step is never mistaken for a running one).
     pub fn take_refused(&self) -> usize {
@@ -135,25 +172,25 @@ impl Limits {
 }
 
 /// Step 3 of the memory protocol, after a step: `in_use` measures `vm`'s heap plus stacks
-/// plus any reservation; `collect_all` runs a full collection. Fails if usage is over
-/// `limit` even after collecting.
+/// plus any reservation; `collect_all` runs a full collection. A step that is `waiting` for
+/// memory (one of its instructions was refused) always gets a collection before its retry;
+/// otherwise one runs only when usage is over `limit`. Fails if usage is over `limit` even
+/// after collecting.
 pub(crate) fn settle_memory<V>(
     limit: Option<usize>,
+    waiting: bool,
     vm: &mut V,
     in_use: impl Fn(&V) -> usize,
     collect_all: impl FnOnce(&mut V),
 ) -> Result<(), Exceeded> {
-    let Some(limit) = limit else {
-        return Ok(());
-    };
-    if in_use(vm) <= limit {
+    let over = |vm: &V| limit.is_some_and(|limit| in_use(vm) > limit);
+    if !waiting && !over(vm) {
         return Ok(());
     }
     collect_all(vm);
-    if in_use(vm) > limit {
-        Err(Exceeded::Memory(limit))
-    } else {
-        Ok(())
+    match limit {
+        Some(limit) if over(vm) => Err(Exceeded::Memory(limit)),
+        _ => Ok(()),
     }
 }
 
@@ -224,11 +261,18 @@ mod tests {
         assert_eq!(limits.admit(60, 41), Err(Exceeded::Memory(100)));
         assert_eq!(limits.take_refused(), 41);
         assert_eq!(limits.take_refused(), 1, "a reservation is never 0");
+        // Growth: the room left, and a refusal of what did not fit.
+        assert_eq!(limits.room(30), 70);
+        assert_eq!(limits.room(130), 0);
+        assert_eq!(limits.refuse(80), Exceeded::Memory(100));
+        assert_eq!(limits.take_refused(), 80);
+        assert_eq!(Limits::default().room(usize::MAX), usize::MAX);
 
         // (bytes in use, collections so far, bytes a collection leaves)
         let settle = |heap: &mut (usize, u32, usize)| {
             settle_memory(
                 limits.memory,
+                false,
                 heap,
                 |h| h.0,
                 |h| {
@@ -250,9 +294,22 @@ mod tests {
         assert_eq!(heap.1, 1);
         // No limit: nothing to do.
         assert_eq!(
-            settle_memory(None, &mut heap, |h| h.0, |_| unreachable!()),
+            settle_memory(None, false, &mut heap, |h| h.0, |_| unreachable!()),
             Ok(())
         );
+        // A step waiting for memory (refused, or the system refused) always gets a
+        // collection first, with or without a limit.
+        let mut heap = (50, 0, 10);
+        assert_eq!(
+            settle_memory(None, true, &mut heap, |h| h.0, |h| h.1 += 1),
+            Ok(())
+        );
+        assert_eq!(heap.1, 1);
+        assert_eq!(
+            settle_memory(Some(100), true, &mut heap, |h| h.0, |h| h.1 += 1),
+            Ok(())
+        );
+        assert_eq!(heap.1, 2);
     }
 
     #[test]

@@ -173,13 +173,42 @@ impl<'gc> Value<'gc> {
         };
     }
 
-    /// The debug text as a new string (used in error messages).
+    /// The debug text as a new string.
     pub fn debug_string(&self) -> String {
         let mut s = String::new();
         self.write_debug(&mut s);
         s
     }
+
+    /// The debug text for an error message: a string's or closure name's text is cut after
+    /// [`SHORT_TEXT`] characters (with `…`), so a message never copies a huge string.
+    pub fn short_debug_string(&self) -> String {
+        let short = |text: &str| -> String {
+            match text.char_indices().nth(SHORT_TEXT) {
+                Some((end, _)) => format!("{}…", &text[..end]),
+                None => text.to_owned(),
+            }
+        };
+        match self {
+            Value::String(s) => format!("\"{}\"", short(s.as_str())),
+            Value::Closure(c) => format!("Function({})", short(c.function_name.as_str())),
+            other => other.debug_string(),
+        }
+    }
+
+    /// About how many bytes [`Value::write_display`] writes (exact for strings and closures;
+    /// an upper bound for the rest, which print in a few bytes).
+    pub fn display_len(&self) -> usize {
+        match self {
+            Value::String(s) => s.as_str().len(),
+            Value::Closure(c) => c.function_name.as_str().len().saturating_add(10),
+            _ => 32,
+        }
+    }
 }
+
+/// The characters of a string an error message quotes, at most.
+const SHORT_TEXT: usize = 64;
 
 /// A value used as an object field or array side-map key.
 ///

@@ -146,7 +146,16 @@ pub fn call<'gc>(
     let args = calls.args_from(args_base);
     let value = match b {
         Builtin::Print => {
+            // The line is built whole (a callback gets one call per line): its size, which
+            // the program controls, is admitted first.
+            let text: usize = args
+                .iter()
+                .map(Value::display_len)
+                .fold(args.len() + 1, usize::saturating_add);
+            rt.check_alloc(text)?;
             let mut line = String::new();
+            line.try_reserve(text)
+                .map_err(|_| RuntimeErrorKind::OutOfMemory(text))?;
             for (i, v) in args.iter().enumerate() {
                 if i > 0 {
                     line.push(' ');
@@ -203,7 +212,8 @@ pub fn call<'gc>(
             }
             let names = &args[1..];
             rt.check_alloc(64 + names.len() * 96)?;
-            let mut cells = crate::heap::Cells::with_capacity(names.len());
+            let mut cells = crate::heap::Cells::try_with_capacity(names.len())
+                .map_err(|e| rt.alloc_error(e))?;
             for &v in names {
                 let name = string_value(b, v, "an upvalue name")?;
                 let cell = calls.find_upvalue(mc, code, name.as_str()).ok_or_else(|| {
@@ -314,8 +324,10 @@ pub(crate) fn create_array<'gc>(
         _ => 0,
     };
     rt.check_alloc(64 + capacity * std::mem::size_of::<Value<'_>>())?;
-    let id = rt.heap_id();
-    Ok(Value::Array(Array::alloc(mc, &rt.meter, id, capacity)))
+    let array = Array::try_alloc(mc, &rt.meter, rt.next_heap_id, capacity)
+        .map_err(|e| rt.alloc_error(e))?;
+    rt.heap_id();
+    Ok(Value::Array(array))
 }
 
 /// `get_field(container, key)`: Unit for a missing key or a non-container.
@@ -338,12 +350,14 @@ pub(crate) fn set_field<'gc>(
 ) -> Result<Value<'gc>, RuntimeErrorKind> {
     match container {
         Value::Object(o) => {
-            rt.check_alloc(64)?;
-            o.borrow_mut(mc).set(key, value);
+            o.borrow_mut(mc)
+                .try_set(key, value, rt.room())
+                .map_err(|e| rt.alloc_error(e))?;
         }
         Value::Array(a) => {
-            rt.check_alloc(a.borrow().growth_for(key))?;
-            a.borrow_mut(mc).set(key, value);
+            a.borrow_mut(mc)
+                .try_set(key, value, rt.room())
+                .map_err(|e| rt.alloc_error(e))?;
         }
         other => {
             return Err(error(
@@ -380,14 +394,15 @@ pub(crate) fn array_push<'gc>(
             format!("first argument must be an array, got {}", kind_name(array)),
         ));
     };
-    rt.check_alloc(std::mem::size_of_val(values))?;
     let mut array = a.borrow_mut(mc);
     for &v in values {
         let index = array.length();
         if index >= i64::MAX as u64 {
             return Err(error(b, "array length limit reached"));
         }
-        array.set(Value::I64(index as i64), v);
+        array
+            .try_set(Value::I64(index as i64), v, rt.room())
+            .map_err(|e| rt.alloc_error(e))?;
     }
     Ok(Value::I64(array.length() as i64))
 }
@@ -434,8 +449,10 @@ pub(crate) enum Fused {
     Unfused,
     /// The builtin ran and its value is in r0. The op stood for this many instructions.
     Ran(u32),
-    /// The memory limit refused it; its arguments are now pending, as the PUSHARGs would
-    /// have left them, so its CALL can wait for the collector like any call.
+    /// The memory limit (or the system) refused it. With the op's length, its arguments are
+    /// now pending, as the PUSHARGs would have left them, so its CALL can wait for the
+    /// collector like any call; with 1, nothing ran (the pending stack could not grow) and
+    /// the whole op waits.
     Refused(Box<RuntimeErrorKind>, u32),
     /// The builtin failed.
     Failed(Box<RuntimeErrorKind>, u32),
@@ -465,8 +482,11 @@ pub(crate) fn run_fused<'gc>(
         ($b:expr, $len:expr, $first:expr, [$($arg:expr),*], |$($v:ident),*| $call:expr) => {{
             if left < $len - 1 || calls.pending.len() != pending_base || !code.still_builtin($b)
             {
-                calls.pending.push(reg($first));
-                return Fused::Unfused;
+                // The PUSHARG alone; refused stack growth waits at it.
+                return match calls.push_arg(rt, reg($first)) {
+                    Ok(()) => Fused::Unfused,
+                    Err(e) => Fused::Refused(e, 1),
+                };
             }
             let ($($v,)*) = ($(reg($arg),)*);
             match $call {
@@ -474,8 +494,13 @@ pub(crate) fn run_fused<'gc>(
                     regs[0] = v;
                     Fused::Ran($len)
                 }
-                Err(e @ RuntimeErrorKind::MemoryLimit(_)) => {
-                    calls.pending.extend_from_slice(&[$($v),*]);
+                Err(e) if e.is_memory() => {
+                    let args = [$($v),*];
+                    if let Err(e) = calls.reserve_args(rt, args.len()) {
+                        // No room for the arguments: the whole sequence waits.
+                        return Fused::Refused(e, 1);
+                    }
+                    calls.pending.extend_from_slice(&args);
                     Fused::Refused(Box::new(e), $len)
                 }
                 Err(e) => Fused::Failed(Box::new(e), $len),

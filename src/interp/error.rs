@@ -61,9 +61,13 @@ pub enum RuntimeErrorKind {
     /// The instruction budget ran out.
     #[error("instruction limit of {0} exhausted")]
     FuelExhausted(u64),
-    /// The heap limit would be passed.
+    /// The memory limit (heap values plus interpreter stacks) would be passed.
     #[error("memory limit of {0} bytes exceeded")]
     MemoryLimit(usize),
+    /// The system refused memory the program needed (an allocation of this many bytes),
+    /// with or without a limit. Counted as a limit: the VM stays usable.
+    #[error("out of memory: could not allocate {0} bytes")]
+    OutOfMemory(usize),
     /// A dynamically scoped variable was not found.
     #[error("could not find upvalue '{0}'")]
     UpvalueNotFound(String),
@@ -89,6 +93,16 @@ pub enum RuntimeErrorKind {
     /// A broken interpreter invariant: a bug in this crate, reported instead of a panic.
     #[error("internal interpreter error: {0}")]
     Internal(&'static str),
+}
+
+impl RuntimeErrorKind {
+    /// Whether this is the memory limit or the system refusing memory.
+    pub fn is_memory(&self) -> bool {
+        matches!(
+            self,
+            RuntimeErrorKind::MemoryLimit(_) | RuntimeErrorKind::OutOfMemory(_)
+        )
+    }
 }
 
 impl From<Exceeded> for RuntimeErrorKind {

@@ -28,7 +28,7 @@ mod lower;
 mod ops;
 mod stack;
 
-use crate::heap::Meter;
+use crate::heap::{AllocError, Meter};
 use crate::limits::Limits;
 use crate::value::Value;
 
@@ -72,7 +72,7 @@ impl Output {
 
 /// State the interpreter needs that is not in the arena.
 pub struct Runtime {
-    /// Bytes of live heap values.
+    /// Bytes of live heap values and of the interpreter's stacks.
     pub meter: Meter,
     /// Where `print` writes.
     pub output: Output,
@@ -100,10 +100,30 @@ impl Runtime {
         id
     }
 
-    /// Fails if allocating `bytes` more would pass the memory limit.
+    /// Fails if allocating `bytes` more would pass the memory limit (heap plus stacks).
     #[inline]
     pub fn check_alloc(&self, bytes: usize) -> Result<(), RuntimeErrorKind> {
-        Ok(self.limits.admit(self.meter.bytes(), bytes)?)
+        Ok(self.limits.admit(self.meter.in_use(), bytes)?)
+    }
+
+    /// Bytes the memory limit still allows (`usize::MAX` without one), for growth.
+    #[inline]
+    pub fn room(&self) -> usize {
+        self.limits.room(self.meter.in_use())
+    }
+
+    /// The runtime error for memory that could not be had: a limit refusal (recorded for
+    /// the memory protocol) or the system's.
+    #[cold]
+    pub fn alloc_error(&self, e: AllocError) -> RuntimeErrorKind {
+        match e {
+            AllocError::Limit(bytes) => self.limits.refuse(bytes).into(),
+            AllocError::System(bytes) => {
+                // A wait for this reserves nothing against the limit (not a stale refusal).
+                self.limits.take_refused();
+                RuntimeErrorKind::OutOfMemory(bytes)
+            }
+        }
     }
 }
 

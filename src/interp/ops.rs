@@ -220,8 +220,8 @@ pub fn compare(a: Value<'_>, b: Value<'_>) -> Result<i8, RuntimeErrorKind> {
     match ordering {
         Some(o) => Ok(o as i8),
         None => Err(RuntimeErrorKind::Compare {
-            left: a.debug_string(),
-            right: b.debug_string(),
+            left: a.short_debug_string(),
+            right: b.short_debug_string(),
         }),
     }
 }

@@ -5,6 +5,14 @@
 //! Registers: frames use `regs[base..base + frame_size]`; the vector always reaches
 //! [`WINDOW`] registers past the top frame's base, so the running frame borrows a fixed-size
 //! window and a masked register index needs no bounds check.
+//!
+//! Memory: the stacks grow only through the `reserve_*` functions here, which the
+//! memory limit admits ([`Runtime::room`]) and which reserve with `try_reserve`, so a program
+//! can neither pass the limit by growing a stack nor abort the process. The hot paths only
+//! compare a length with a capacity; the growth itself is out of line. The stacks' capacity
+//! is reported to the meter ([`Interp::stack_bytes`]), and [`Interp::shrink_stacks`] gives
+//! back what they grew past a small baseline when an activation fails or a top-level
+//! execution ends.
 
 use gc_arena::lock::RefLock;
 use gc_arena::{Collect, Gc, Mutation};
@@ -12,7 +20,7 @@ use gc_arena::{Collect, Gc, Mutation};
 use super::builtins::{self, Builtin, Outcome};
 use super::code::Code;
 use super::{Runtime, RuntimeError, RuntimeErrorKind, WINDOW};
-use crate::heap::{Cells, Env, Str, Upvalue, alloc_env};
+use crate::heap::{Cells, Env, Meter, Str, Upvalue, alloc_env, reserve_vec, reserve_vec_with};
 use crate::value::Value;
 
 /// One call's frame.
@@ -83,9 +91,9 @@ pub struct Interp<'gc> {
     /// The last [`run`] yielded: the top frame's ip is the next instruction to run (not one
     /// past a failing instruction), so an error raised now (fuel, memory) names that one.
     pub(super) yielded: bool,
-    /// Bytes the top frame's next instruction needs but the memory limit refused: the step
-    /// ended so the driver can collect garbage first (see [`run`]). Counted in
-    /// [`Interp::stack_bytes`] so the driver's limit check after collecting includes it.
+    /// Bytes the top frame's next instruction needs but the memory limit (or the system)
+    /// refused: the step ended so the driver can collect garbage first (see [`run`]). The
+    /// driver's limit check after collecting adds it ([`Interp::waiting_bytes`]).
     pub(super) alloc_wait: usize,
 }
 
@@ -109,7 +117,49 @@ pub enum Step {
     Error(Box<RuntimeError>),
 }
 
+/// Stack capacities kept when stacks shrink back ([`Interp::shrink_stacks`]): registers for
+/// a second window, pending arguments and frames for ordinary programs. Larger stacks are
+/// given back after an error and at the end of every top-level execution.
+const REGS_BASELINE: usize = 2 * WINDOW;
+const PENDING_BASELINE: usize = 256;
+const FRAMES_BASELINE: usize = 256;
+/// What [`Interp::stack_bytes`] is at most with the baselines (and a few activations).
+const BASELINE_BYTES: usize = (REGS_BASELINE - WINDOW + PENDING_BASELINE)
+    * std::mem::size_of::<Value<'static>>()
+    + FRAMES_BASELINE * std::mem::size_of::<Frame<'static>>()
+    + 16 * std::mem::size_of::<Activation>();
+
 impl<'gc> Calls<'gc> {
+    /// Pushes a call argument; a full pending stack grows first, if the memory limit and
+    /// the system allow. (Errors are boxed: this is inlined into the dispatch loop.)
+    #[inline(always)]
+    pub(crate) fn push_arg(
+        &mut self,
+        rt: &Runtime,
+        v: Value<'gc>,
+    ) -> Result<(), Box<RuntimeErrorKind>> {
+        if self.pending.len() == self.pending.capacity() {
+            self.reserve_args(rt, 1)?;
+        }
+        self.pending.push(v);
+        Ok(())
+    }
+
+    /// Makes room for `extra` more pending arguments (admitted by the memory limit).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn reserve_args(
+        &mut self,
+        rt: &Runtime,
+        extra: usize,
+    ) -> Result<(), Box<RuntimeErrorKind>> {
+        let need = self.pending.len().saturating_add(extra);
+        let grown = reserve_vec(&mut self.pending, need, rt.room())
+            .map_err(|e| Box::new(rt.alloc_error(e)))?;
+        rt.meter.add_stack_bytes(grown);
+        Ok(())
+    }
+
     /// Arguments on the pending stack from `base` on.
     pub(crate) fn args_from(&self, base: usize) -> &[Value<'gc>] {
         &self.pending[base.min(self.pending.len())..]
@@ -196,13 +246,43 @@ impl<'gc> Interp<'gc> {
         self.calls.frames.last().map(|f| (f.func, f.ip))
     }
 
-    /// Bytes the stacks hold, for the memory limit. The register window's fixed reserve
-    /// above the high-water mark is not counted: it is the same for every program.
+    /// Bytes the stacks hold (their capacity), for the memory limit and the statistics. The
+    /// register window's fixed reserve above the high-water mark is not counted: it is the
+    /// same for every program.
     pub fn stack_bytes(&self) -> usize {
         let regs = self.regs.capacity().saturating_sub(WINDOW);
         (regs + self.calls.pending.capacity()) * std::mem::size_of::<Value<'_>>()
             + self.calls.frames.capacity() * std::mem::size_of::<Frame<'_>>()
-            + self.alloc_wait
+            + self.calls.activations.capacity() * std::mem::size_of::<Activation>()
+    }
+
+    /// Bytes a step that ended waiting for memory needs (0 when it did not).
+    pub fn waiting_bytes(&self) -> usize {
+        self.alloc_wait
+    }
+
+    /// Gives back what the stacks grew past their baselines (keeping what live frames use),
+    /// and reports their new size to `meter`. Called when an activation ends with an error
+    /// and when a top-level execution ends. (The meter always holds the stacks' size: every
+    /// growth and every shrink reports it.)
+    #[inline]
+    pub fn shrink_stacks(&mut self, meter: &Meter) {
+        // One comparison on the common path: the meter holds the stacks' size.
+        if meter.stack_bytes() > BASELINE_BYTES {
+            self.shrink_grown(meter);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn shrink_grown(&mut self, meter: &Meter) {
+        // Registers past the top frame's window (or the top, whichever is higher) are Unit.
+        let top_base = self.calls.frames.last().map_or(0, |f| f.base as usize);
+        self.regs.truncate((top_base + WINDOW).max(self.reg_top));
+        self.regs.shrink_to(REGS_BASELINE);
+        self.calls.pending.shrink_to(PENDING_BASELINE);
+        self.calls.frames.shrink_to(FRAMES_BASELINE);
+        meter.set_stack_bytes(self.stack_bytes());
     }
 
     /// Drops every activation (used after a host panicked through a nested execution).
@@ -230,6 +310,7 @@ impl<'gc> Interp<'gc> {
     /// Starts an activation for bytecode function `func` with `args`. The count must match
     /// the parameters, except that with `lenient` and no args at all the parameters start as
     /// Unit (StoffelVM's `execute`).
+    #[inline(always)]
     pub fn begin_function(
         &mut self,
         code: &Code,
@@ -254,9 +335,58 @@ impl<'gc> Interp<'gc> {
         if let Err(e) = rt.limits.check_depth(self.calls.frames.len()) {
             return Err(entry_error(e.into()));
         }
+        // Reserved first, so a refusal changes nothing (a refused frame unwinds).
+        if let Err(kind) = self.reserve_activation(rt, args.len()) {
+            return Err(entry_error(*kind));
+        }
         let act = self.begin_activation();
         self.calls.pending.extend_from_slice(args);
-        self.push_frame(code, func, act.pending_base, act.pending_base, None, true);
+        if let Err(kind) = self.push_frame(
+            code,
+            rt,
+            func,
+            act.pending_base,
+            act.pending_base,
+            None,
+            true,
+        ) {
+            self.unwind();
+            return Err(entry_error(*kind));
+        }
+        Ok(())
+    }
+
+    /// Reserves, for a new activation, its arguments and the activation itself (admitted by
+    /// the memory limit). Its first frame is reserved by [`Interp::push_frame`]; a refusal
+    /// there unwinds the activation.
+    #[inline]
+    fn reserve_activation(
+        &mut self,
+        rt: &Runtime,
+        args: usize,
+    ) -> Result<(), Box<RuntimeErrorKind>> {
+        if self.calls.pending.capacity() - self.calls.pending.len() < args
+            || self.calls.activations.len() == self.calls.activations.capacity()
+        {
+            self.reserve_activation_slow(rt, args)?;
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn reserve_activation_slow(
+        &mut self,
+        rt: &Runtime,
+        args: usize,
+    ) -> Result<(), Box<RuntimeErrorKind>> {
+        if self.calls.pending.capacity() - self.calls.pending.len() < args {
+            self.calls.reserve_args(rt, args)?;
+        }
+        let need = self.calls.activations.len() + 1;
+        let grown = reserve_vec(&mut self.calls.activations, need, rt.room())
+            .map_err(|e| Box::new(rt.alloc_error(e)))?;
+        rt.meter.add_stack_bytes(grown);
         Ok(())
     }
 
@@ -271,6 +401,13 @@ impl<'gc> Interp<'gc> {
         b: Builtin,
         args: &[Value<'gc>],
     ) -> Result<bool, RuntimeError> {
+        if let Err(kind) = self.reserve_activation(rt, args.len()) {
+            return Err(RuntimeError {
+                function: b.name().to_string(),
+                instruction: 0,
+                kind: *kind,
+            });
+        }
         let act = self.begin_activation();
         self.calls.pending.extend_from_slice(args);
         match builtins::call(b, mc, &self.calls, code, rt, act.pending_base) {
@@ -285,10 +422,17 @@ impl<'gc> Interp<'gc> {
                 args_base,
                 restore,
                 env,
-            }) => {
-                self.push_frame(code, func, args_base, restore, Some(env), true);
-                Ok(false)
-            }
+            }) => match self.push_frame(code, rt, func, args_base, restore, Some(env), true) {
+                Ok(()) => Ok(false),
+                Err(kind) => {
+                    self.unwind();
+                    Err(RuntimeError {
+                        function: b.name().to_string(),
+                        instruction: 0,
+                        kind: *kind,
+                    })
+                }
+            },
             Err(kind) => {
                 self.unwind();
                 Err(RuntimeError {
@@ -364,21 +508,26 @@ impl<'gc> Interp<'gc> {
     }
 
     /// Pushes a frame for `func`, whose arguments are on the pending stack from `args_base`
-    /// to its top. The caller has checked arity and depth.
+    /// to its top. The caller has checked arity and depth. Fails (pushing nothing) when the
+    /// stacks must grow and the memory limit or the system refuses.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn push_frame(
         &mut self,
         code: &Code,
+        rt: &Runtime,
         func: u32,
         args_base: usize,
         restore_pending: usize,
         env: Option<Env<'gc>>,
         entry: bool,
-    ) {
+    ) -> Result<(), Box<RuntimeErrorKind>> {
         let f = &code.functions[func as usize];
         let base = self.reg_top;
-        if self.regs.len() < base + WINDOW {
-            self.regs.resize(base + WINDOW, Value::Unit);
+        if self.regs.len() < base + WINDOW
+            || self.calls.frames.len() == self.calls.frames.capacity()
+        {
+            self.reserve_frame(rt, base + WINDOW)?;
         }
         self.reg_top = base + f.frame_size as usize;
         let args = &self.calls.pending[args_base.min(self.calls.pending.len())..];
@@ -410,6 +559,32 @@ impl<'gc> Interp<'gc> {
             restore_pending: restore_pending as u32,
             env,
         });
+        Ok(())
+    }
+
+    /// Makes room for one more frame whose window needs `regs_len` registers (admitted by
+    /// the memory limit; the new registers are Unit), and reports the stacks to the meter.
+    #[cold]
+    #[inline(never)]
+    fn reserve_frame(
+        &mut self,
+        rt: &Runtime,
+        regs_len: usize,
+    ) -> Result<(), Box<RuntimeErrorKind>> {
+        let reserved =
+            reserve_vec_with(&mut self.regs, regs_len, WINDOW, rt.room()).and_then(|_| {
+                if self.regs.len() < regs_len {
+                    // Reserved: fills, allocates nothing.
+                    self.regs.resize(regs_len, Value::Unit);
+                }
+                rt.meter.set_stack_bytes(self.stack_bytes());
+                let need = self.calls.frames.len() + 1;
+                reserve_vec(&mut self.calls.frames, need, rt.room())
+            });
+        rt.meter.set_stack_bytes(self.stack_bytes());
+        reserved
+            .map(|_| ())
+            .map_err(|e| Box::new(rt.alloc_error(e)))
     }
 }
 
@@ -422,10 +597,7 @@ pub(super) fn window<'a, 'gc>(
     regs: &'a mut Vec<Value<'gc>>,
     base: usize,
 ) -> Option<&'a mut Window<'gc>> {
-    if regs.len() < base + WINDOW {
-        // push_frame keeps the vector long enough; this only guards the invariant.
-        regs.resize(base + WINDOW, Value::Unit);
-    }
+    // push_frame keeps the vector long enough (None, an internal error, if it did not).
     regs.get_mut(base..)?.first_chunk_mut::<WINDOW>()
 }
 
@@ -437,7 +609,7 @@ pub(super) fn capture<'gc>(
     rt: &Runtime,
     names: &[std::rc::Rc<str>],
 ) -> Result<Env<'gc>, RuntimeErrorKind> {
-    let mut cells = Cells::with_capacity(names.len());
+    let mut cells = Cells::try_with_capacity(names.len()).map_err(|e| rt.alloc_error(e))?;
     for name in names {
         let cell = calls
             .find_upvalue(mc, code, name)

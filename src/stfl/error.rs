@@ -69,6 +69,16 @@ pub enum LoadErrorKind {
         /// The label name.
         name: String,
     },
+    /// The system refused the memory for `what` (this many bytes): a file's counts are
+    /// checked against its size, but a large file can still need more than there is. The
+    /// error's offset is the count's.
+    #[error("out of memory: could not allocate {bytes} bytes for {what}")]
+    OutOfMemory {
+        /// What the memory was for.
+        what: &'static str,
+        /// Bytes requested.
+        bytes: usize,
+    },
     /// The file decodes but the program is not valid (constant index out of range, label
     /// beyond the code, register above the frame limit, frame too large). The error's offset
     /// is that of the instruction, label entry or field concerned.

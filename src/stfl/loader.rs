@@ -49,15 +49,17 @@ pub fn load_with_info(bytes: &[u8]) -> Result<(Program, LoadInfo), LoadError> {
         return Err(r.fail(version_at, LoadErrorKind::UnsupportedVersion(version)));
     }
 
+    let at = r.pos;
     let constant_count = r.count_u32("constant count", MIN_CONSTANT_BYTES)?;
-    let mut constants = Vec::with_capacity(constant_count);
+    let mut constants = r.vec_for(at, "constants", constant_count)?;
     for _ in 0..constant_count {
         constants.push(r.constant()?);
     }
 
+    let at = r.pos;
     let function_count = r.count_u32("function count", MIN_FUNCTION_BYTES)?;
-    let mut functions = Vec::with_capacity(function_count);
-    let mut spans = Vec::with_capacity(function_count);
+    let mut functions = r.vec_for(at, "functions", function_count)?;
+    let mut spans = r.vec_for(at, "functions", function_count)?;
     let mut callees = Callees::default();
     for index in 0..function_count {
         let (parts, span) = r.function(index, &mut callees)?;
@@ -252,6 +254,17 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// An empty vector with room for `count` elements (a count read at `at` and checked
+    /// against the file's size), failing instead of aborting when the system refuses.
+    fn vec_for<T>(&self, at: usize, what: &'static str, count: usize) -> Result<Vec<T>, LoadError> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(count).map_err(|_| {
+            let bytes = count.saturating_mul(std::mem::size_of::<T>());
+            self.fail(at, LoadErrorKind::OutOfMemory { what, bytes })
+        })?;
+        Ok(v)
+    }
+
     fn count_u32(&mut self, what: &'static str, min_each: u64) -> Result<usize, LoadError> {
         let at = self.pos;
         let count = self.u32(what)?;
@@ -375,9 +388,10 @@ impl<'a> Reader<'a> {
             }
         }
 
+        let count_at = self.pos;
         let count = self.count_u32("instruction count", MIN_INSTRUCTION_BYTES)?;
-        let mut code = Vec::with_capacity(count);
-        let mut code_spans = Vec::with_capacity(count);
+        let mut code = self.vec_for(count_at, "instructions", count)?;
+        let mut code_spans = self.vec_for(count_at, "instructions", count)?;
         for i in 0..count {
             self.ctx.instruction = Some(i);
             let at = self.pos;

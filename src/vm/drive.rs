@@ -176,7 +176,10 @@ impl Vm {
         // what the builtin and its string arguments allocated, also when it failed. The
         // result is rooted in the interpreter meanwhile.
         self.collect_debt();
-        finished?;
+        if let Err(e) = finished {
+            self.after_failure(&e);
+            return Err(e);
+        }
         self.builtin_result()
     }
 
@@ -247,7 +250,7 @@ impl Vm {
         if let Some(start) = start
             && let Err(e) = self.begin_function(start)
         {
-            return Err(*e);
+            self.begin_failed(e, start)?;
         }
         loop {
             let budget = match self.fuel.slice(self.trace.is_some()) {
@@ -260,17 +263,20 @@ impl Vm {
             let code = &self.code;
             let rt = &mut self.rt;
             let mut used = 0;
-            let step = self.arena.mutate_root(|mc, root| {
-                interp::run(
-                    mc,
-                    &mut root.interp,
-                    &root.constants,
-                    code,
-                    rt,
-                    budget,
-                    &mut used,
-                )
-            });
+            let step = self.arena.mutate_root(
+                #[inline(always)]
+                |mc, root| {
+                    interp::run(
+                        mc,
+                        &mut root.interp,
+                        &root.constants,
+                        code,
+                        rt,
+                        budget,
+                        &mut used,
+                    )
+                },
+            );
             self.fuel.burn(used);
             self.instructions += u64::from(used);
             let settled = match step {
@@ -279,7 +285,12 @@ impl Vm {
                     // Collect first (the result is rooted in the interpreter meanwhile), so
                     // the result is converted straight into the return value.
                     self.collect_debt();
+                    let meter = &self.rt.meter;
                     return self.arena.mutate_root(|_, root| {
+                        if root.interp.activation_count() == 0 {
+                            // A top-level execution ended: stacks back to their baseline.
+                            root.interp.shrink_stacks(meter);
+                        }
                         value_to_val(root.interp.take_result(), &mut root.handles)
                     });
                 }
@@ -301,7 +312,8 @@ impl Vm {
     fn settle_step(&mut self) -> Result<(), Box<VmError>> {
         self.collect_debt();
         let limit = self.rt.limits.memory;
-        match settle_memory(limit, self, Vm::used_bytes, Vm::collect_all) {
+        let waiting = self.arena.mutate(|_, root| root.interp.waiting_bytes()) > 0;
+        match settle_memory(limit, waiting, self, Vm::used_bytes, Vm::collect_all) {
             Ok(()) => Ok(()),
             Err(e) => Err(Box::new(self.fail_activation(e.into()))),
         }
@@ -313,8 +325,32 @@ impl Vm {
     #[inline(never)]
     #[allow(clippy::boxed_local)]
     fn step_failed(&mut self, e: Box<RuntimeError>) -> VmError {
+        let e = VmError::from(*e);
+        self.after_failure(&e);
         self.collect_debt();
-        (*e).into()
+        e
+    }
+
+    /// Starting bytecode function `start` failed with `e`. The activation's stacks are
+    /// admitted by the memory limit: refused, it gets one collection and one retry (the
+    /// memory protocol of `crate::limits`); any other failure gives back what the stacks
+    /// grew. `Ok` when the retry started it.
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::boxed_local)]
+    fn begin_failed(&mut self, e: Box<VmError>, start: Start<'_>) -> Result<(), VmError> {
+        let e = match *e {
+            VmError::Runtime(r) if r.kind.is_memory() => {
+                self.collect_all();
+                match self.begin_function(start) {
+                    Ok(()) => return Ok(()),
+                    Err(e) => *e,
+                }
+            }
+            e => e,
+        };
+        self.after_failure(&e);
+        Err(e)
     }
 
     #[inline(never)]
@@ -333,8 +369,10 @@ impl Vm {
         }
     }
 
+    /// Heap plus stacks plus what a waiting step needs: what the memory limit compares.
     pub(super) fn used_bytes(&self) -> usize {
-        self.rt.meter.bytes() + self.arena.mutate(|_, root| root.interp.stack_bytes())
+        let waiting = self.arena.mutate(|_, root| root.interp.waiting_bytes());
+        self.rt.meter.in_use().saturating_add(waiting)
     }
 
     /// Fails the running activation (at its current instruction) with `kind`.
@@ -342,9 +380,27 @@ impl Vm {
     #[inline(never)]
     pub(super) fn fail_activation(&mut self, kind: RuntimeErrorKind) -> VmError {
         let code = &self.code;
-        self.arena
+        let e = self
+            .arena
             .mutate_root(|_, root| root.interp.fail_host_call(code, kind))
-            .into()
+            .into();
+        self.after_failure(&e);
+        e
+    }
+
+    /// After an activation failed with `e` (and was unwound): the stacks give back what
+    /// they grew, and when that ended a top-level execution on memory, a full collection
+    /// gives back the heap garbage it left, so the next execution starts as the last one
+    /// did.
+    fn after_failure(&mut self, e: &VmError) {
+        let meter = &self.rt.meter;
+        let top_level = self.arena.mutate_root(|_, root| {
+            root.interp.shrink_stacks(meter);
+            root.interp.activation_count() == 0
+        });
+        if top_level && matches!(e, VmError::Runtime(r) if r.kind.is_memory()) {
+            self.collect_all();
+        }
     }
 
     /// Instructions this VM has executed in its lifetime (for measurements).

@@ -30,7 +30,7 @@ use gc_arena::{Arena, Collect, Gc, Mutation, Rootable};
 use crate::asm;
 use crate::error::{ApiError, VmError};
 use crate::handles::HandleTable;
-use crate::heap::{ForeignList, Meter, Str};
+use crate::heap::{AllocError, ForeignList, Meter, Str};
 use crate::interp::code::{Binding, Code};
 use crate::interp::{Interp, Output, Runtime};
 use crate::limits::Fuel;
@@ -106,11 +106,12 @@ impl Vm {
             foreigns: Gc::new(mc, RefLock::new(Vec::new())),
         });
         arena.metrics().set_pacing(PACING);
+        let meter = Meter::new(arena.metrics().clone());
         Vm {
             arena,
             code: Code::with_builtins(),
             hosts: Vec::new(),
-            rt: Runtime::new(Meter::default()),
+            rt: Runtime::new(meter),
             foreign_data: BTreeMap::new(),
             next_foreign_id: 1,
             fuel: Fuel::default(),
@@ -154,19 +155,31 @@ impl Vm {
         self.load_program(program)
     }
 
-    /// Loads a validated program.
+    /// Loads a validated program. Memory for its constants is reserved fallibly: when the
+    /// system refuses it, the load fails ([`ApiError::OutOfMemory`]) and changes nothing.
     pub fn load_program(&mut self, program: Program) -> Result<(), VmError> {
         let base = self.arena.mutate(|_, root| root.constants.len());
-        if base + program.constants().len() > u32::MAX as usize {
+        let count = program.constants().len();
+        if base + count > u32::MAX as usize {
             return Err(ApiError::TooManyConstants.into());
         }
         let meter = &self.rt.meter;
         self.arena.mutate_root(|mc, root| {
-            for c in program.constants() {
-                let v = constant_value(mc, meter, c);
-                root.constants.push(v);
-            }
-        });
+            let loaded = (|| {
+                root.constants
+                    .try_reserve(count)
+                    .map_err(|_| count.saturating_mul(std::mem::size_of::<Value<'_>>()))?;
+                for c in program.constants() {
+                    let v = constant_value(mc, meter, c)?;
+                    root.constants.push(v);
+                }
+                Ok(())
+            })();
+            loaded.map_err(|bytes| {
+                root.constants.truncate(base);
+                ApiError::OutOfMemory(bytes)
+            })
+        })?;
         self.code.link(Rc::new(program), base as u32);
         Ok(())
     }
@@ -204,8 +217,15 @@ impl Vm {
     }
 
     /// Bytes of heap values plus interpreter stacks above which execution fails
-    /// (`None`: unlimited). Not counted: the fixed register window every VM keeps above its
-    /// deepest frame (4 096 registers, 64 KiB) and the VM's own code.
+    /// (`None`: unlimited). Checked whenever either grows (a refusal gets one full
+    /// collection before it is an error, [`RuntimeErrorKind::MemoryLimit`]); after the error
+    /// the stacks shrink back and the VM is as usable as before. Not counted: the fixed
+    /// register window every VM keeps above its deepest frame (4 096 registers, 64 KiB) and
+    /// the VM's own code. With or without a limit, memory the system refuses is
+    /// [`RuntimeErrorKind::OutOfMemory`], never an abort.
+    ///
+    /// [`RuntimeErrorKind::MemoryLimit`]: crate::RuntimeErrorKind::MemoryLimit
+    /// [`RuntimeErrorKind::OutOfMemory`]: crate::RuntimeErrorKind::OutOfMemory
     pub fn set_memory_limit(&mut self, bytes: Option<usize>) {
         self.rt.limits.memory = bytes;
     }
@@ -239,8 +259,13 @@ impl Vm {
     }
 }
 
-fn constant_value<'gc>(mc: &Mutation<'gc>, meter: &Meter, c: &Constant) -> Value<'gc> {
-    match c {
+/// A constant as a value; `Err` is the bytes the system refused for a string.
+fn constant_value<'gc>(
+    mc: &Mutation<'gc>,
+    meter: &Meter,
+    c: &Constant,
+) -> Result<Value<'gc>, usize> {
+    Ok(match c {
         Constant::Unit => Value::Unit,
         Constant::I64(v) => Value::I64(*v),
         Constant::I32(v) => Value::I32(*v),
@@ -252,6 +277,10 @@ fn constant_value<'gc>(mc: &Mutation<'gc>, meter: &Meter, c: &Constant) -> Value
         Constant::U64(v) => Value::U64(*v),
         Constant::Float(v) => Value::Float(*v),
         Constant::Bool(v) => Value::Bool(*v),
-        Constant::String(s) => Value::String(Str::alloc_copy(mc, meter, s)),
-    }
+        Constant::String(s) => {
+            Value::String(Str::try_alloc_copy(mc, meter, s).map_err(|e| match e {
+                AllocError::Limit(bytes) | AllocError::System(bytes) => bytes,
+            })?)
+        }
+    })
 }

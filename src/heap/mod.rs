@@ -1,80 +1,27 @@
 //! Heap values in the gc-arena arena: strings, objects, arrays, closures with their upvalue
-//! cells, and foreign objects, plus the byte meter that makes memory visible.
+//! cells, and foreign objects; the byte meter that makes memory visible ([`meter`]).
 //!
-//! gc-arena paces collection by the *number* of `Gc` allocations, and cannot see memory held
-//! inside a `Gc` (a string's bytes, an array's element buffer). Every heap value therefore
-//! carries an [`Account`]: it adds its estimated size to the VM's [`Meter`] when created or
-//! grown, and subtracts it when the collector drops the value. The memory limit and the GC
-//! statistics read the meter; collection pacing does not (it counts `Gc` allocations).
+//! Every heap value carries an [`Account`] of its estimated size (see [`meter`]). Operations
+//! whose growth a program controls (string concatenation, writing an array index or an
+//! object field, pushing) have fallible forms (`try_…`) that take the room the memory limit
+//! still allows and reserve with `try_reserve`: a refusal is an [`AllocError`], never an
+//! abort.
+
+mod array;
+mod meter;
 
 use std::cell::Cell;
-use std::rc::Rc;
 
 use arrayvec::ArrayString;
 use gc_arena::lock::RefLock;
-use gc_arena::{Collect, Gc, GcWeak, Mutation, static_collect};
+use gc_arena::{Collect, Gc, GcWeak, Mutation};
 use indexmap::IndexMap;
 
 use crate::value::{Key, Value};
 
-/// Fixed per-allocation overhead we charge for a `Gc` box (header plus allocator slack).
-const GC_OVERHEAD: usize = 32;
-
-/// Estimated bytes of live heap values, shared by a VM and every value's [`Account`].
-#[derive(Clone, Default, Debug)]
-pub struct Meter(Rc<Cell<usize>>);
-
-impl Meter {
-    /// Bytes currently accounted to live heap values.
-    pub fn bytes(&self) -> usize {
-        self.0.get()
-    }
-
-    fn add(&self, n: usize) {
-        self.0.set(self.0.get().saturating_add(n));
-    }
-
-    fn sub(&self, n: usize) {
-        self.0.set(self.0.get().saturating_sub(n));
-    }
-}
-
-/// One heap value's share of the [`Meter`]; returns it when dropped.
-pub struct Account {
-    bytes: Cell<usize>,
-    meter: Meter,
-}
-
-static_collect!(Account);
-
-impl Account {
-    /// Charges `bytes` to `meter`.
-    pub fn new(meter: &Meter, bytes: usize) -> Account {
-        meter.add(bytes);
-        Account {
-            bytes: Cell::new(bytes),
-            meter: meter.clone(),
-        }
-    }
-
-    /// Re-states this value's size after it grew or shrank; returns the growth in bytes.
-    pub fn resize(&self, bytes: usize) -> usize {
-        let old = self.bytes.replace(bytes);
-        if bytes >= old {
-            self.meter.add(bytes - old);
-            bytes - old
-        } else {
-            self.meter.sub(old - bytes);
-            0
-        }
-    }
-}
-
-impl Drop for Account {
-    fn drop(&mut self) {
-        self.meter.sub(self.bytes.get());
-    }
-}
+pub use array::{Array, ArrayRef};
+use meter::GC_OVERHEAD;
+pub use meter::{Account, AllocError, Meter, reserve_vec, reserve_vec_with};
 
 /// An immutable string.
 #[derive(Collect)]
@@ -106,16 +53,58 @@ impl Str {
         }
     }
 
-    /// Allocates `a` followed by `b`.
-    pub fn concat<'gc>(mc: &Mutation<'gc>, meter: &Meter, a: &str, b: &str) -> Gc<'gc, Str> {
+    /// Allocates a copy of `text`, failing instead of aborting when the system has no
+    /// memory for it.
+    pub fn try_alloc_copy<'gc>(
+        mc: &Mutation<'gc>,
+        meter: &Meter,
+        text: &str,
+    ) -> Result<Gc<'gc, Str>, AllocError> {
+        Self::try_concat(mc, meter, text, "")
+    }
+
+    /// Allocates `a` followed by `b`, failing instead of aborting when the system has no
+    /// memory for it. (The caller checks the memory limit: the string's bytes, which
+    /// [`Str::charge`] estimates.)
+    #[inline(always)]
+    pub fn try_concat<'gc>(
+        mc: &Mutation<'gc>,
+        meter: &Meter,
+        a: &str,
+        b: &str,
+    ) -> Result<Gc<'gc, Str>, AllocError> {
         let mut short = ArrayString::new();
         if short.try_push_str(a).is_ok() && short.try_push_str(b).is_ok() {
-            return Self::with_text(mc, meter, Text::Short(short));
+            return Ok(Self::with_text(mc, meter, Text::Short(short)));
         }
-        let mut long = String::with_capacity(a.len().saturating_add(b.len()));
+        Self::try_long(mc, meter, a, b)
+    }
+
+    fn try_long<'gc>(
+        mc: &Mutation<'gc>,
+        meter: &Meter,
+        a: &str,
+        b: &str,
+    ) -> Result<Gc<'gc, Str>, AllocError> {
+        let len = a.len().saturating_add(b.len());
+        let mut long = String::new();
+        long.try_reserve_exact(len)
+            .map_err(|_| AllocError::System(len))?;
         long.push_str(a);
         long.push_str(b);
-        Self::with_text(mc, meter, Text::Long(long.into_boxed_str()))
+        meter.pace(len);
+        Ok(Self::with_text(
+            mc,
+            meter,
+            Text::Long(long.into_boxed_str()),
+        ))
+    }
+
+    /// Bytes a string of `len` bytes is charged: what the memory limit is asked for before
+    /// one is made.
+    pub fn charge(len: usize) -> usize {
+        let buffer = if len <= SHORT_TEXT { 0 } else { len };
+        (GC_OVERHEAD + std::mem::size_of::<Str>()).saturating_add(buffer)
     }
 
     fn with_text<'gc>(mc: &Mutation<'gc>, meter: &Meter, text: Text) -> Gc<'gc, Str> {
@@ -171,7 +160,25 @@ impl Str {
 
 /// Estimated bytes an index map of `capacity` entries holds outside its `Gc` box.
 fn map_bytes(capacity: usize) -> usize {
-    capacity * (std::mem::size_of::<(Key<'_>, Value<'_>)>() + 16)
+    capacity.saturating_mul(std::mem::size_of::<(Key<'_>, Value<'_>)>() + 16)
+}
+
+/// Makes room in `map` for `key` if it is new and the map is full: the map roughly doubles,
+/// which must fit in `room` bytes and be granted by the system.
+fn try_reserve_entry<'gc>(
+    map: &mut IndexMap<Key<'gc>, Value<'gc>>,
+    key: &Key<'gc>,
+    room: usize,
+) -> Result<(), AllocError> {
+    let cap = map.capacity();
+    if map.len() < cap || map.contains_key(key) {
+        return Ok(());
+    }
+    let bytes = map_bytes(cap.saturating_mul(2).max(4)) - map_bytes(cap);
+    if bytes > room {
+        return Err(AllocError::Limit(bytes));
+    }
+    map.try_reserve(1).map_err(|_| AllocError::System(bytes))
 }
 
 /// An object's fields, in insertion order: a short list searched from the front while small
@@ -276,6 +283,47 @@ impl<'gc> Fields<'gc> {
         }
     }
 
+    /// Makes room for `key` if it is new and the current form is full (moving to the next
+    /// form), so that [`Fields::insert`] then allocates nothing. Fails if the growth would
+    /// pass `room` bytes or the system refuses it.
+    fn try_reserve_for(&mut self, key: &Key<'gc>, room: usize) -> Result<(), AllocError> {
+        const ENTRY: usize = std::mem::size_of::<(Key<'_>, Value<'_>)>();
+        match self {
+            Fields::Inline { len, entries } => {
+                let entries = &entries[..*len as usize];
+                if entries.len() < INLINE_FIELDS || find_key(entries, key).is_some() {
+                    return Ok(());
+                }
+                let bytes = SMALL_FIELDS * ENTRY;
+                if bytes > room {
+                    return Err(AllocError::Limit(bytes));
+                }
+                let mut list = Vec::new();
+                list.try_reserve_exact(SMALL_FIELDS)
+                    .map_err(|_| AllocError::System(bytes))?;
+                list.extend_from_slice(entries);
+                *self = Fields::Small(list);
+            }
+            Fields::Small(list) => {
+                if list.len() < SMALL_FIELDS || find_key(list, key).is_some() {
+                    return Ok(());
+                }
+                let bytes = std::mem::size_of::<IndexMap<Key<'_>, Value<'_>>>()
+                    + map_bytes(2 * SMALL_FIELDS);
+                if bytes > room {
+                    return Err(AllocError::Limit(bytes));
+                }
+                let mut map: IndexMap<Key<'gc>, Value<'gc>> = IndexMap::new();
+                map.try_reserve(2 * SMALL_FIELDS)
+                    .map_err(|_| AllocError::System(bytes))?;
+                map.extend(list.drain(..));
+                *self = Fields::Map(Box::new(map));
+            }
+            Fields::Map(map) => try_reserve_entry(map, key, room)?,
+        }
+        Ok(())
+    }
+
     /// Bytes held outside the object itself.
     fn bytes(&self) -> usize {
         match self {
@@ -321,213 +369,23 @@ impl<'gc> Object<'gc> {
         self.fields.get(&Key(key)).unwrap_or(Value::Unit)
     }
 
+    /// Sets a field if its growth fits in `room` bytes and the system grants it; returns
+    /// the bytes the object grew by.
+    pub fn try_set(
+        &mut self,
+        key: Value<'gc>,
+        value: Value<'gc>,
+        room: usize,
+    ) -> Result<usize, AllocError> {
+        self.fields.try_reserve_for(&Key(key), room)?;
+        Ok(self.set(key, value))
+    }
+
     /// Sets a field; returns the bytes the object grew by.
     pub fn set(&mut self, key: Value<'gc>, value: Value<'gc>) -> usize {
         self.fields.insert(Key(key), value);
         self.account
             .resize(GC_OVERHEAD + std::mem::size_of::<RefLock<Object<'_>>>() + self.fields.bytes())
-    }
-}
-
-/// How far past the dense part an index may be and still extend it (instead of going to the
-/// side map). Keeps `a[10^12] = x` from allocating terabytes while `a[len] = x` stays dense.
-const DENSE_SLACK: u64 = 64;
-
-/// Elements an array keeps inside its own allocation before it needs a buffer.
-const INLINE_ELEMENTS: usize = 2;
-
-/// An array's dense part: up to [`INLINE_ELEMENTS`] values stored in the array itself (tree
-/// nodes, pairs and empty arrays then cost one allocation, not two), a vector past that.
-#[derive(Collect)]
-#[collect(no_drop)]
-enum Dense<'gc> {
-    /// The first `len` items are the elements; the rest are Unit.
-    Inline {
-        len: u8,
-        items: [Value<'gc>; INLINE_ELEMENTS],
-    },
-    Heap(Vec<Value<'gc>>),
-}
-
-impl<'gc> Dense<'gc> {
-    fn with_capacity(capacity: usize) -> Dense<'gc> {
-        if capacity <= INLINE_ELEMENTS {
-            Dense::Inline {
-                len: 0,
-                items: [Value::Unit; INLINE_ELEMENTS],
-            }
-        } else {
-            Dense::Heap(Vec::with_capacity(capacity))
-        }
-    }
-
-    fn as_slice(&self) -> &[Value<'gc>] {
-        match self {
-            Dense::Inline { len, items } => &items[..*len as usize],
-            Dense::Heap(v) => v,
-        }
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [Value<'gc>] {
-        match self {
-            Dense::Inline { len, items } => &mut items[..*len as usize],
-            Dense::Heap(v) => v,
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.as_slice().len()
-    }
-
-    /// Bytes of the buffer outside the array (none while inline).
-    fn buffer_bytes(&self) -> usize {
-        match self {
-            Dense::Inline { .. } => 0,
-            Dense::Heap(v) => v.capacity() * std::mem::size_of::<Value<'_>>(),
-        }
-    }
-
-    /// Grows to `new_len` elements with Unit (never shrinks).
-    fn grow_to(&mut self, new_len: usize) {
-        match self {
-            Dense::Inline { len, .. } if new_len <= INLINE_ELEMENTS => {
-                // Slots past `len` are Unit already.
-                *len = (*len).max(new_len as u8);
-            }
-            Dense::Inline { len, items } => {
-                let mut v = Vec::with_capacity(new_len.max(2 * INLINE_ELEMENTS));
-                v.extend_from_slice(&items[..*len as usize]);
-                v.resize(new_len, Value::Unit);
-                *self = Dense::Heap(v);
-            }
-            Dense::Heap(v) => {
-                if new_len > v.len() {
-                    v.resize(new_len, Value::Unit);
-                }
-            }
-        }
-    }
-
-    fn push(&mut self, value: Value<'gc>) {
-        let n = self.len();
-        self.grow_to(n + 1);
-        self.as_mut_slice()[n] = value;
-    }
-}
-
-/// An array: non-negative `I64` indices, dense where they are packed, in a side map where
-/// they are far apart; any other key behaves like an object field.
-#[derive(Collect)]
-#[collect(no_drop)]
-pub struct Array<'gc> {
-    /// The id `print` shows (`Array(2)`).
-    pub id: u64,
-    dense: Dense<'gc>,
-    /// Non-index keys and far-away indices; boxed and absent until needed, so the common
-    /// array (dense only) stays small.
-    sparse: Option<Box<IndexMap<Key<'gc>, Value<'gc>>>>,
-    /// One more than the largest non-negative I64 index ever written; never shrinks.
-    length: u64,
-    account: Account,
-}
-
-/// A pointer to an array.
-pub type ArrayRef<'gc> = Gc<'gc, RefLock<Array<'gc>>>;
-
-impl<'gc> Array<'gc> {
-    /// Allocates an empty array with room for `capacity` elements (capped by the caller).
-    pub fn alloc(mc: &Mutation<'gc>, meter: &Meter, id: u64, capacity: usize) -> ArrayRef<'gc> {
-        let dense = Dense::with_capacity(capacity);
-        let bytes = GC_OVERHEAD + std::mem::size_of::<RefLock<Array<'_>>>() + dense.buffer_bytes();
-        Gc::new(
-            mc,
-            RefLock::new(Array {
-                id,
-                dense,
-                sparse: None,
-                length: 0,
-                account: Account::new(meter, bytes),
-            }),
-        )
-    }
-
-    /// The length as StoffelVM reports it (a length ≥ 2^63 wraps negative, as the original).
-    pub fn length(&self) -> u64 {
-        self.length
-    }
-
-    /// The value under `key`, or Unit (holes read as Unit).
-    pub fn get(&self, key: Value<'gc>) -> Value<'gc> {
-        if let Value::I64(i) = key
-            && i >= 0
-            && let Some(&v) = self.dense.as_slice().get(i as usize)
-        {
-            return v;
-        }
-        self.sparse
-            .as_ref()
-            .and_then(|m| m.get(&Key(key)).copied())
-            .unwrap_or(Value::Unit)
-    }
-
-    /// Bytes that writing `key` could add, for limit checks before the write.
-    pub fn growth_for(&self, key: Value<'gc>) -> usize {
-        match key {
-            Value::I64(i) if i >= 0 && self.is_dense_index(i as u64) => {
-                ((i as u64 + 1).saturating_sub(self.dense.len() as u64) as usize)
-                    .saturating_mul(std::mem::size_of::<Value<'_>>())
-            }
-            _ => std::mem::size_of::<(Key<'_>, Value<'_>)>() + 16,
-        }
-    }
-
-    fn is_dense_index(&self, i: u64) -> bool {
-        i < (self.dense.len() as u64)
-            .saturating_mul(2)
-            .saturating_add(DENSE_SLACK)
-    }
-
-    fn sparse_map(&mut self) -> &mut IndexMap<Key<'gc>, Value<'gc>> {
-        self.sparse.get_or_insert_with(Box::default)
-    }
-
-    /// Writes `key`; returns the bytes the array grew by.
-    pub fn set(&mut self, key: Value<'gc>, value: Value<'gc>) -> usize {
-        match key {
-            Value::I64(i) if i >= 0 => {
-                let index = i as u64;
-                self.length = self.length.max(index + 1);
-                if index < self.dense.len() as u64 {
-                    self.dense.as_mut_slice()[index as usize] = value;
-                } else if self.is_dense_index(index) {
-                    let old_len = self.dense.len();
-                    self.dense.grow_to(index as usize);
-                    if let Some(sparse) = self.sparse.as_mut().filter(|m| !m.is_empty()) {
-                        // Indices that were far away may now fall inside the dense part.
-                        for j in old_len..index as usize {
-                            if let Some(v) = sparse.swap_remove(&Key(Value::I64(j as i64))) {
-                                self.dense.as_mut_slice()[j] = v;
-                            }
-                        }
-                        sparse.swap_remove(&Key(key));
-                    }
-                    self.dense.push(value);
-                } else {
-                    self.sparse_map().insert(Key(key), value);
-                }
-            }
-            _ => {
-                self.sparse_map().insert(Key(key), value);
-            }
-        }
-        self.account.resize(
-            GC_OVERHEAD
-                + std::mem::size_of::<RefLock<Array<'_>>>()
-                + self.dense.buffer_bytes()
-                + self.sparse.as_ref().map_or(0, |m| {
-                    std::mem::size_of::<IndexMap<Key<'_>, Value<'_>>>() + map_bytes(m.capacity())
-                }),
-        )
     }
 }
 
@@ -554,13 +412,17 @@ pub enum Cells<'gc> {
 }
 
 impl<'gc> Cells<'gc> {
-    /// No cells, with room for `n` (inline when `n` ≤ 2).
-    pub fn with_capacity(n: usize) -> Cells<'gc> {
+    /// No cells, with room for `n` (inline when `n` ≤ 2); fails instead of aborting when
+    /// the system has no memory.
+    pub fn try_with_capacity(n: usize) -> Result<Cells<'gc>, AllocError> {
         if n <= 2 {
-            Cells::Inline([None, None])
-        } else {
-            Cells::Heap(Vec::with_capacity(n))
+            return Ok(Cells::Inline([None, None]));
         }
+        let mut v = Vec::new();
+        v.try_reserve_exact(n).map_err(|_| {
+            AllocError::System(n.saturating_mul(std::mem::size_of::<Upvalue<'_>>()))
+        })?;
+        Ok(Cells::Heap(v))
     }
 
     /// Appends a cell.
