@@ -20,8 +20,10 @@
 //! `Interp::begin_function`, so both are inlined into it; a second caller would stop that
 //! and cost every top-level call.)
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::rc::Rc;
 
 use super::Vm;
@@ -167,7 +169,12 @@ impl Vm {
 
     #[inline(never)]
     pub(super) fn run_builtin(&mut self, b: Builtin, args: &[Val]) -> Result<Val, VmError> {
-        let finished = self.begin_builtin(b, args);
+        // A panicking print callback unwinds the builtin's activation (see `drive_with`).
+        let below = self.arena.mutate(|_, root| root.interp.activation_count());
+        let finished = match catch_unwind(AssertUnwindSafe(|| self.begin_builtin(b, args))) {
+            Ok(finished) => finished,
+            Err(payload) => self.abandon(below, payload),
+        };
         if let Ok(false) = finished {
             // A closure call: it runs on in `drive`, which pays the collector as it steps.
             return self.drive();
@@ -217,7 +224,38 @@ impl Vm {
     /// [`Vm::drive`], for a top-level execution if `top`, first starting a bytecode
     /// function if `start` says so.
     #[inline(always)]
-    fn drive_with(&mut self, top: bool, mut start: Option<Start<'_>>) -> Result<Val, VmError> {
+    fn drive_with(&mut self, top: bool, start: Option<Start<'_>>) -> Result<Val, VmError> {
+        // The activations below this execution's own: a panic (a host function's or a print
+        // callback's) unwinds down to them, so no caller can resume the abandoned execution.
+        let below = self.arena.mutate(|_, root| root.interp.activation_count())
+            - usize::from(start.is_none());
+        match catch_unwind(AssertUnwindSafe(|| self.drive_steps(top, start))) {
+            Ok(result) => result,
+            Err(payload) => self.abandon(below, payload),
+        }
+    }
+
+    /// A panic went through this execution: unwinds its activation (as an error would) and
+    /// lets the panic go on to the host.
+    #[cold]
+    #[inline(never)]
+    fn abandon(&mut self, below: usize, payload: Box<dyn Any + Send>) -> ! {
+        let code = &self.code;
+        self.arena.mutate_root(|_, root| {
+            while root.interp.activation_count() > below {
+                let _ = root
+                    .interp
+                    .fail_host_call(code, RuntimeErrorKind::Internal("panicked"));
+            }
+        });
+        let meter = &self.rt.meter;
+        self.arena
+            .mutate_root(|_, root| root.interp.shrink_stacks(meter));
+        resume_unwind(payload)
+    }
+
+    #[inline(always)]
+    fn drive_steps(&mut self, top: bool, mut start: Option<Start<'_>>) -> Result<Val, VmError> {
         if top {
             return self.run_steps(true, start, &mut None);
         }

@@ -6,6 +6,8 @@
 //! `&mut Vm` (so it may execute code on the same VM), and delivers the result into the
 //! caller's r0.
 
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::rc::Rc;
 
 use super::Vm;
@@ -97,7 +99,10 @@ impl Vm {
         let (function, name) = (entry.function.clone(), entry.name.clone());
         // Nested failures are tracked per host call (see `Vm::nested_error`).
         let outer = self.nested_failure.take();
-        let result = function(self, &args);
+        let result = match catch_unwind(AssertUnwindSafe(|| function(self, &args))) {
+            Ok(result) => result,
+            Err(payload) => self.host_panicked(&args, outer, payload),
+        };
         let inner = std::mem::replace(&mut self.nested_failure, outer);
         let delivered = match result {
             // An integer goes straight to the register: through `val_to_value` and `?` it
@@ -125,6 +130,22 @@ impl Vm {
             Ok(()) => Ok(()),
             Err(e) => Err(Box::new(self.host_failed(&name, e, inner))),
         }
+    }
+
+    /// A host function panicked: its argument handles are released (as when it returns) and
+    /// the panic goes on; the execution that called it unwinds its activation on the way
+    /// (see `Vm::drive_with`).
+    #[cold]
+    #[inline(never)]
+    fn host_panicked(
+        &mut self,
+        args: &[Val],
+        outer: Option<Box<NestedFailure>>,
+        payload: Box<dyn Any + Send>,
+    ) -> ! {
+        self.nested_failure = outer;
+        self.release_all(args);
+        resume_unwind(payload)
     }
 
     /// The pending host call's arguments as `Val`s (in the reused `host_args` vector). On
@@ -201,7 +222,10 @@ impl Vm {
         let function = self.hosts[host as usize].function.clone();
         let own_args = self.own_args(args)?;
         let outer = self.nested_failure.take();
-        let result = function(self, &own_args);
+        let result = match catch_unwind(AssertUnwindSafe(|| function(self, &own_args))) {
+            Ok(result) => result,
+            Err(payload) => self.host_panicked(&own_args, outer, payload),
+        };
         let inner = std::mem::replace(&mut self.nested_failure, outer);
         let out = match result {
             Ok(v) => self.hand_over(v),
