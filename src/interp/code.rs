@@ -42,12 +42,15 @@ pub struct LinkedFunction {
     pub params: Box<[Rc<str>]>,
     /// Names captured at call time.
     pub upvalues: Box<[Rc<str>]>,
+    /// The program it came from (index into [`Code::programs`]).
+    program: u32,
 }
 
 /// The VM's linked code and name table.
 #[derive(Default, Debug)]
 pub struct Code {
-    /// Every function ever loaded (replaced ones stay, unreachable by name).
+    /// The functions loaded. A replaced function stays until [`Code::compact`] drops it
+    /// (frames of a running execution hold function indices).
     pub functions: Vec<LinkedFunction>,
     /// The current meaning of each slot.
     pub bindings: Vec<Binding>,
@@ -57,8 +60,10 @@ pub struct Code {
     /// The last name found, so a host calling the same function again and again skips the
     /// hash (a name's slot never changes, so this never goes stale).
     last_found: std::cell::RefCell<Option<(Rc<str>, u32)>>,
-    /// Loaded programs, in load order (for disassembly).
+    /// Loaded programs with a function still bound, in load order (for disassembly).
     pub programs: Vec<Rc<Program>>,
+    /// Where each program's constants are in the VM's constant table: (first, count).
+    constant_ranges: Vec<(u32, u32)>,
     /// The slot of each builtin's name, in [`Builtin::ALL`] order.
     builtin_slots: [u32; Builtin::ALL.len()],
 }
@@ -148,7 +153,9 @@ impl Code {
                 })
                 .collect();
             let index = self.functions.len() as u32;
+            let program_index = self.programs.len() as u32;
             self.functions.push(LinkedFunction {
+                program: program_index,
                 name: Rc::from(function.name.as_str()),
                 ops: lower(&code, |slot| match self.bindings[slot as usize] {
                     Binding::Builtin(b) => Some(b),
@@ -170,6 +177,78 @@ impl Code {
             let slot = self.slot(&function.name);
             self.bindings[slot as usize] = Binding::Function(index);
         }
+        self.constant_ranges
+            .push((constant_base, program.constants().len() as u32));
         self.programs.push(program);
+    }
+
+    /// Drops the functions no name binds any more, and the programs none of whose functions
+    /// is bound, with their constants (`constants` is the VM's constant table, which shrinks
+    /// to the live programs' constants; LDI operands are renumbered). Call it only while no
+    /// code runs: frames hold function indices. Closures name their function by slot, so
+    /// they never keep a replaced function. Does nothing until at least as many functions
+    /// are dead as live (and 64), so reloading costs amortised O(1) per function loaded.
+    /// Returns whether it compacted.
+    pub(crate) fn compact<T: Copy>(&mut self, constants: &mut Vec<T>) -> bool {
+        let mut live = vec![false; self.functions.len()];
+        for binding in &self.bindings {
+            if let Binding::Function(i) = binding {
+                live[*i as usize] = true;
+            }
+        }
+        let live_count = live.iter().filter(|l| **l).count();
+        if self.functions.len() - live_count < live_count.max(64) {
+            return false;
+        }
+        let mut program_live = vec![false; self.programs.len()];
+        for (f, _) in self.functions.iter().zip(&live).filter(|(_, l)| **l) {
+            program_live[f.program as usize] = true;
+        }
+        // The live programs' constants, in load order, and where each program's now start.
+        let mut new_constants = Vec::new();
+        let mut new_index = vec![u32::MAX; self.programs.len()];
+        let mut programs = Vec::new();
+        let mut ranges = Vec::new();
+        for (p, _) in program_live.iter().enumerate().filter(|(_, l)| **l) {
+            let (base, count) = self.constant_ranges[p];
+            new_index[p] = programs.len() as u32;
+            ranges.push((new_constants.len() as u32, count));
+            new_constants.extend_from_slice(&constants[base as usize..(base + count) as usize]);
+            programs.push(self.programs[p].clone());
+        }
+        let bindings = &self.bindings;
+        let mut moved_to = vec![u32::MAX; self.functions.len()];
+        let mut functions = Vec::with_capacity(live_count);
+        for (i, mut f) in std::mem::take(&mut self.functions).into_iter().enumerate() {
+            if !live[i] {
+                continue;
+            }
+            let old_base = self.constant_ranges[f.program as usize].0;
+            f.program = new_index[f.program as usize];
+            let new_base = ranges[f.program as usize].0;
+            if new_base != old_base {
+                for ins in f.code.iter_mut() {
+                    if let Instruction::Ldi { constant, .. } = ins {
+                        *constant = *constant - old_base + new_base;
+                    }
+                }
+                f.ops = lower(&f.code, |slot| match bindings[slot as usize] {
+                    Binding::Builtin(b) => Some(b),
+                    _ => None,
+                });
+            }
+            moved_to[i] = functions.len() as u32;
+            functions.push(f);
+        }
+        self.functions = functions;
+        for binding in &mut self.bindings {
+            if let Binding::Function(i) = binding {
+                *i = moved_to[*i as usize];
+            }
+        }
+        *constants = new_constants;
+        self.programs = programs;
+        self.constant_ranges = ranges;
+        true
     }
 }

@@ -181,10 +181,21 @@ impl Vm {
             })
         })?;
         self.code.link(Rc::new(program), base as u32);
+        // Replaced functions and their constants go once nothing runs (a host function may
+        // load code while its execution's frames still use the old functions).
+        if self.nesting.get() == 0 {
+            let code = &mut self.code;
+            self.arena.mutate_root(|_, root| {
+                if root.interp.activation_count() == 0 {
+                    code.compact(&mut root.constants);
+                }
+            });
+        }
         Ok(())
     }
 
-    /// Every loaded program, in load order.
+    /// The loaded programs that still define a function, in load order (a program all of
+    /// whose functions were replaced by later loads or host functions may be gone).
     pub fn programs(&self) -> impl Iterator<Item = &Program> {
         self.code.programs.iter().map(|p| &**p)
     }
