@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use gc_arena::Collect;
 
+use crate::heap::Meter;
 use crate::value::Value;
 
 /// Most handles that can be live at once in one VM.
@@ -139,6 +140,9 @@ impl Hasher for IdHasher {
 #[collect(no_drop)]
 pub struct HandleTable<'gc> {
     entries: HashMap<u64, Entry<'gc>, IdHash>,
+    /// Where the table reports its size (it counts against the memory limit).
+    #[collect(require_static)]
+    meter: Meter,
     /// The next id of this VM's current block; `next == end` when it needs a new block.
     next: u64,
     end: u64,
@@ -146,9 +150,10 @@ pub struct HandleTable<'gc> {
 
 impl<'gc> HandleTable<'gc> {
     /// An empty table. It takes ids from the process-wide counter when it first needs them.
-    pub fn new() -> HandleTable<'gc> {
+    pub fn new(meter: Meter) -> HandleTable<'gc> {
         HandleTable {
             entries: HashMap::with_hasher(IdHash),
+            meter,
             next: 0,
             end: 0,
         }
@@ -178,7 +183,11 @@ impl<'gc> HandleTable<'gc> {
         // `next < end <= u64::MAX`.
         self.next += 1;
         // Ids are unique in the process, so this id is not in the table yet.
+        let capacity = self.entries.capacity();
         self.entries.insert(handle.id(), Entry { refs: 1, value });
+        if self.entries.capacity() != capacity {
+            self.report_size();
+        }
         Ok(handle)
     }
 
@@ -214,15 +223,19 @@ impl<'gc> HandleTable<'gc> {
             let capacity = self.entries.capacity();
             if capacity > 64 && self.entries.len() < capacity / 4 {
                 self.entries.shrink_to(self.entries.len() * 2);
+                self.report_size();
             }
         }
         Ok(())
     }
 }
 
-impl Default for HandleTable<'_> {
-    fn default() -> Self {
-        Self::new()
+impl HandleTable<'_> {
+    /// Tells the meter the table's size: its buckets (an entry and a control byte each).
+    fn report_size(&self) {
+        let per_entry = std::mem::size_of::<(u64, Entry<'_>)>() + 1;
+        self.meter
+            .set_handle_bytes(self.entries.capacity().saturating_mul(per_entry));
     }
 }
 
@@ -231,7 +244,7 @@ mod tests {
     use super::*;
 
     fn table() -> HandleTable<'static> {
-        HandleTable::new()
+        HandleTable::new(Meter::default())
     }
 
     #[test]

@@ -118,7 +118,7 @@ fn modules_use_only_what_the_architecture_allows() {
         ("limits", &[]),
         ("value", &["heap"]),
         ("heap", &["value"]),
-        ("handles", &["value"]),
+        ("handles", &["value", "heap"]),
         ("interp", &["program", "value", "heap", "limits"]),
         (
             "error",

@@ -365,3 +365,26 @@ busy:
         peak.get() / MIB
     );
 }
+
+/// The handle table counts against the memory limit: a host holding 100,000 ids (all to the
+/// same object, so the heap does not grow) pushes usage over a 1 MiB limit, and code that
+/// allocates is refused; releasing them gives the room back.
+#[test]
+fn held_handles_count_against_the_limit() {
+    let mut vm = Vm::new();
+    vm.load_assembly(".function make registers 2\n CALL create_object\n MOV r1, r0\n RET r1\n")
+        .unwrap();
+    let outer = vm.create_object().unwrap();
+    let inner = vm.create_object().unwrap();
+    vm.set_field(&outer, &Val::from("inner"), &inner).unwrap();
+    vm.set_memory_limit(Some(1 << 20));
+    let held: Vec<Val> = (0..100_000)
+        .map(|_| vm.get_field(&outer, &Val::from("inner")).unwrap())
+        .collect();
+    let e = vm.execute("make", &[]).unwrap_err();
+    assert!(e.is_limit(), "{e}");
+    for v in &held {
+        vm.release(v).unwrap();
+    }
+    assert!(vm.execute("make", &[]).is_ok());
+}

@@ -103,9 +103,8 @@ impl Meter {
 
     /// Re-states the handle table's bytes (its capacity), after it grew or shrank. Growth
     /// the program drives should be admitted first: `Limits::room(meter.in_use())` is what
-    /// may be added. (Not called yet: the handle table's redesign wires it.)
+    /// may be added.
     #[inline]
-    #[allow(dead_code)]
     pub fn set_handle_bytes(&self, bytes: usize) {
         self.0.handles.set(bytes);
     }

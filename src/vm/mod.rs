@@ -99,14 +99,20 @@ impl Vm {
     /// A VM with the builtins and default limits (depth 10 000, no instruction or memory
     /// limit), printing to stdout.
     pub fn new() -> Vm {
-        let arena = VmArena::new(|mc| Root {
-            interp: Interp::default(),
-            constants: Vec::new(),
-            handles: HandleTable::new(),
-            foreigns: Gc::new(mc, RefLock::new(Vec::new())),
+        // One meter for the heap, the stacks and the handle table (which lives in the root).
+        let mut root_meter = None;
+        let arena = VmArena::new(|mc| {
+            let meter = Meter::new(mc.metrics().clone());
+            root_meter = Some(meter.clone());
+            Root {
+                interp: Interp::default(),
+                constants: Vec::new(),
+                handles: HandleTable::new(meter),
+                foreigns: Gc::new(mc, RefLock::new(Vec::new())),
+            }
         });
         arena.metrics().set_pacing(PACING);
-        let meter = Meter::new(arena.metrics().clone());
+        let meter = root_meter.unwrap_or_else(|| Meter::new(arena.metrics().clone()));
         Vm {
             arena,
             code: Code::with_builtins(),
