@@ -227,8 +227,10 @@ impl Vm {
     fn drive_with(&mut self, top: bool, start: Option<Start<'_>>) -> Result<Val, VmError> {
         // The activations below this execution's own: a panic (a host function's or a print
         // callback's) unwinds down to them, so no caller can resume the abandoned execution.
-        let below = self.arena.mutate(|_, root| root.interp.activation_count())
-            - usize::from(start.is_none());
+        let below = self
+            .arena
+            .mutate(|_, root| root.interp.activation_count())
+            .saturating_sub(usize::from(start.is_none()));
         match catch_unwind(AssertUnwindSafe(|| self.drive_steps(top, start))) {
             Ok(result) => result,
             Err(payload) => self.abandon(below, payload),
