@@ -227,7 +227,8 @@ impl Fuel {
         Ok(most.min(self.left.min(u64::from(u32::MAX)) as u32))
     }
 
-    /// Charges `used` instructions (at most the last slice).
+    /// Charges `used` units: instructions, plus the extra units of lookups charged in
+    /// proportion to their work (which may pass the last slice; the budget saturates at 0).
     pub fn burn(&mut self, used: u32) {
         self.left = self.left.saturating_sub(u64::from(used));
     }

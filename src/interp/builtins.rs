@@ -216,7 +216,8 @@ pub fn call<'gc>(
                 .map_err(|e| rt.alloc_error(e))?;
             for &v in names {
                 let name = string_value(b, v, "an upvalue name")?;
-                let cell = calls.find_upvalue(mc, code, name.as_str()).ok_or_else(|| {
+                let found = calls.find_upvalue(mc, code, name.as_str(), &mut rt.work);
+                let cell = found.ok_or_else(|| {
                     error(
                         b,
                         format!(
@@ -279,7 +280,7 @@ pub fn call<'gc>(
             let Some(&first) = args.first() else {
                 return Err(error(b, "expects 1 argument: the upvalue name"));
             };
-            get_upvalue(calls, first)?
+            get_upvalue(calls, rt, first)?
         }
         Builtin::SetUpvalue => {
             if args.len() < 2 {
@@ -288,7 +289,7 @@ pub fn call<'gc>(
                     "expects 2 arguments: the upvalue name and the value",
                 ));
             }
-            set_upvalue(mc, calls, args[0], args[1])?
+            set_upvalue(mc, calls, rt, args[0], args[1])?
         }
     };
     Ok(Outcome::Value(value))
@@ -410,11 +411,12 @@ pub(crate) fn array_push<'gc>(
 /// `get_upvalue(name)`: the current frame's cell called `name`.
 pub(crate) fn get_upvalue<'gc>(
     calls: &Calls<'gc>,
+    rt: &mut Runtime,
     name: Value<'gc>,
 ) -> Result<Value<'gc>, RuntimeErrorKind> {
     let b = Builtin::GetUpvalue;
     let name = string_value(b, name, "the upvalue name")?;
-    match calls.current_upvalue(name) {
+    match calls.current_upvalue(name, &mut rt.work) {
         Some(cell) => Ok(*cell.borrow()),
         None => Err(error(b, format!("upvalue '{}' not found", name.as_str()))),
     }
@@ -424,12 +426,13 @@ pub(crate) fn get_upvalue<'gc>(
 pub(crate) fn set_upvalue<'gc>(
     mc: &Mutation<'gc>,
     calls: &Calls<'gc>,
+    rt: &mut Runtime,
     name: Value<'gc>,
     value: Value<'gc>,
 ) -> Result<Value<'gc>, RuntimeErrorKind> {
     let b = Builtin::SetUpvalue;
     let name = string_value(b, name, "the upvalue name")?;
-    match calls.current_upvalue(name) {
+    match calls.current_upvalue(name, &mut rt.work) {
         Some(cell) => *cell.borrow_mut(mc) = value,
         None => {
             return Err(error(
@@ -530,11 +533,11 @@ pub(crate) fn run_fused<'gc>(
             })
         }
         Op::GetUpvalue { name } => fused!(Builtin::GetUpvalue, 2, name, [name], |n| {
-            get_upvalue(calls, n)
+            get_upvalue(calls, rt, n)
         }),
         Op::SetUpvalue { name, value } => {
             fused!(Builtin::SetUpvalue, 3, name, [name, value], |n, v| {
-                set_upvalue(mc, calls, n, v)
+                set_upvalue(mc, calls, rt, n, v)
             })
         }
         _ => Fused::Failed(

@@ -40,7 +40,9 @@ pub fn run<'gc>(
     let retry = std::mem::take(&mut interp.alloc_wait) > 0;
     let (step, remaining) = run_inner(mc, interp, constants, code, rt, budget, retry);
     interp.yielded = matches!(step, Step::Yield);
-    *used = budget - remaining;
+    // Lookup work the budget could not cover is charged too (the limit then runs out).
+    let overrun = std::mem::take(&mut rt.overrun);
+    *used = (budget - remaining).saturating_add(overrun.min(u64::from(u32::MAX)) as u32);
     step
 }
 
@@ -312,6 +314,7 @@ fn run_inner<'gc>(
                         Fused::Ran(len) => {
                             left -= len - 1;
                             ip += len as usize - 1;
+                            left -= rt.charge_work(left);
                         }
                         Fused::Refused(kind, len) => {
                             // The arguments are pushed: the CALL waits like any call (or,
@@ -323,6 +326,7 @@ fn run_inner<'gc>(
                         Fused::Failed(kind, len) => {
                             left -= len - 1;
                             ip += len as usize - 1;
+                            left -= rt.charge_work(left);
                             fail!(*kind)
                         }
                     }
@@ -362,12 +366,21 @@ fn run_inner<'gc>(
                             fail!(e)
                         }
                         let f = &code.functions[target as usize];
+                        // Budget the capture's lookups cost (given back if the call waits).
+                        let mut charged = 0;
                         let env = if f.upvalues.is_empty() {
                             None
                         } else {
                             match capture(mc, &interp.calls, code, rt, &f.upvalues) {
-                                Ok(env) => Some(env),
-                                Err(e) => fail!(e),
+                                Ok(env) => {
+                                    charged = rt.charge_work(left);
+                                    left -= charged;
+                                    Some(env)
+                                }
+                                Err(e) => {
+                                    left -= rt.charge_work(left);
+                                    fail!(e)
+                                }
                             }
                         };
                         if let Err(e) = interp.push_frame(
@@ -379,6 +392,10 @@ fn run_inner<'gc>(
                             env,
                             false,
                         ) {
+                            // Retried after a collection: its lookups are charged then
+                            // (only this instruction can have left an overrun).
+                            left += charged;
+                            rt.overrun = 0;
                             wait_for_memory!(*e)
                         }
                         continue 'frames;
@@ -394,7 +411,13 @@ fn run_inner<'gc>(
                         builtin_result!(builtins::create_array(mc, rt, None), [])
                     }
                     Binding::Builtin(b) => {
-                        match builtins::call(b, mc, &interp.calls, code, rt, pending_base) {
+                        let called = builtins::call(b, mc, &interp.calls, code, rt, pending_base);
+                        match &called {
+                            // Retried after a collection (and refused before any lookup).
+                            Err(e) if e.is_memory() => rt.work = 0,
+                            _ => left -= rt.charge_work(left),
+                        }
+                        match called {
                             Ok(Outcome::Value(v)) => {
                                 regs[0] = v;
                                 interp.calls.pending.truncate(pending_base);

@@ -80,7 +80,20 @@ pub struct Runtime {
     pub next_heap_id: u64,
     /// Depth and memory limits (and the instruction limit the driver reads).
     pub(crate) limits: Limits,
+    /// Names the running instruction's lookups compared (`create_closure`, a call that
+    /// captures upvalues, `get_upvalue`, `set_upvalue`): charged to the instruction budget
+    /// past [`FREE_WORK`] ([`Runtime::charge_work`]).
+    pub(crate) work: u64,
+    /// Work charged that the step's budget could not cover: the step reports it as used, so
+    /// the instruction limit pays for it.
+    pub(crate) overrun: u64,
 }
+
+/// Names one instruction may compare in its lookups for the price of the instruction. Past
+/// that, every name compared (a frame, a parameter or a cell examined) costs one more unit
+/// of the instruction budget, so the limit bounds CPU time however deep the stack or large
+/// the closure (issue 18, item 3).
+pub(crate) const FREE_WORK: u64 = 64;
 
 impl Runtime {
     /// Fresh runtime state with default limits.
@@ -90,7 +103,28 @@ impl Runtime {
             output: Output::Stdout,
             next_heap_id: 1,
             limits: Limits::default(),
+            work: 0,
+            overrun: 0,
         }
+    }
+
+    /// Takes the work the last instruction did and returns what it costs of the `left`
+    /// budget; what `left` cannot cover goes on [`Runtime::overrun`].
+    #[inline(always)]
+    pub(crate) fn charge_work(&mut self, left: u32) -> u32 {
+        let work = std::mem::take(&mut self.work);
+        if work <= FREE_WORK {
+            return 0;
+        }
+        self.charge_extra(work - FREE_WORK, left)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn charge_extra(&mut self, extra: u64, left: u32) -> u32 {
+        let paid = extra.min(u64::from(left));
+        self.overrun = self.overrun.saturating_add(extra - paid);
+        paid as u32
     }
 
     /// Takes the next object/array id.

@@ -190,16 +190,21 @@ impl<'gc> Calls<'gc> {
 
     /// Looks a variable up by name the way StoffelVM does: frames from the top down, each
     /// frame's parameters (their values at call time) first, then its upvalue cells. A
-    /// parameter is captured into a new cell; an upvalue's cell is shared.
+    /// parameter is captured into a new cell; an upvalue's cell is shared. Adds the frames
+    /// and names it examined to `work` (charged to the instruction budget).
     pub(crate) fn find_upvalue(
         &self,
         mc: &Mutation<'gc>,
         code: &Code,
         name: &str,
+        work: &mut u64,
     ) -> Option<Gc<'gc, RefLock<Value<'gc>>>> {
-        for frame in self.frames.iter().rev() {
+        let mut examined: u64 = 0;
+        let found = self.frames.iter().rev().find_map(|frame| {
+            examined += 1;
             let f = &code.functions[frame.func as usize];
             if let Some(i) = f.params.iter().position(|p| &**p == name) {
+                examined += i as u64 + 1;
                 let value = if (i as u32) < frame.arg_count {
                     self.pending[frame.args_base as usize + i]
                 } else {
@@ -207,25 +212,38 @@ impl<'gc> Calls<'gc> {
                 };
                 return Some(Gc::new(mc, RefLock::new(value)));
             }
-            if let Some(env) = frame.env
-                && let Some(up) = env.cells().find_last(|u| u.name.as_str() == name)
-            {
-                return Some(up.cell);
-            }
-        }
-        None
+            examined += f.params.len() as u64;
+            let env = frame.env?;
+            env.cells()
+                .find_last(|u| {
+                    examined += 1;
+                    u.name.as_str() == name
+                })
+                .map(|up| up.cell)
+        });
+        *work = work.saturating_add(examined);
+        found
     }
 
     /// The current frame's upvalue cell called `name`. Names usually are the very string the
-    /// closure was made with (the same constant), so pointers are compared first.
+    /// closure was made with (the same constant), so pointers are compared first. Adds the
+    /// cells it examined to `work`.
     pub(crate) fn current_upvalue(
         &self,
         name: Gc<'gc, Str>,
+        work: &mut u64,
     ) -> Option<Gc<'gc, RefLock<Value<'gc>>>> {
         let env = self.frames.last()?.env?;
-        env.cells()
-            .find_last(|u| Gc::ptr_eq(u.name, name) || u.name.as_str() == name.as_str())
-            .map(|u| u.cell)
+        let mut examined: u64 = 0;
+        let found = env
+            .cells()
+            .find_last(|u| {
+                examined += 1;
+                Gc::ptr_eq(u.name, name) || u.name.as_str() == name.as_str()
+            })
+            .map(|u| u.cell);
+        *work = work.saturating_add(examined);
+        found
     }
 }
 
@@ -410,7 +428,10 @@ impl<'gc> Interp<'gc> {
         }
         let act = self.begin_activation();
         self.calls.pending.extend_from_slice(args);
-        match builtins::call(b, mc, &self.calls, code, rt, act.pending_base) {
+        let called = builtins::call(b, mc, &self.calls, code, rt, act.pending_base);
+        // A host's call is not an instruction: its lookups are not charged.
+        rt.work = 0;
+        match called {
             Ok(Outcome::Value(v)) => {
                 self.calls.pending.truncate(act.pending_base);
                 self.calls.activations.pop();
@@ -606,13 +627,13 @@ pub(super) fn capture<'gc>(
     mc: &Mutation<'gc>,
     calls: &Calls<'gc>,
     code: &Code,
-    rt: &Runtime,
+    rt: &mut Runtime,
     names: &[std::rc::Rc<str>],
 ) -> Result<Env<'gc>, RuntimeErrorKind> {
     let mut cells = Cells::try_with_capacity(names.len()).map_err(|e| rt.alloc_error(e))?;
     for name in names {
         let cell = calls
-            .find_upvalue(mc, code, name)
+            .find_upvalue(mc, code, name, &mut rt.work)
             .ok_or_else(|| RuntimeErrorKind::UpvalueNotFound(name.to_string()))?;
         cells.push(Upvalue {
             name: Str::alloc_copy(mc, &rt.meter, name),
