@@ -11,6 +11,8 @@ mod array;
 mod meter;
 
 use std::cell::Cell;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::OnceLock;
 
 use arrayvec::ArrayString;
 use gc_arena::lock::RefLock;
@@ -28,8 +30,9 @@ pub use meter::{Account, AllocError, Meter, reserve_vec, reserve_vec_with};
 #[collect(require_static)]
 pub struct Str {
     text: Text,
-    /// A hash of the text, computed the first time the string is used as a key (0: not yet).
-    /// Keys with different hashes differ, so most key comparisons skip comparing text.
+    /// A keyed hash of the text ([`Str::text_hash`]), computed the first time the string is
+    /// used as a key (0: not yet). Keys with different hashes differ, so most key
+    /// comparisons skip comparing text.
     hash: Cell<u64>,
     _account: Account,
 }
@@ -132,18 +135,16 @@ impl Str {
         }
     }
 
-    /// A hash of the text (64-bit FNV-1a, never 0), computed once. Equal texts have equal
-    /// hashes.
+    /// A hash of the text (never 0), computed once: SipHash-1-3 under this process's random
+    /// key ([`text_key`]). Equal texts have equal hashes; a program cannot choose texts
+    /// whose hashes collide, as it could with an unkeyed hash (object fields with one hash
+    /// share one probe chain: issue 18, hash flooding).
     pub fn text_hash(&self) -> u64 {
         let cached = self.hash.get();
         if cached != 0 {
             return cached;
         }
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for &byte in self.as_str().as_bytes() {
-            h = (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        let h = h | 1;
+        let h = text_key().hash_one(self.as_str()) | 1;
         self.hash.set(h);
         h
     }
@@ -156,6 +157,15 @@ impl Str {
                 && self.text_hash() == other.text_hash()
                 && self.as_str() == other.as_str())
     }
+}
+
+/// The key of every string's [`Str::text_hash`]: random, chosen once per process (strings
+/// cache their hash, so it must not change while they live; one key for every VM of the
+/// process lets nothing depend on which VM made a string). Nothing shows it to a program:
+/// fields iterate in insertion order, not hash order.
+fn text_key() -> &'static RandomState {
+    static KEY: OnceLock<RandomState> = OnceLock::new();
+    KEY.get_or_init(RandomState::new)
 }
 
 /// Estimated bytes an index map of `capacity` entries holds outside its `Gc` box.
