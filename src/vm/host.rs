@@ -104,8 +104,12 @@ impl Vm {
                             ref other => val_to_value(mc, meter, &root.handles, other)?,
                         };
                         root.interp.deliver(value);
-                        // The host handed its result's handle over (see `HostFn`).
-                        if let Some(h) = v.handle() {
+                        // The host handed its result's handle over (see `HostFn`); an
+                        // argument returned as is goes with the arguments below (once: a
+                        // reference the host retained stays the host's).
+                        if let Some(h) = v.handle()
+                            && !args.iter().any(|a| a.handle() == Some(h))
+                        {
                             let _ = root.handles.release(h);
                         }
                         Ok::<(), VmError>(())
@@ -156,7 +160,10 @@ impl Vm {
         let out = match result {
             Ok(v) => self.arena.mutate_root(|mc, root| {
                 let value = val_to_value(mc, meter, &root.handles, &v)?;
-                if let Some(h) = v.handle() {
+                // As in `call_host`: an argument returned as is goes with the arguments.
+                if let Some(h) = v.handle()
+                    && !own_args.iter().any(|a| a.handle() == Some(h))
+                {
                     let _ = root.handles.release(h);
                 }
                 value_to_val(value, &mut root.handles)
