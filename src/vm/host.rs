@@ -113,7 +113,7 @@ impl Vm {
                     .mutate_root(|_, root| root.interp.deliver(Value::I64(x)));
                 Ok(())
             }
-            Ok(v) => self.deliver_host_result(v),
+            Ok(v) => self.deliver_host_result(v, &args),
             Err(e) => Err(e),
         };
         // Argument handles live for the call only (unless the host retained them). Released
@@ -176,14 +176,18 @@ impl Vm {
 
     /// Delivers a host function's (non-integer) result into the caller's r0.
     #[inline(never)]
-    fn deliver_host_result(&mut self, v: Val) -> Result<(), HostError> {
+    fn deliver_host_result(&mut self, v: Val, args: &[Val]) -> Result<(), HostError> {
         let meter = &self.rt.meter;
         self.arena
             .mutate_root(|mc, root| {
                 let value = val_to_value(mc, meter, &root.handles, &v)?;
                 root.interp.deliver(value);
-                // The host handed its result's handle over (see `HostFn`).
-                if let Some(h) = v.handle() {
+                // The host handed its result's handle over (see `HostFn`); an argument
+                // returned as is goes with the arguments (released once: a reference the
+                // host retained stays the host's).
+                if let Some(h) = v.handle()
+                    && !args.iter().any(|a| a.handle() == Some(h))
+                {
                     let _ = root.handles.release(h);
                 }
                 Ok::<(), VmError>(())
@@ -228,7 +232,7 @@ impl Vm {
         };
         let inner = std::mem::replace(&mut self.nested_failure, outer);
         let out = match result {
-            Ok(v) => self.hand_over(v),
+            Ok(v) => self.hand_over(v, &own_args),
             Err(e) => Err(self.host_failed_directly(name, e, inner)),
         };
         self.release_all(&own_args);
@@ -254,11 +258,14 @@ impl Vm {
 
     /// A host function's result, handed over to the caller with a handle of its own.
     #[inline(never)]
-    fn hand_over(&mut self, v: Val) -> Result<Val, VmError> {
+    fn hand_over(&mut self, v: Val, args: &[Val]) -> Result<Val, VmError> {
         let meter = &self.rt.meter;
         self.arena.mutate_root(|mc, root| {
             let value = val_to_value(mc, meter, &root.handles, &v)?;
-            if let Some(h) = v.handle() {
+            // As in `call_host`: an argument returned as is goes with the arguments.
+            if let Some(h) = v.handle()
+                && !args.iter().any(|a| a.handle() == Some(h))
+            {
                 let _ = root.handles.release(h);
             }
             value_to_val(value, &mut root.handles)
