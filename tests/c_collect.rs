@@ -8,41 +8,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 #[test]
 fn python_bindings_pattern_collects_through_the_c_api() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let lib = common::lib_dir();
-    let dir = std::env::temp_dir().join(format!("stoffel_c_collect_{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let exe = dir.join("collect_by_name");
-    let built = Command::new("gcc")
-        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-I"])
-        .arg(root.join("include"))
-        .arg(root.join("tests/c/collect_by_name.c"))
-        .arg("-L")
-        .arg(&lib)
-        .arg("-lstoffel_vm")
-        .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .arg("-o")
-        .arg(&exe)
-        .output()
-        .expect("cannot run gcc");
-    assert!(
-        built.status.success(),
-        "gcc failed:\n{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    // Cargo's LD_LIBRARY_PATH lists `target/<profile>` before `deps`, and the copy of the
-    // library there is only refreshed by `cargo build`: it would win over the rpath and the
-    // test would run a stale library.
-    let out = Command::new(&exe)
-        .env_remove("LD_LIBRARY_PATH")
-        .output()
-        .expect("run collect_by_name");
-    let _ = std::fs::remove_dir_all(&dir);
+    let out = common::build_and_run_c("collect_by_name");
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert!(

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use stoffel_vm::{ApiError, Handle, HandleError, Val, Vm, VmError};
@@ -191,36 +189,9 @@ fn ids_are_distinct_across_threads() {
 /// (`tests/c/ids.c`).
 #[test]
 fn one_million_vms_through_the_c_api() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let lib = common::lib_dir();
-    let dir = std::env::temp_dir().join(format!("stoffel_handle_ids_{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let exe = dir.join("ids");
-    let built = Command::new("gcc")
-        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-g", "-I"])
-        .arg(root.join("include"))
-        .arg(root.join("tests/c/ids.c"))
-        .arg("-L")
-        .arg(&lib)
-        .arg("-lstoffel_vm")
-        .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .arg("-o")
-        .arg(&exe)
-        .output()
-        .expect("cannot run gcc");
-    assert!(
-        built.status.success(),
-        "gcc failed:\n{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
     let start = Instant::now();
-    // Without cargo's LD_LIBRARY_PATH, which may name a stale copy of the library.
-    let out = Command::new(&exe)
-        .env_remove("LD_LIBRARY_PATH")
-        .output()
-        .unwrap();
+    let out = common::build_and_run_c("ids");
     let elapsed = start.elapsed();
-    let _ = std::fs::remove_dir_all(&dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -75,3 +75,39 @@ pub fn lib_dir() -> PathBuf {
         profile.display()
     );
 }
+
+/// Compiles `tests/c/<name>.c` with gcc (`-std=c99 -Wall -Wextra -Werror -O2 -g`) against the
+/// library this test run built, runs it and returns its output. Runs without cargo's
+/// LD_LIBRARY_PATH, which lists `target/<profile>` (refreshed only by `cargo build`, so
+/// possibly stale) before the rpath to the fresh library.
+pub fn build_and_run_c(name: &str) -> std::process::Output {
+    use std::process::Command;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib = lib_dir();
+    let dir = std::env::temp_dir().join(format!("stoffel_{name}_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join(name);
+    let built = Command::new("gcc")
+        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-g", "-I"])
+        .arg(root.join("include"))
+        .arg(root.join(format!("tests/c/{name}.c")))
+        .arg("-L")
+        .arg(&lib)
+        .arg("-lstoffel_vm")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .expect("cannot run gcc");
+    assert!(
+        built.status.success(),
+        "gcc failed on tests/c/{name}.c:\n{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let out = Command::new(&exe)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
