@@ -39,7 +39,8 @@ file (detected by content).
   --trace              print every executed instruction to stderr
   --disasm             print the loaded program as assembly and exit
   --stats              at exit, print `stats: instructions=N peak_rss_kb=N` to stderr (the
-                       instructions executed and the process's peak RSS, VmHWM; for benches/)
+                       instructions executed, counted as --fuel counts them, and the
+                       process's peak RSS, VmHWM; for benches/)
 
 Exit status: 0 success, 1 runtime error (including the memory limit), 2 usage or load error.
 If stdout (or stderr under --trace) is a pipe that was closed, e.g. by `| head -1`, the

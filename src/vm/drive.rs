@@ -443,7 +443,9 @@ impl Vm {
         }
     }
 
-    /// Instructions this VM has executed in its lifetime (for measurements).
+    /// Instructions this VM has executed in its lifetime, counted as the instruction limit
+    /// counts them: a closure or upvalue lookup that examines many frames or cells counts as
+    /// more than one (for measurements).
     pub fn instructions_executed(&self) -> u64 {
         self.instructions
     }
