@@ -188,62 +188,48 @@ impl<'gc> Calls<'gc> {
         Ok(())
     }
 
-    /// Looks a variable up by name the way StoffelVM does: frames from the top down, each
-    /// frame's parameters (their values at call time) first, then its upvalue cells. A
-    /// parameter is captured into a new cell; an upvalue's cell is shared. Adds the frames
-    /// and names it examined to `work` (charged to the instruction budget).
+    /// The cell `create_closure` captures for `name`: searching the live frames from the
+    /// top, a parameter of that name (a fresh cell holding the argument) or else a cell of
+    /// the frame's closure. Each frame costs a constant amount (parameter names are indexed
+    /// when the function is linked, cells by name), and the frames and names examined are
+    /// added to `work`, which is charged to the instruction budget.
     pub(crate) fn find_upvalue(
         &self,
         mc: &Mutation<'gc>,
         code: &Code,
-        name: &str,
+        name: Gc<'gc, Str>,
         work: &mut u64,
     ) -> Option<Gc<'gc, RefLock<Value<'gc>>>> {
         let mut examined: u64 = 0;
         let found = self.frames.iter().rev().find_map(|frame| {
             examined += 1;
             let f = &code.functions[frame.func as usize];
-            if let Some(i) = f.params.iter().position(|p| &**p == name) {
-                examined += i as u64 + 1;
-                let value = if (i as u32) < frame.arg_count {
-                    self.pending[frame.args_base as usize + i]
+            if let Some(i) = f.param_position(name.as_str(), &mut examined) {
+                let value = if i < frame.arg_count {
+                    self.pending[frame.args_base as usize + i as usize]
                 } else {
                     Value::Unit
                 };
                 return Some(Gc::new(mc, RefLock::new(value)));
             }
-            examined += f.params.len() as u64;
-            let env = frame.env?;
-            env.cells()
-                .find_last(|u| {
-                    examined += 1;
-                    u.name.as_str() == name
-                })
+            frame
+                .env?
+                .cells()
+                .find(name, &mut examined)
                 .map(|up| up.cell)
         });
         *work = work.saturating_add(examined);
         found
     }
 
-    /// The current frame's upvalue cell called `name`. Names usually are the very string the
-    /// closure was made with (the same constant), so pointers are compared first. Adds the
-    /// cells it examined to `work`.
+    /// The current frame's upvalue cell called `name`. Adds the cells it examined to `work`.
     pub(crate) fn current_upvalue(
         &self,
         name: Gc<'gc, Str>,
         work: &mut u64,
     ) -> Option<Gc<'gc, RefLock<Value<'gc>>>> {
         let env = self.frames.last()?.env?;
-        let mut examined: u64 = 0;
-        let found = env
-            .cells()
-            .find_last(|u| {
-                examined += 1;
-                Gc::ptr_eq(u.name, name) || u.name.as_str() == name.as_str()
-            })
-            .map(|u| u.cell);
-        *work = work.saturating_add(examined);
-        found
+        env.cells().find(name, work).map(|u| u.cell)
     }
 }
 
@@ -632,11 +618,12 @@ pub(super) fn capture<'gc>(
 ) -> Result<Env<'gc>, RuntimeErrorKind> {
     let mut cells = Cells::try_with_capacity(names.len()).map_err(|e| rt.alloc_error(e))?;
     for name in names {
+        let name_str = Str::alloc_copy(mc, &rt.meter, name);
         let cell = calls
-            .find_upvalue(mc, code, name, &mut rt.work)
+            .find_upvalue(mc, code, name_str, &mut rt.work)
             .ok_or_else(|| RuntimeErrorKind::UpvalueNotFound(name.to_string()))?;
         cells.push(Upvalue {
-            name: Str::alloc_copy(mc, &rt.meter, name),
+            name: name_str,
             cell,
         });
     }
