@@ -243,6 +243,22 @@ impl Default for Fields<'_> {
 }
 
 impl<'gc> Fields<'gc> {
+    /// Every field, in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (Value<'gc>, Value<'gc>)> + '_ {
+        let list: &[(Key<'gc>, Value<'gc>)] = match self {
+            Fields::Inline { len, entries } => &entries[..*len as usize],
+            Fields::Small(list) => list,
+            Fields::Map(_) => &[],
+        };
+        let map = match self {
+            Fields::Map(map) => Some(map.iter()),
+            _ => None,
+        };
+        list.iter()
+            .map(|(k, v)| (k.0, *v))
+            .chain(map.into_iter().flatten().map(|(k, v)| (k.0, *v)))
+    }
+
     /// The value under `key`.
     pub fn get(&self, key: &Key<'gc>) -> Option<Value<'gc>> {
         let found = |list: &[(Key<'gc>, Value<'gc>)]| find_key(list, key).map(|i| list[i].1);
