@@ -558,7 +558,7 @@ impl Reader<'_> {
     /// equal `params`, the parameter types, the result type.
     fn function_types(&mut self, params: usize) -> Result<FunctionTypes, LoadError> {
         let at = self.pos;
-        let count = self.count_u16("parameter type count", MIN_TYPE_BYTES)?;
+        let count = usize::from(self.u16("parameter type count")?);
         if count != params {
             return Err(self.fail(
                 at,
@@ -568,6 +568,8 @@ impl Reader<'_> {
                 },
             ));
         }
+        // One more type (the result) follows the parameters' types.
+        self.check_count(at, "parameter type count", count as u64 + 1, MIN_TYPE_BYTES)?;
         let mut types = self.vec_for(at, "parameter types", count)?;
         for _ in 0..count {
             types.push(self.function_type(1)?);
