@@ -272,6 +272,10 @@ typedef void (*StoffelPrintCallback)(const char *text, void *user_data);
 
 
 
+
+
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
