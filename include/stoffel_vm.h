@@ -272,6 +272,10 @@ typedef void (*StoffelPrintCallback)(const char *text, void *user_data);
 
 
 
+
+
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -465,8 +469,8 @@ VMHandle stoffel_create_vm(void);
 void stoffel_destroy_vm(VMHandle handle);
 
 /**
- * Loads STFL v1 bytecode (`len` bytes at `bytecode`). Loading adds to what is loaded (a
- * function with an existing name replaces it); a failed load changes nothing.
+ * Loads STFL bytecode, versions 0 to 9 (`len` bytes at `bytecode`). Loading adds to what is
+ * loaded (a function with an existing name replaces it); a failed load changes nothing.
  * Returns 0, `STOFFEL_ERROR_NULL` (-1) or `STOFFEL_ERROR_PARSE` (-2; the message names the
  * byte offset, function and instruction).
  *

@@ -510,3 +510,74 @@ fn errors_point_at_the_right_line_with_crlf_and_tabs() {
     let source = ".function main\r\n\tLDI r1, 1\r\n\r\n\tLDI r1, 300u8\r\n";
     expect_error(source, 4, 10, &["out of range"]);
 }
+
+#[test]
+fn type_metadata_and_manifest_errors() {
+    expect_error(".function f(a: int0)\n", 1, 16, &["bit width"]);
+    expect_error(".function f(a: fix<0>)\n", 1, 16, &["bit width"]);
+    expect_error(
+        ".function f(a: integer)\n",
+        1,
+        16,
+        &["unknown type", "integer"],
+    );
+    expect_error(".function f(a: list<int64)\n", 1, 26, &["expected '>'"]);
+    expect_error(".function f(a) -> \n", 1, 19, &["expected a type"]);
+    expect_error(".function f(a) - int64\n", 1, 17, &["expected '->'"]);
+    let deep = format!(
+        ".function f -> {}int64{}\n",
+        "list<".repeat(70),
+        ">".repeat(70)
+    );
+    expect_error(&deep, 1, 16 + 5 * 64, &["nests deeper"]);
+    expect_error(
+        ".function main\n.version 9\n",
+        2,
+        1,
+        &["before the first .function"],
+    );
+    expect_error(".version 10\n", 1, 10, &["unsupported STFL version 10"]);
+    expect_error(".version 1\n.version 1\n", 2, 1, &["duplicate '.version'"]);
+    expect_error(".backend tendermint\n", 1, 10, &["MPC backend"]);
+    expect_error(".curve p256\n", 1, 8, &["MPC curve"]);
+    expect_error(
+        ".client 1 inputs(int<0>) outputs()\n",
+        1,
+        18,
+        &["bit_length"],
+    );
+    expect_error(
+        ".client 1 inputs(fixed<8, 8>) outputs()\n",
+        1,
+        18,
+        &["frac_bits"],
+    );
+    expect_error(".client 1 outputs()\n", 1, 11, &["expected 'inputs"]);
+    expect_error(
+        ".demand triples 1 triples 2\n",
+        1,
+        19,
+        &["duplicate 'triples'"],
+    );
+    expect_error(".demand dynamic yes\n", 1, 17, &["true or false"]);
+    expect_error(".demand tuples 3\n", 1, 9, &["expected triples"]);
+    // What the version cannot hold is reported at the .version line.
+    expect_error(
+        ".version 4\n.function f(a: int64)\n",
+        1,
+        1,
+        &["type metadata of function 'f'", "version 5"],
+    );
+    expect_error(
+        ".version 3\n.curve bn254\n",
+        1,
+        1,
+        &["manifest", "version 4"],
+    );
+    expect_error(".demand randoms 1\n.version 7\n", 2, 1, &["version 8"]);
+    // Spill slots are numbers; a slot past the limit is the program check's error.
+    expect_error(&in_main("    LDS r1, r2"), 2, 13, &["spill slot"]);
+    expect_error(&in_main("    STS -1, r2"), 2, 9, &["spill slot"]);
+    expect_error(&in_main("    NOP r1"), 2, 9, &["NOP takes 0 operands"]);
+    expect_error(&in_main("    STS 65536, r2"), 2, 5, &["spill slot 65536"]);
+}

@@ -547,3 +547,43 @@ fn every_v9_program_round_trips_through_assembly() {
     }
     assert_eq!(count, 64, "the 64 v9 programs");
 }
+
+#[test]
+fn metadata_and_manifest_round_trip_and_print_as_documented() {
+    let source = r#".version 8
+.backend avss
+.curve secp256r1
+.client 0 inputs(int<64>, uint<8>) outputs(fixed<64, 16>)
+.client 18446744073709551615 inputs() outputs()
+.demand triples 3 randoms 0 prandbits 1 prandints 0 dynamic true
+
+.function f("a b": int64, c: unknown, d: dict<string, list<secret<uint1>>>) -> generic<"Pair x", var<T>, object<Point>> registers 4
+    NOP
+    STS 7, r3
+    LDS r0, 7
+    RET r0
+
+.function g(x) registers 1
+
+.function h -> void registers 0
+"#;
+    let program = assemble(source).expect("assembles");
+    assert_eq!(program.version(), 8);
+    let m = program.manifest().expect("a manifest");
+    assert_eq!(m.clients.len(), 2);
+    assert!(m.demand.dynamic);
+    assert!(program.functions()[1].types.is_none());
+    assert_eq!(disassemble(&program), source);
+    assert_round_trip(&program);
+    // Written as version 8 and read back equal.
+    let bytes = stoffel_vm::stfl::write(&program).unwrap();
+    assert_eq!(&bytes[4..6], &[8, 0]);
+    assert_eq!(stoffel_vm::stfl::load(&bytes).unwrap(), program);
+    // Only-unknown annotations are no metadata; a v1 program prints its version.
+    let plain = assemble(".version 1\n.function f(a: unknown) -> unknown\n").unwrap();
+    assert!(plain.functions()[0].types.is_none());
+    assert_eq!(
+        disassemble(&plain),
+        ".version 1\n\n.function f(a) registers 1\n"
+    );
+}

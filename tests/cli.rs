@@ -142,6 +142,29 @@ fn disasm_output_runs_like_the_original() {
 }
 
 #[test]
+fn disasm_shows_v9_type_metadata_and_spill_instructions() {
+    let out = stoffel_run(&[
+        "tests/conformance-v9/examples__matrix__clear__convolution_int64__main.stflb",
+        "--disasm",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let listing = text(&out.stdout);
+    assert!(
+        listing.contains(".function convolve(grid: list<list<int64>>, kernel: list<list<int64>>) -> list<list<int64>>"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("    STS 1, r2") && listing.contains("    LDS r2, 1"),
+        "{listing}"
+    );
+    // A v9 program without a manifest prints no header; the listing assembles back.
+    assert!(listing.starts_with(".function "), "{listing}");
+    let path = temp_file("conv.sasm", listing.as_bytes());
+    let out = stoffel_run(&[&path, "--disasm"]);
+    assert_eq!(text(&out.stdout), listing);
+}
+
+#[test]
 fn disasm_reports_trailing_bytes() {
     let mut bytes = std::fs::read("tests/conformance/factorial.stflb").unwrap();
     bytes.extend_from_slice(b"junk");

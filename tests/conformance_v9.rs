@@ -193,3 +193,63 @@ fn smoke_run_of_every_v9_program() {
     eprintln!("{matching} of {} give the expected output", cases.len());
     assert!(matching >= MATCHING_AT_LEAST, "{matching} match");
 }
+
+/// xorshift64*: small, deterministic, good enough to pick mutations.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+#[test]
+fn mutated_v9_programs_never_panic_and_what_loads_round_trips() {
+    // Bytes that matter in v9 files: type tags 0, 12, 13, 14, 15; opcodes 0x17..0x1A;
+    // parent flags 1, 2; version bytes 4, 5, 8, 9, 10.
+    let interesting = [
+        0u8, 1, 2, 4, 5, 8, 9, 10, 12, 13, 14, 15, 0x17, 0x18, 0x19, 0x1A, 0xFF,
+    ];
+    let files = files();
+    let mut rng = Rng(0x5EED_0009_F00D_CAFE);
+    let (mut loaded, mut rejected) = (0usize, 0usize);
+    for case in 0..4000 {
+        let (name, original) = &files[rng.below(files.len())];
+        let mut bytes = original.clone();
+        for _ in 0..1 + rng.below(3) {
+            let at = rng.below(bytes.len());
+            match rng.below(4) {
+                0 => bytes[at] ^= 1 << rng.below(8),
+                1 => bytes[at] = interesting[rng.below(interesting.len())],
+                2 => bytes.truncate(at.max(6)),
+                _ => bytes.insert(at, rng.next() as u8),
+            }
+        }
+        match stfl::load_with_info(&bytes) {
+            Ok((program, info)) => {
+                loaded += 1;
+                assert!(info.version <= 9, "case {case} ({name})");
+                let written = stfl::write(&program).unwrap();
+                let back = stfl::load(&written)
+                    .unwrap_or_else(|e| panic!("case {case} ({name}): reload: {e}"));
+                assert_eq!(back, program, "case {case} ({name})");
+            }
+            Err(err) => {
+                rejected += 1;
+                assert!(err.offset <= bytes.len(), "case {case} ({name}): {err}");
+                assert!(!err.to_string().is_empty());
+            }
+        }
+    }
+    assert!(loaded > 200, "only {loaded} mutants loaded");
+    assert!(rejected > 200, "only {rejected} mutants were rejected");
+}

@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 use arbitrary::Unstructured;
-use stoffel_vm::program::{Constant, FunctionParts, Instruction, Label, Program};
+use stoffel_vm::program::{
+    Constant, FunctionParts, FunctionType, FunctionTypes, Instruction, Label, Program,
+};
 use stoffel_vm::{Val, Vm};
 
 /// Names a generated program may call: its own functions (f0..), builtins, and a missing one.
@@ -73,7 +75,7 @@ pub fn valid_program(u: &mut Unstructured<'_>) -> arbitrary::Result<Program> {
         let mut code = Vec::with_capacity(len);
         for _ in 0..len {
             let r = |u: &mut Unstructured<'_>| u.int_in_range(0..=regs - 1);
-            let ins = match u.int_in_range(0..=22u8)? {
+            let ins = match u.int_in_range(0..=25u8)? {
                 0 => Instruction::Ld { dst: r(u)?, offset: u.int_in_range(-2..=1)? },
                 1 => Instruction::Ldi { dst: r(u)?, constant: u.int_in_range(0..=n_consts as u32 - 1)? },
                 2 => Instruction::Mov { dst: r(u)?, src: r(u)? },
@@ -101,6 +103,9 @@ pub fn valid_program(u: &mut Unstructured<'_>) -> arbitrary::Result<Program> {
                 19 => Instruction::Call { callee: u.int_in_range(0..=callees.len() as u32 - 1)? },
                 20 => Instruction::Ret { src: r(u)? },
                 21 => Instruction::PushArg { src: r(u)? },
+                23 => Instruction::Nop,
+                24 => Instruction::Lds { dst: r(u)?, slot: u.int_in_range(0..=7)? },
+                25 => Instruction::Sts { slot: u.int_in_range(0..=7)?, src: r(u)? },
                 _ => Instruction::Cmp { a: r(u)?, b: r(u)? },
             };
             code.push(ins);
@@ -112,7 +117,15 @@ pub fn valid_program(u: &mut Unstructured<'_>) -> arbitrary::Result<Program> {
             params: (0..params).map(|p| format!("a{p}")).collect(),
             upvalues,
             parent: None,
-            types: None,
+            // Type metadata (v5+) on some functions; it never changes execution.
+            types: if u.ratio(1, 4)? {
+                Some(FunctionTypes {
+                    params: vec![FunctionType::Int { signed: true, bits: 64 }; params],
+                    ret: FunctionType::Unknown,
+                })
+            } else {
+                None
+            },
             labels,
             code,
         });

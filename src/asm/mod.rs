@@ -6,6 +6,9 @@
 //!
 //! ```text
 //! ; a comment runs from ';' to the end of the line (also after code)
+//! .version 9                        ; optional, before any .function: the STFL version (0..=9)
+//! .backend avss                     ; optional manifest directives, before any .function
+//! .curve bn254                      ;   (see "Manifest" below)
 //! .function main                    ; a function with no parameters
 //! .function fib(n)                  ; parameters by name; argument i arrives in register i
 //! .function add(a, b) registers 8   ; optional declared register count (0..=4096)
@@ -27,7 +30,11 @@
 //!     JMP start                     ; JMPEQ JMPNEQ JMPLT JMPGT take a label of this function
 //!     PUSHARG r1                    ; RET and PUSHARG take one register
 //!     CALL print                    ; CALL takes a function name
+//!     NOP                           ; does nothing
+//!     STS 3, r1                     ; spill slot 3 := r1 (slots are plain numbers, per frame)
+//!     LDS r2, 3                     ; r2 := spill slot 3 (Unit if never written)
 //! end:                              ; a label after the last instruction marks the end
+//! .function scale(x: fix<32>, n: int64) -> list<fix<32>> registers 4   ; type metadata
 //! ```
 //!
 //! * A function's body runs until the next `.function` or the end of the file. Blank lines and
@@ -55,6 +62,25 @@
 //!   function's first label or instruction. Parameter and upvalue names may repeat.
 //! * Label names are unique within a function; jumps may refer to labels defined later.
 //!
+//! # Types and manifest (STFL v2+)
+//!
+//! * A parameter may carry a type after `:` (`a: int64`; an unquoted name takes the `:` with
+//!   it, as a label does), and `-> T` after the parameters gives the result type. Untyped
+//!   parameters and an omitted result are `unknown`; a function with no type at all, or only
+//!   `unknown`s, has no type metadata. Types: `int8`…`int64` and `uint1`…`uint255` (any
+//!   width 1..=255), `fix<N>`, `float`, `string`, `bool`, `nil`, `void`, `unknown`,
+//!   `secret<T>`, `list<T>`, `dict<K, V>`, `object<Name>`, `var<Name>`,
+//!   `generic<Name, T…>` (names as above, quoted when not plain), nested at most
+//!   [`MAX_TYPE_DEPTH`] deep.
+//! * `.version N` (0 to 9; default 9) is the version [`crate::stfl::write`] writes. Type
+//!   metadata needs 5 or later, and the manifest needs 2, `.backend` 3, `.curve` 4 and
+//!   `.demand` 8; a program whose version cannot hold what it declares is an error.
+//! * Manifest directives, each before the first `.function`: `.backend honeybadger|avss`,
+//!   `.curve bls12_381|bn254|curve25519|ed25519|secp256k1|secp256r1` (each at most once),
+//!   `.client SLOT inputs(S, …) outputs(S, …)` (one per client, in order; share types
+//!   `int<N>`, `uint<N>`, `fixed<TOTAL, FRACTIONAL>`), and `.demand` with any of
+//!   `triples N`, `randoms N`, `prandbits N`, `prandints N`, `dynamic true|false`.
+//!
 //! # Errors
 //!
 //! Every problem is an [`AsmError`] with a 1-based line and column (columns count Unicode
@@ -66,7 +92,9 @@
 //!
 //! # Disassembly
 //!
-//! [`disassemble`] prints every function with an explicit `registers N`, labels at their
+//! [`disassemble`] prints `.version N` unless the version is 9, the manifest directives of a
+//! non-default manifest (default fields left out), then every function with its types (when
+//! it has type metadata) and an explicit `registers N`, labels at their
 //! positions (each on its own line, in the program's order; labels marking the end after the
 //! last instruction), constants in the spelling of [`Constant`]'s `Display`, and names quoted
 //! whenever they are not plain identifiers (or end in `:`). Its output assembles back to an
@@ -79,6 +107,7 @@
 //! [`Program`]: crate::program::Program
 //! [`Program::new`]: crate::program::Program::new
 //! [`Constant`]: crate::program::Constant
+//! [`MAX_TYPE_DEPTH`]: crate::program::MAX_TYPE_DEPTH
 
 mod assembler;
 mod disasm;

@@ -1,4 +1,4 @@
-//! `stoffel-run`: runs a StoffelVM program (STFL v1 bytecode or text assembly) from the
+//! `stoffel-run`: runs a StoffelVM program (STFL bytecode, versions 0 to 9, or text assembly) from the
 //! command line.
 //!
 //! Exit status: 0 on success, 1 on a runtime error, 2 on a usage or load error; messages go to
@@ -26,8 +26,8 @@ const DEFAULT_MEMORY_LIMIT: usize = 1 << 30;
 
 const USAGE: &str = "usage: stoffel-run FILE [ENTRY] [--print-result] [--fuel N] [--max-depth N] [--memory-limit SIZE] [--trace] [--disasm] [--stats]
 
-Runs ENTRY (default: main) of FILE, an STFL v1 bytecode file (.stflb) or a text assembly
-file (detected by content).
+Runs ENTRY (default: main) of FILE, an STFL bytecode file (.stflb, versions 0 to 9) or a
+text assembly file (detected by content).
 
   --print-result       print the entry's return value as the last line of stdout
   --fuel N             stop with an error after N instructions

@@ -65,8 +65,8 @@ pub extern "C" fn stoffel_destroy_vm(handle: VMHandle) {
     });
 }
 
-/// Loads STFL v1 bytecode (`len` bytes at `bytecode`). Loading adds to what is loaded (a
-/// function with an existing name replaces it); a failed load changes nothing.
+/// Loads STFL bytecode, versions 0 to 9 (`len` bytes at `bytecode`). Loading adds to what is
+/// loaded (a function with an existing name replaces it); a failed load changes nothing.
 /// Returns 0, `STOFFEL_ERROR_NULL` (-1) or `STOFFEL_ERROR_PARSE` (-2; the message names the
 /// byte offset, function and instruction).
 ///

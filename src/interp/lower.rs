@@ -177,6 +177,7 @@ pub(crate) enum Op {
     },
     /// Past the last instruction: the function returns.
     End,
+    /// `NOP`: does nothing.
     Nop,
     /// `LDS dst, slot`: the frame's spill slot (Unit if never written).
     Lds {

@@ -124,7 +124,7 @@ pub enum Instruction {
         /// Register holding the shift amount.
         amount: Reg,
     },
-    /// `JMP label`; `label` indexes the function's [`Function::labels`].
+    /// `JMP label`; `label` indexes the function's [`Function::labels`](super::Function::labels).
     Jmp {
         /// Index into the function's labels (in linked code: the target instruction).
         label: u32,
@@ -149,7 +149,7 @@ pub enum Instruction {
         /// Index into the function's labels (in linked code: the target instruction).
         label: u32,
     },
-    /// `CALL name`; `callee` indexes the program's [`Program::callees`].
+    /// `CALL name`; `callee` indexes the program's [`Program::callees`](super::Program::callees).
     Call {
         /// Index into the program's callees (in linked code: the VM's name slot).
         callee: u32,

@@ -30,8 +30,9 @@ pub use types::{FunctionType, FunctionTypes, MAX_TYPE_DEPTH};
 pub const FORMAT_VERSION: u16 = 9;
 
 /// The spill slots (LDS/STS) a function may use: slots `0..MAX_SPILL_SLOTS`. The original VM
-/// has no bound (a huge slot number makes one STS allocate that many values); compiled code
-/// uses a few dozen, and the cap keeps one instruction from asking for gigabytes.
+/// has no bound (a huge slot number makes one STS allocate that many values); the compiler
+/// numbers slots from 0 (the v9 conformance programs use 0 to 6), and the cap keeps one
+/// instruction from asking for gigabytes.
 pub const MAX_SPILL_SLOTS: u32 = 1 << 16;
 
 /// A register number inside a frame.

@@ -132,13 +132,13 @@ impl Vm {
         }
     }
 
-    /// Loads STFL v1 bytecode. Adds to what is loaded (later names win); a failed load
-    /// changes nothing.
+    /// Loads STFL bytecode (versions 0 to 9). Adds to what is loaded (later names win); a
+    /// failed load changes nothing.
     ///
     /// ```
     /// # use stoffel_vm::{Vm, VmError};
     /// let mut vm = Vm::new();
-    /// let err = vm.load_bytecode(b"STFL\x09\x00").unwrap_err();
+    /// let err = vm.load_bytecode(b"STFL\x0a\x00").unwrap_err();
     /// assert!(matches!(err, VmError::Load(_)));
     /// assert!(err.to_string().contains("version"), "{err}");
     /// ```
