@@ -197,6 +197,16 @@ pub enum ApiError {
     /// `TryFrom<Val>`).
     #[error(transparent)]
     Convert(#[from] ConvertError),
+    /// The program declares client inputs or outputs in its manifest (STFL v2+): it needs an
+    /// MPC engine, which stoffel-vm does not provide. Nothing was loaded.
+    #[error(
+        "this program needs an MPC engine, which stoffel-vm does not provide: its manifest \
+         declares inputs or outputs for {clients} MPC client(s)"
+    )]
+    NeedsMpc {
+        /// Clients the manifest declares.
+        clients: usize,
+    },
     /// The program has more constants than the VM can address.
     #[error("too many constants loaded")]
     TooManyConstants,

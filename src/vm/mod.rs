@@ -165,7 +165,18 @@ impl Vm {
 
     /// Loads a validated program. Memory for its constants is reserved fallibly: when the
     /// system refuses it, the load fails ([`ApiError::OutOfMemory`]) and changes nothing.
+    ///
+    /// A program whose manifest declares client inputs or outputs is an MPC program: it is
+    /// refused with [`ApiError::NeedsMpc`], since stoffel-vm has no MPC engine.
     pub fn load_program(&mut self, program: Program) -> Result<(), VmError> {
+        if let Some(manifest) = program.manifest()
+            && !manifest.clients.is_empty()
+        {
+            return Err(ApiError::NeedsMpc {
+                clients: manifest.clients.len(),
+            }
+            .into());
+        }
         let base = self.arena.mutate(|_, root| root.constants.len());
         let count = program.constants().len();
         if base + count > u32::MAX as usize {
