@@ -1203,3 +1203,142 @@ fn mpc_builtins_are_refused_as_needing_an_engine() {
     vm.register_function("Mpc.party_id", |_, _| Ok(Val::I64(3)));
     assert_eq!(vm.execute("main", &[]).unwrap(), Val::I64(3));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Bounded cost: work that grows with the input is charged to the instruction limit
+// ---------------------------------------------------------------------------------------------
+
+const FUEL: u64 = 1_000_000;
+
+/// Runs `main` of `src` under the instruction limit: how long it took and how it ended.
+fn timed(src: &str) -> (std::time::Duration, Result<Val, VmError>) {
+    let (mut vm, _) = vm_with(src);
+    vm.set_instruction_limit(Some(FUEL));
+    let start = std::time::Instant::now();
+    let result = vm.execute("main", &[]);
+    (start.elapsed(), result)
+}
+
+#[track_caller]
+fn assert_out_of_fuel(result: Result<Val, VmError>) {
+    assert_eq!(
+        runtime_error(result).kind,
+        RuntimeErrorKind::FuelExhausted(FUEL)
+    );
+}
+
+/// The fastest of three runs of a plain loop that uses up the same limit.
+fn baseline() -> std::time::Duration {
+    (0..3)
+        .map(|_| {
+            let (t, r) = timed(".function main\nspin:\n    JMP spin\n");
+            assert_out_of_fuel(r);
+            t
+        })
+        .min()
+        .unwrap()
+}
+
+#[test]
+fn huge_ranges_and_repeats_are_refused_by_the_instruction_limit_up_front() {
+    // No memory limit: without the charge these would allocate 16 GB.
+    for body in [
+        "    LDI r1, 0\n    LDI r2, 1000000000\n    PUSHARG r1\n    PUSHARG r2\n    CALL range\n",
+        "    LDI r1, 1\n    PUSHARG r1\n    CALL create_array\n    MOV r3, r0\n    PUSHARG r3\n    PUSHARG r1\n    CALL append\n    LDI r2, 1000000000\n    PUSHARG r3\n    PUSHARG r2\n    CALL array_repeat\n",
+    ] {
+        let (_, result) = timed(&format!(".function main registers 4\n{body}    RET r0\n"));
+        assert_out_of_fuel(result);
+    }
+}
+
+#[test]
+fn sorts_and_comparisons_stop_at_the_instruction_limit() {
+    let base = baseline();
+    // A descending list of 30,000 integers behind a float: the original's insertion sort
+    // (which mixed kinds need) makes 4.5e8 comparisons.
+    let sort = r#"
+.function main registers 5
+    LDI r1, 30000
+    LDI r2, 0
+    LDI r3, -1
+    PUSHARG r1
+    PUSHARG r2
+    PUSHARG r3
+    CALL range
+    MOV r4, r0
+    PUSHARG r4
+    LDI r1, 0
+    PUSHARG r1
+    LDI r1, 0.5
+    PUSHARG r1
+    CALL insert
+    PUSHARG r4
+    CALL sort
+    RET r0
+"#;
+    // Two distinct 40-level towers x = [x', x'], y = [y', y']: 2^40 element comparisons.
+    let equals = r#"
+.function tower registers 6
+    LDI r1, 0
+    LDI r4, 1
+    PUSHARG r1
+    CALL create_array
+    MOV r2, r0
+    LDI r3, 40
+grow:
+    PUSHARG r1
+    CALL create_array
+    MOV r5, r0
+    PUSHARG r5
+    PUSHARG r2
+    PUSHARG r2
+    CALL append
+    MOV r2, r5
+    SUB r3, r3, r4
+    CMP r3, r1
+    JMPGT grow
+    RET r2
+
+.function main registers 3
+    CALL tower
+    MOV r1, r0
+    CALL tower
+    MOV r2, r0
+    PUSHARG r1
+    PUSHARG r2
+    CALL array_equals
+    RET r0
+"#;
+    for src in [sort, equals] {
+        let (elapsed, result) = timed(src);
+        assert_out_of_fuel(result);
+        assert!(
+            elapsed < base * 50,
+            "stopped after {elapsed:?}; a plain loop under the same limit: {base:?}"
+        );
+    }
+}
+
+#[test]
+fn small_builtin_work_costs_one_instruction() {
+    let (mut vm, _) = vm_with(
+        r#"
+.function main registers 4
+    LDI r1, 10
+    LDI r2, 0
+    LDI r3, -1
+    PUSHARG r1
+    PUSHARG r2
+    PUSHARG r3
+    CALL range
+    MOV r1, r0
+    PUSHARG r1
+    CALL sort
+    PUSHARG r1
+    CALL len
+    RET r0
+"#,
+    );
+    assert_eq!(vm.execute("main", &[]).unwrap(), Val::I64(10));
+    assert_eq!(vm.instructions_executed(), 13);
+}
