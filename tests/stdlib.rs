@@ -1342,3 +1342,487 @@ fn small_builtin_work_costs_one_instruction() {
     assert_eq!(vm.execute("main", &[]).unwrap(), Val::I64(10));
     assert_eq!(vm.instructions_executed(), 13);
 }
+
+// ---------------------------------------------------------------------------------------------
+// LocalStorage
+// ---------------------------------------------------------------------------------------------
+
+/// A fresh directory path under the system's temporary directory (not created), removed
+/// when dropped.
+struct TempStore(std::path::PathBuf);
+
+impl TempStore {
+    fn new(name: &str) -> TempStore {
+        let dir = std::env::temp_dir().join(format!(
+            "stoffel_stdlib_{name}_{}_{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        TempStore(dir)
+    }
+
+    /// The names of the files in the directory, sorted.
+    fn files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                assert!(e.file_type().unwrap().is_file(), "{:?}", e.path());
+                e.file_name().into_string().unwrap()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TempStore {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn vm_with_store(store: &TempStore) -> Vm {
+    let mut vm = Vm::new();
+    vm.set_local_storage(Some(store.0.clone()));
+    vm
+}
+
+#[test]
+fn local_storage_without_a_store_is_not_configured() {
+    let mut vm = Vm::new();
+    for (name, args) in [
+        ("LocalStorage.store", vec![s("k"), Val::I64(1)]),
+        ("LocalStorage.load", vec![s("k")]),
+        ("LocalStorage.retrieve", vec![s("k")]),
+        ("LocalStorage.delete", vec![s("k")]),
+        ("LocalStorage.exists", vec![s("k")]),
+    ] {
+        fails(&mut vm, name, &args, "Local storage is not configured");
+    }
+    // The arity and the key are checked first.
+    fails(
+        &mut vm,
+        "LocalStorage.store",
+        &[s("k")],
+        "expects 2 arguments: key and value",
+    );
+    fails(&mut vm, "LocalStorage.load", &[], "expects 1 argument: key");
+    fails(
+        &mut vm,
+        "LocalStorage.exists",
+        &[Val::I64(1)],
+        "Expected byte array",
+    );
+    // Set, then cleared again.
+    let store = TempStore::new("cleared");
+    vm.set_local_storage(Some(store.0.clone()));
+    assert_eq!(
+        call(&mut vm, "LocalStorage.exists", &[s("k")]).unwrap(),
+        Val::Bool(false)
+    );
+    vm.set_local_storage(None);
+    fails(
+        &mut vm,
+        "LocalStorage.exists",
+        &[s("k")],
+        "Local storage is not configured",
+    );
+}
+
+#[test]
+fn local_storage_lifecycle() {
+    let store = TempStore::new("lifecycle");
+    let mut vm = vm_with_store(&store);
+    let key = s("examples:local-storage:job-cursor");
+    let t = Val::Bool(true);
+    let f = Val::Bool(false);
+    assert_eq!(
+        call(&mut vm, "LocalStorage.exists", &[key.clone()]).unwrap(),
+        f
+    );
+    assert_eq!(
+        call(&mut vm, "LocalStorage.load", &[key.clone()]).unwrap(),
+        Val::Unit
+    );
+    assert_eq!(
+        call(
+            &mut vm,
+            "LocalStorage.store",
+            &[key.clone(), s("phase:ingested")]
+        )
+        .unwrap(),
+        t
+    );
+    assert_eq!(
+        call(&mut vm, "LocalStorage.exists", &[key.clone()]).unwrap(),
+        t
+    );
+    assert_eq!(
+        call(&mut vm, "LocalStorage.load", &[key.clone()]).unwrap(),
+        s("phase:ingested")
+    );
+    assert_eq!(
+        call(&mut vm, "LocalStorage.retrieve", &[key.clone()]).unwrap(),
+        s("phase:ingested")
+    );
+    // Overwritten.
+    call(&mut vm, "LocalStorage.store", &[key.clone(), Val::I64(3)]).unwrap();
+    assert_eq!(
+        call(&mut vm, "LocalStorage.load", &[key.clone()]).unwrap(),
+        Val::I64(3)
+    );
+    // Another VM on the same directory sees it (it persists).
+    let mut other = vm_with_store(&store);
+    assert_eq!(
+        call(&mut other, "LocalStorage.load", &[key.clone()]).unwrap(),
+        Val::I64(3)
+    );
+    assert_eq!(
+        call(&mut vm, "LocalStorage.delete", &[key.clone()]).unwrap(),
+        t
+    );
+    assert_eq!(
+        call(&mut vm, "LocalStorage.delete", &[key.clone()]).unwrap(),
+        f
+    );
+    assert_eq!(
+        call(&mut vm, "LocalStorage.exists", &[key.clone()]).unwrap(),
+        f
+    );
+    assert_eq!(
+        call(&mut vm, "LocalStorage.retrieve", &[key]).unwrap(),
+        Val::Unit
+    );
+    assert_eq!(store.files(), Vec::<String>::new());
+}
+
+#[test]
+fn local_storage_keeps_every_value_kind() {
+    let store = TempStore::new("kinds");
+    let mut vm = vm_with_store(&store);
+    let nan = f64::from_bits(0x7ff8_0000_0000_0123);
+    for v in [
+        Val::Unit,
+        Val::Bool(true),
+        Val::I64(i64::MIN),
+        Val::I32(-7),
+        Val::I16(300),
+        Val::I8(-1),
+        Val::U8(255),
+        Val::U16(65535),
+        Val::U32(7),
+        Val::U64(u64::MAX),
+        Val::Float(-0.0),
+        Val::Float(nan),
+        s(""),
+        s("héllo"),
+    ] {
+        call(&mut vm, "LocalStorage.store", &[s("v"), v.clone()]).unwrap();
+        let back = call(&mut vm, "LocalStorage.load", &[s("v")]).unwrap();
+        match (&v, &back) {
+            // Bits exactly (NaN payload, the sign of zero).
+            (Val::Float(a), Val::Float(b)) => assert_eq!(a.to_bits(), b.to_bits()),
+            _ => assert_eq!(back, v),
+        }
+    }
+    // Nested containers: an object holding an array with a hole, a string key and a
+    // nested object.
+    let inner = vm.create_object().unwrap();
+    vm.set_field(&inner, &s("deep"), &Val::I32(5)).unwrap();
+    let list = arr(&mut vm, &[Val::I64(1), Val::Unit, inner]);
+    vm.set_field(&list, &s("tag"), &s("t")).unwrap();
+    let o = vm.create_object().unwrap();
+    vm.set_field(&o, &s("list"), &list).unwrap();
+    vm.set_field(&o, &Val::I64(2), &Val::Bool(false)).unwrap();
+    call(&mut vm, "LocalStorage.store", &[s("tree"), o.clone()]).unwrap();
+    let back = call(&mut vm, "LocalStorage.load", &[s("tree")]).unwrap();
+    assert!(matches!(back, Val::Object(_)));
+    let list2 = vm.get_field(&back, &s("list")).unwrap();
+    assert_eq!(vm.array_length(&list2).unwrap(), 3);
+    assert_eq!(vm.get_field(&list2, &Val::I64(0)).unwrap(), Val::I64(1));
+    assert_eq!(vm.get_field(&list2, &Val::I64(1)).unwrap(), Val::Unit);
+    assert_eq!(vm.get_field(&list2, &s("tag")).unwrap(), s("t"));
+    let inner2 = vm.get_field(&list2, &Val::I64(2)).unwrap();
+    assert_eq!(vm.get_field(&inner2, &s("deep")).unwrap(), Val::I32(5));
+    assert_eq!(vm.get_field(&back, &Val::I64(2)).unwrap(), Val::Bool(false));
+    // A new copy, not the stored object.
+    vm.set_field(&inner2, &s("deep"), &Val::I32(6)).unwrap();
+    let inner1 = vm.get_field(&list, &Val::I64(2)).unwrap();
+    assert_eq!(vm.get_field(&inner1, &s("deep")).unwrap(), Val::I32(5));
+}
+
+#[test]
+fn local_storage_files_hold_the_originals_value_encoding() {
+    let store = TempStore::new("format");
+    let mut vm = vm_with_store(&store);
+    call(&mut vm, "LocalStorage.store", &[s("answer"), Val::I64(42)]).unwrap();
+    let a = arr(&mut vm, &[Val::U8(7), s("ab")]);
+    call(&mut vm, "LocalStorage.store", &[s("list"), a]).unwrap();
+    assert_eq!(store.files(), vec!["answer.stflval", "list.stflval"]);
+    let mut expected = b"STFLVAL1".to_vec();
+    expected.push(1);
+    expected.extend_from_slice(&42i64.to_le_bytes());
+    assert_eq!(
+        std::fs::read(store.0.join("answer.stflval")).unwrap(),
+        expected
+    );
+    // Array: tag 14, length, entry count, then key/value pairs.
+    let mut expected = b"STFLVAL1".to_vec();
+    expected.push(14);
+    expected.extend_from_slice(&2u64.to_le_bytes());
+    expected.extend_from_slice(&2u64.to_le_bytes());
+    expected.push(1);
+    expected.extend_from_slice(&0i64.to_le_bytes());
+    expected.extend_from_slice(&[5, 7]);
+    expected.push(1);
+    expected.extend_from_slice(&1i64.to_le_bytes());
+    expected.push(11);
+    expected.extend_from_slice(&2u64.to_le_bytes());
+    expected.extend_from_slice(b"ab");
+    assert_eq!(
+        std::fs::read(store.0.join("list.stflval")).unwrap(),
+        expected
+    );
+    // A file written by someone else is read back (here: a U16 under key "x").
+    let mut bytes = b"STFLVAL1".to_vec();
+    bytes.push(6);
+    bytes.extend_from_slice(&513u16.to_le_bytes());
+    std::fs::write(store.0.join("x.stflval"), &bytes).unwrap();
+    assert_eq!(
+        call(&mut vm, "LocalStorage.load", &[s("x")]).unwrap(),
+        Val::U16(513)
+    );
+}
+
+#[test]
+fn local_storage_keys_never_leave_the_directory() {
+    let store = TempStore::new("keys");
+    let outside = store.0.with_file_name(format!(
+        "{}_outside",
+        store.0.file_name().unwrap().to_str().unwrap()
+    ));
+    let mut vm = vm_with_store(&store);
+    let keys = [
+        "../escape",
+        "/etc/passwd",
+        "..",
+        ".",
+        "",
+        "a/b",
+        "A",
+        "a",
+        "%41",
+        "C:\\x",
+        "\u{0}nul",
+    ];
+    for (i, key) in keys.iter().enumerate() {
+        call(&mut vm, "LocalStorage.store", &[s(key), Val::I64(i as i64)]).unwrap();
+    }
+    // Each key its own file, all inside the directory (`files` checks they are files).
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(
+            call(&mut vm, "LocalStorage.load", &[s(key)]).unwrap(),
+            Val::I64(i as i64),
+            "{key:?}"
+        );
+    }
+    let files = store.files();
+    assert_eq!(files.len(), keys.len());
+    assert!(
+        files.contains(&"%2E.%2Fescape.stflval".to_owned()),
+        "{files:?}"
+    );
+    assert!(files.contains(&"%41.stflval".to_owned()), "{files:?}");
+    assert!(files.contains(&"%2541.stflval".to_owned()), "{files:?}");
+    assert!(!outside.exists());
+    assert!(!store.0.parent().unwrap().join("escape.stflval").exists());
+    // A byte-array key is the same key as the string of its bytes.
+    let bytes = byte_arr(&mut vm, b"a/b");
+    assert_eq!(
+        call(&mut vm, "LocalStorage.load", &[bytes]).unwrap(),
+        Val::I64(5)
+    );
+    let bad = arr(&mut vm, &[Val::I64(1)]);
+    fails(
+        &mut vm,
+        "LocalStorage.load",
+        &[bad],
+        "Expected U8 at index 0",
+    );
+    // A key too long for a file name.
+    let long = "k".repeat(300);
+    let m = message(
+        call(&mut vm, "LocalStorage.store", &[s(&long), Val::I64(1)]),
+        "LocalStorage.store",
+    );
+    assert!(
+        m.starts_with("Local storage store value failed: the key is too long"),
+        "{m}"
+    );
+}
+
+#[test]
+fn local_storage_refuses_what_it_cannot_store_or_read() {
+    let store = TempStore::new("refusals");
+    let mut vm = vm_with_store(&store);
+    let a = arr(&mut vm, &ints(&[1]));
+    vm.array_push(&a, &a).unwrap();
+    let m = message(
+        call(&mut vm, "LocalStorage.store", &[s("c"), a]),
+        "LocalStorage.store",
+    );
+    assert!(
+        m.starts_with(
+            "Local storage store value failed: cannot persist cyclic array value with id "
+        ),
+        "{m}"
+    );
+    let closure = {
+        let (mut v2, _) = vm_with(
+            ".function g\n    RET r0\n.function mk registers 2\n    LDI r1, \"g\"\n    PUSHARG r1\n    CALL create_closure\n    RET r0\n",
+        );
+        v2.set_local_storage(Some(store.0.clone()));
+        let c = v2.execute("mk", &[]).unwrap();
+        fails(
+            &mut v2,
+            "LocalStorage.store",
+            &[s("f"), c.clone()],
+            "Local storage store value failed: cannot persist function values",
+        );
+        c
+    };
+    drop(closure);
+    // Nothing was written for the failures.
+    assert!(!store.0.join("c.stflval").exists());
+    assert!(!store.0.join("f.stflval").exists());
+    // Corrupt files are load errors.
+    std::fs::create_dir_all(&store.0).unwrap();
+    for (bytes, expected) in [
+        (
+            b"NOTMAGIC".to_vec(),
+            "invalid persistent value data: unknown persistent value format",
+        ),
+        (
+            b"STFLVAL1\x01\x02".to_vec(),
+            "invalid persistent value data: expected 8 bytes at offset 9, but input ended",
+        ),
+        (
+            b"STFLVAL1\x00\x00".to_vec(),
+            "persistent value contains trailing bytes",
+        ),
+        (
+            b"STFLVAL1\x0a\x02".to_vec(),
+            "invalid persistent value data: invalid boolean byte 2",
+        ),
+        (
+            b"STFLVAL1\x63".to_vec(),
+            "invalid persistent value data: unknown value tag 99",
+        ),
+        (
+            b"STFLVAL1\x0c".to_vec(),
+            "cannot persist or load share values without MPC persistence context",
+        ),
+        (
+            [b"STFLVAL1\x0d".as_slice(), &u64::MAX.to_le_bytes()].concat(),
+            "object entry count 18446744073709551615 exceeds supported limit 65536",
+        ),
+    ] {
+        std::fs::write(store.0.join("bad.stflval"), &bytes).unwrap();
+        fails(
+            &mut vm,
+            "LocalStorage.load",
+            &[s("bad")],
+            &format!("Local storage load value failed: {expected}"),
+        );
+    }
+    // Deep nesting is refused, not a stack overflow.
+    let mut deep = b"STFLVAL1".to_vec();
+    for _ in 0..100_000 {
+        deep.push(14);
+        deep.extend_from_slice(&1u64.to_le_bytes());
+        deep.extend_from_slice(&1u64.to_le_bytes());
+        deep.push(0);
+    }
+    std::fs::write(store.0.join("bad.stflval"), &deep).unwrap();
+    let m = message(
+        call(&mut vm, "LocalStorage.load", &[s("bad")]),
+        "LocalStorage.load",
+    );
+    assert!(m.contains("nested deeper than 256 levels"), "{m}");
+}
+
+#[test]
+fn local_storage_from_bytecode_matches_the_originals_example() {
+    // The monorepo's examples/local_storage program, by hand: 20 + 1 + 100 + 1000.
+    let store = TempStore::new("example");
+    let src = r#"
+.function main registers 4
+    LDI r1, "examples:local-storage:job-cursor"
+    LDI r2, 0
+    PUSHARG r1
+    CALL LocalStorage.exists
+    LDI r3, true
+    CMP r0, r3
+    JMPEQ resume
+    PUSHARG r1
+    LDI r3, "phase:ingested"
+    PUSHARG r3
+    CALL LocalStorage.store
+    LDI r3, 20
+    ADD r2, r2, r3
+    JMP after
+resume:
+    PUSHARG r1
+    CALL LocalStorage.load
+    LDI r3, 10
+    ADD r2, r2, r3
+after:
+    PUSHARG r1
+    CALL LocalStorage.retrieve
+    PUSHARG r1
+    CALL LocalStorage.exists
+    LDI r3, true
+    CMP r0, r3
+    JMPNEQ deleted
+    LDI r3, 1
+    ADD r2, r2, r3
+deleted:
+    PUSHARG r1
+    CALL LocalStorage.delete
+    LDI r3, 100
+    ADD r2, r2, r3
+    PUSHARG r1
+    CALL LocalStorage.exists
+    LDI r3, false
+    CMP r0, r3
+    JMPNEQ done
+    LDI r3, 1000
+    ADD r2, r2, r3
+done:
+    RET r2
+"#;
+    let (mut vm, _) = vm_with(src);
+    vm.set_local_storage(Some(store.0.clone()));
+    assert_eq!(vm.execute("main", &[]).unwrap(), Val::I64(1121));
+    let (mut unconfigured, _) = vm_with(src);
+    let e = runtime_error(unconfigured.execute("main", &[]));
+    assert_eq!(
+        e.to_string(),
+        "runtime error in function 'main' at instruction 3: LocalStorage.exists: Local storage is not configured"
+    );
+}
+
+#[test]
+fn c_api_sets_and_clears_the_local_store() {
+    let out = common::build_and_run_c("local_storage");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "local_storage exited with {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("local_storage: all "), "{stdout}");
+}
