@@ -160,7 +160,7 @@ fn extend_appends_the_elements_of_another_array_or_itself() {
     fails(
         &mut vm,
         "extend",
-        &[a.clone()],
+        std::slice::from_ref(&a),
         "expects 2 arguments: array and values",
     );
     fails(
@@ -176,7 +176,7 @@ fn copy_is_a_new_array_of_the_elements_only() {
     let mut vm = Vm::new();
     let a = arr(&mut vm, &ints(&[1, 2]));
     vm.set_field(&a, &s("name"), &s("kept out")).unwrap();
-    let c = call(&mut vm, "copy", &[a.clone()]).unwrap();
+    let c = call(&mut vm, "copy", std::slice::from_ref(&a)).unwrap();
     assert_ne!(c, a);
     assert_eq!(items(&mut vm, &c), ints(&[1, 2]));
     assert_eq!(vm.get_field(&c, &s("name")).unwrap(), Val::Unit);
@@ -283,7 +283,7 @@ fn index_searches_python_bounds() {
     fails(
         &mut vm,
         "index",
-        &[a.clone()],
+        std::slice::from_ref(&a),
         "expects at least 2 arguments: array and value",
     );
     fails(
@@ -344,7 +344,10 @@ fn contains_on_strings_arrays_and_objects() {
 fn pop_removes_and_returns_an_element() {
     let mut vm = Vm::new();
     let a = arr(&mut vm, &ints(&[1, 2, 3, 4]));
-    assert_eq!(call(&mut vm, "pop", &[a.clone()]).unwrap(), Val::I64(4));
+    assert_eq!(
+        call(&mut vm, "pop", std::slice::from_ref(&a)).unwrap(),
+        Val::I64(4)
+    );
     assert_eq!(
         call(&mut vm, "pop", &[a.clone(), Val::I64(0)]).unwrap(),
         Val::I64(1)
@@ -372,7 +375,7 @@ fn pop_removes_and_returns_an_element() {
         &[a.clone(), Val::U64(u64::MAX)],
         "index exceeds i64 range",
     );
-    call(&mut vm, "pop", &[a.clone()]).unwrap();
+    call(&mut vm, "pop", std::slice::from_ref(&a)).unwrap();
     // Empty: that error comes first, whatever the index.
     fails(&mut vm, "pop", &[a.clone(), s("x")], "pop from empty list");
     fails(&mut vm, "pop", &[], "expects at least 1 argument: array");
@@ -393,14 +396,14 @@ fn rebuilding_an_array_drops_index_keys_and_keeps_others() {
     vm.set_field(&a, &s("tag"), &s("kept")).unwrap();
     vm.set_field(&a, &Val::I64(-1), &s("negative kept"))
         .unwrap();
-    call(&mut vm, "pop", &[a.clone()]).unwrap();
+    call(&mut vm, "pop", std::slice::from_ref(&a)).unwrap();
     assert_eq!(vm.array_length(&a).unwrap(), 2);
     assert_eq!(vm.get_field(&a, &s("tag")).unwrap(), s("kept"));
     assert_eq!(vm.get_field(&a, &Val::I64(-1)).unwrap(), s("negative kept"));
     // A far index: part of the length (holes read as Unit), dropped by the rebuild.
     vm.set_field(&a, &Val::I64(1 << 40), &Val::I64(9)).unwrap();
     assert_eq!(vm.array_length(&a).unwrap(), (1 << 40) + 1);
-    call(&mut vm, "clear", &[a.clone()]).unwrap();
+    call(&mut vm, "clear", std::slice::from_ref(&a)).unwrap();
     assert_eq!(vm.array_length(&a).unwrap(), 0);
     assert_eq!(vm.get_field(&a, &Val::I64(1 << 40)).unwrap(), Val::Unit);
     assert_eq!(vm.get_field(&a, &s("tag")).unwrap(), s("kept"));
@@ -508,9 +511,15 @@ fn delete_removes_by_index() {
 fn clear_and_reverse_work_in_place() {
     let mut vm = Vm::new();
     let a = arr(&mut vm, &ints(&[1, 2, 3]));
-    assert_eq!(call(&mut vm, "reverse", &[a.clone()]).unwrap(), Val::Unit);
+    assert_eq!(
+        call(&mut vm, "reverse", std::slice::from_ref(&a)).unwrap(),
+        Val::Unit
+    );
     assert_eq!(items(&mut vm, &a), ints(&[3, 2, 1]));
-    assert_eq!(call(&mut vm, "clear", &[a.clone()]).unwrap(), Val::Unit);
+    assert_eq!(
+        call(&mut vm, "clear", std::slice::from_ref(&a)).unwrap(),
+        Val::Unit
+    );
     assert_eq!(items(&mut vm, &a), vec![]);
     fails(
         &mut vm,
@@ -543,7 +552,10 @@ fn sort_orders_numbers_of_every_kind_by_value() {
             Val::I64(i64::MIN),
         ],
     );
-    assert_eq!(call(&mut vm, "sort", &[a.clone()]).unwrap(), Val::Unit);
+    assert_eq!(
+        call(&mut vm, "sort", std::slice::from_ref(&a)).unwrap(),
+        Val::Unit
+    );
     assert_eq!(
         items(&mut vm, &a),
         vec![
@@ -559,7 +571,7 @@ fn sort_orders_numbers_of_every_kind_by_value() {
         &mut vm,
         &[Val::Float(2.5), Val::I64(2), Val::Float(2.0), Val::I64(-1)],
     );
-    call(&mut vm, "sort", &[b.clone()]).unwrap();
+    call(&mut vm, "sort", std::slice::from_ref(&b)).unwrap();
     assert_eq!(
         items(&mut vm, &b),
         vec![Val::I64(-1), Val::I64(2), Val::Float(2.0), Val::Float(2.5)]
@@ -570,18 +582,18 @@ fn sort_orders_numbers_of_every_kind_by_value() {
 fn sort_strings_booleans_and_stability() {
     let mut vm = Vm::new();
     let a = arr(&mut vm, &[s("b"), s("B"), s("a"), s("ab")]);
-    call(&mut vm, "sort", &[a.clone()]).unwrap();
+    call(&mut vm, "sort", std::slice::from_ref(&a)).unwrap();
     // By bytes: upper case first.
     assert_eq!(items(&mut vm, &a), vec![s("B"), s("a"), s("ab"), s("b")]);
     let b = arr(&mut vm, &[Val::Bool(true), Val::Bool(false)]);
-    call(&mut vm, "sort", &[b.clone()]).unwrap();
+    call(&mut vm, "sort", std::slice::from_ref(&b)).unwrap();
     assert_eq!(items(&mut vm, &b), vec![Val::Bool(false), Val::Bool(true)]);
     // -0.0 and 0.0 are equal: their order stays.
     let c = arr(
         &mut vm,
         &[Val::Float(0.0), Val::Float(-0.0), Val::Float(-1.0)],
     );
-    call(&mut vm, "sort", &[c.clone()]).unwrap();
+    call(&mut vm, "sort", std::slice::from_ref(&c)).unwrap();
     let sorted: Vec<u64> = items(&mut vm, &c)
         .into_iter()
         .map(|v| match v {
@@ -603,7 +615,7 @@ fn sort_errors_name_the_pair_the_insertion_sort_compares() {
     fails(
         &mut vm,
         "sort",
-        &[a.clone()],
+        std::slice::from_ref(&a),
         "list sort does not support comparing string and int64",
     );
     // A failed sort leaves the list as it was.
@@ -740,7 +752,7 @@ fn array_concat_repeat_and_equals() {
     fails(
         &mut vm,
         "array_concat",
-        &[a.clone()],
+        std::slice::from_ref(&a),
         "expects 2 arguments: left array and right array",
     );
     let r = call(&mut vm, "array_repeat", &[a.clone(), Val::I64(3)]).unwrap();
@@ -771,7 +783,7 @@ fn array_concat_repeat_and_equals() {
         Val::Bool(false)
     );
     // Nested arrays compare by elements; 1 and 1i32 differ.
-    let n1 = arr(&mut vm, &[a.clone()]);
+    let n1 = arr(&mut vm, std::slice::from_ref(&a));
     let n2 = arr(&mut vm, &[a2]);
     assert_eq!(call(&mut vm, "array_equals", &[n1, n2]).unwrap(), t);
     let i32s = arr(&mut vm, &[Val::I32(1), Val::I32(2)]);
@@ -1051,7 +1063,7 @@ fn bytes_from_string_and_concat() {
     fails(
         &mut vm,
         "Bytes.concat",
-        &[b.clone()],
+        std::slice::from_ref(&b),
         "expects 2 arguments: a, b",
     );
     fails(
@@ -1073,7 +1085,7 @@ fn bytes_from_string_and_concat() {
 fn sha256_and_sha512_digests() {
     let mut vm = Vm::new();
     let abc = call(&mut vm, "Bytes.from_string", &[s("abc")]).unwrap();
-    let h = call(&mut vm, "Crypto.sha256", &[abc.clone()]).unwrap();
+    let h = call(&mut vm, "Crypto.sha256", std::slice::from_ref(&abc)).unwrap();
     let hex: String = bytes_of(&mut vm, &h)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -1439,11 +1451,11 @@ fn local_storage_lifecycle() {
     let t = Val::Bool(true);
     let f = Val::Bool(false);
     assert_eq!(
-        call(&mut vm, "LocalStorage.exists", &[key.clone()]).unwrap(),
+        call(&mut vm, "LocalStorage.exists", std::slice::from_ref(&key)).unwrap(),
         f
     );
     assert_eq!(
-        call(&mut vm, "LocalStorage.load", &[key.clone()]).unwrap(),
+        call(&mut vm, "LocalStorage.load", std::slice::from_ref(&key)).unwrap(),
         Val::Unit
     );
     assert_eq!(
@@ -1456,39 +1468,39 @@ fn local_storage_lifecycle() {
         t
     );
     assert_eq!(
-        call(&mut vm, "LocalStorage.exists", &[key.clone()]).unwrap(),
+        call(&mut vm, "LocalStorage.exists", std::slice::from_ref(&key)).unwrap(),
         t
     );
     assert_eq!(
-        call(&mut vm, "LocalStorage.load", &[key.clone()]).unwrap(),
+        call(&mut vm, "LocalStorage.load", std::slice::from_ref(&key)).unwrap(),
         s("phase:ingested")
     );
     assert_eq!(
-        call(&mut vm, "LocalStorage.retrieve", &[key.clone()]).unwrap(),
+        call(&mut vm, "LocalStorage.retrieve", std::slice::from_ref(&key)).unwrap(),
         s("phase:ingested")
     );
     // Overwritten.
     call(&mut vm, "LocalStorage.store", &[key.clone(), Val::I64(3)]).unwrap();
     assert_eq!(
-        call(&mut vm, "LocalStorage.load", &[key.clone()]).unwrap(),
+        call(&mut vm, "LocalStorage.load", std::slice::from_ref(&key)).unwrap(),
         Val::I64(3)
     );
     // Another VM on the same directory sees it (it persists).
     let mut other = vm_with_store(&store);
     assert_eq!(
-        call(&mut other, "LocalStorage.load", &[key.clone()]).unwrap(),
+        call(&mut other, "LocalStorage.load", std::slice::from_ref(&key)).unwrap(),
         Val::I64(3)
     );
     assert_eq!(
-        call(&mut vm, "LocalStorage.delete", &[key.clone()]).unwrap(),
+        call(&mut vm, "LocalStorage.delete", std::slice::from_ref(&key)).unwrap(),
         t
     );
     assert_eq!(
-        call(&mut vm, "LocalStorage.delete", &[key.clone()]).unwrap(),
+        call(&mut vm, "LocalStorage.delete", std::slice::from_ref(&key)).unwrap(),
         f
     );
     assert_eq!(
-        call(&mut vm, "LocalStorage.exists", &[key.clone()]).unwrap(),
+        call(&mut vm, "LocalStorage.exists", std::slice::from_ref(&key)).unwrap(),
         f
     );
     assert_eq!(
