@@ -12,6 +12,7 @@ use super::{
     Args, EQUAL_DEPTH, elements, fail, int_value, new_array, replace_elements, spend, to_index,
     values_equal,
 };
+use crate::heap::AllocError;
 use crate::interp::{Runtime, RuntimeErrorKind, kind_name};
 use crate::value::{Key, Value};
 
@@ -224,7 +225,7 @@ pub(super) fn insert<'gc>(
     let mut values = elements(rt, array)?;
     values
         .try_reserve(1)
-        .map_err(|_| RuntimeErrorKind::OutOfMemory(std::mem::size_of::<Value<'_>>()))?;
+        .map_err(|_| rt.alloc_error(AllocError::System(std::mem::size_of::<Value<'_>>())))?;
     let len = values.len() as i128;
     let i = i128::from(raw);
     let i = if i < 0 { len + i } else { i }.clamp(0, len) as usize;
