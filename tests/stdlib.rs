@@ -1332,6 +1332,26 @@ grow:
 }
 
 #[test]
+fn holes_of_a_sparse_array_are_work_too() {
+    // One element written at 2^40: copying, slicing, searching or sorting it would read
+    // 2^40 holes. Each is refused by the instruction limit before any work.
+    for (name, extra) in [
+        ("copy", ""),
+        ("reverse", ""),
+        ("sort", ""),
+        ("count", "    PUSHARG r1\n"),
+        ("contains", "    PUSHARG r1\n"),
+        ("slice", "    PUSHARG r1\n    PUSHARG r4\n"),
+    ] {
+        let src = format!(
+            ".function main registers 5\n    LDI r1, 0\n    PUSHARG r1\n    CALL create_array\n    MOV r2, r0\n    LDI r3, 1099511627776\n    LDI r4, ()\n    PUSHARG r2\n    PUSHARG r3\n    PUSHARG r1\n    CALL set_field\n    PUSHARG r2\n{extra}    CALL {name}\n    RET r0\n"
+        );
+        let (_, result) = timed(&src);
+        assert_out_of_fuel(result);
+    }
+}
+
+#[test]
 fn small_builtin_work_costs_one_instruction() {
     let (mut vm, _) = vm_with(
         r#"

@@ -143,9 +143,17 @@ pub(super) fn slice<'gc>(
             spend(rt, plan.count)?;
             let source = array.borrow();
             new_array_with(mc, rt, plan.count, |push| {
+                let mut piece = [Value::Unit; 256];
+                let mut n = 0;
                 for i in plan.positions() {
-                    push(&[source.get(Value::I64(i as i64))]);
+                    piece[n] = source.get(Value::I64(i as i64));
+                    n += 1;
+                    if n == piece.len() {
+                        push(&piece);
+                        n = 0;
+                    }
                 }
+                push(&piece[..n]);
             })
         }
         other => Err(fail(
