@@ -555,6 +555,17 @@ int stoffel_set_max_call_depth(VMHandle handle, uint32_t depth);
 int stoffel_set_memory_limit(VMHandle handle, size_t bytes);
 
 /**
+ * The directory `LocalStorage.store/load/retrieve/delete/exists` keep values in (one file
+ * per key, the directory created when first stored to); NULL removes the store, and those
+ * builtins then fail ("Local storage is not configured", the default). Returns 0,
+ * `STOFFEL_ERROR_UTF8` (the path is not UTF-8) or `STOFFEL_ERROR_INVALID_VM`.
+ *
+ * # Safety
+ * `dir` must be NULL or a NUL-terminated string.
+ */
+int stoffel_set_local_storage(VMHandle handle, const char *dir);
+
+/**
  * Runs a full garbage collection now, then the finalizers of foreign objects it freed.
  */
 int stoffel_gc_collect(VMHandle handle);

@@ -227,6 +227,11 @@ impl Fuel {
         Ok(most.min(self.left.min(u64::from(u32::MAX)) as u32))
     }
 
+    /// The units left (`u64::MAX` without a limit).
+    pub fn left(&self) -> u64 {
+        self.left
+    }
+
     /// Charges `used` units: instructions, plus the extra units of lookups charged in
     /// proportion to their work (which may pass the last slice; the budget saturates at 0).
     pub fn burn(&mut self, used: u32) {

@@ -90,6 +90,7 @@ const PROTOTYPES: &[&str] = &[
     "int stoffel_set_instruction_limit(VMHandle handle, uint64_t limit);",
     "int stoffel_set_max_call_depth(VMHandle handle, uint32_t depth);",
     "int stoffel_set_memory_limit(VMHandle handle, size_t bytes);",
+    "int stoffel_set_local_storage(VMHandle handle, const char *dir);",
     "int stoffel_gc_collect(VMHandle handle);",
     "int stoffel_gc_stats(VMHandle handle, StoffelGcStats *stats);",
     "int stoffel_set_print_callback(VMHandle handle, StoffelPrintCallback callback, void *user_data);",

@@ -356,6 +356,27 @@ pub extern "C" fn stoffel_set_memory_limit(handle: VMHandle, bytes: usize) -> c_
     })
 }
 
+/// The directory `LocalStorage.store/load/retrieve/delete/exists` keep values in (one file
+/// per key, the directory created when first stored to); NULL removes the store, and those
+/// builtins then fail ("Local storage is not configured", the default). Returns 0,
+/// `STOFFEL_ERROR_UTF8` (the path is not UTF-8) or `STOFFEL_ERROR_INVALID_VM`.
+///
+/// # Safety
+/// `dir` must be NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_set_local_storage(handle: VMHandle, dir: *const c_char) -> c_int {
+    with_vm(handle, "stoffel_set_local_storage", |vm, _| {
+        if dir.is_null() {
+            vm.set_local_storage(None);
+            return Ok(STOFFEL_OK);
+        }
+        // SAFETY: non-NULL and NUL-terminated, by the caller's guarantee.
+        let path = unsafe { read_name(dir, "directory") }?;
+        vm.set_local_storage(Some(std::path::PathBuf::from(path)));
+        Ok(STOFFEL_OK)
+    })
+}
+
 /// Runs a full garbage collection now, then the finalizers of foreign objects it freed.
 #[unsafe(no_mangle)]
 pub extern "C" fn stoffel_gc_collect(handle: VMHandle) -> c_int {

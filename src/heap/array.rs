@@ -128,7 +128,8 @@ pub struct Array<'gc> {
     /// Non-index keys and far-away indices; boxed and absent until needed, so the common
     /// array (dense only) stays small.
     sparse: Option<Box<IndexMap<Key<'gc>, Value<'gc>>>>,
-    /// One more than the largest non-negative I64 index ever written; never shrinks.
+    /// One more than the largest non-negative I64 index written; shrinks only when the
+    /// elements are replaced whole ([`Array::try_replace_elements`]).
     length: u64,
     account: Account,
 }
@@ -239,6 +240,106 @@ impl<'gc> Array<'gc> {
         Ok(self.set(key, value))
     }
 
+    /// The elements at indices `0..length` (holes read as Unit) appended to `out`. The
+    /// caller has checked that `length` elements may be allocated (a sparse array can be
+    /// very long).
+    pub fn elements_into(&self, out: &mut Vec<Value<'gc>>) {
+        let dense = self.dense.as_slice();
+        out.extend_from_slice(&dense[..dense.len().min(self.length as usize)]);
+        for i in dense.len() as u64..self.length {
+            out.push(self.get(Value::I64(i as i64)));
+        }
+    }
+
+    /// The keys that are not element indices (strings, negative or non-I64 integers, …) with
+    /// their values, in insertion order.
+    pub fn other_entries(&self) -> impl Iterator<Item = (Value<'gc>, Value<'gc>)> + '_ {
+        self.sparse
+            .iter()
+            .flat_map(|m| m.iter())
+            .filter(|(k, _)| !matches!(k.0, Value::I64(i) if i >= 0))
+            .map(|(k, v)| (k.0, *v))
+    }
+
+    /// Appends `values` at indices `length…` if the growth fits in `room` bytes and the
+    /// system grants it (nothing changes otherwise); returns the bytes the array grew by.
+    pub fn try_extend(&mut self, values: &[Value<'gc>], room: usize) -> Result<usize, AllocError> {
+        let start = self.length;
+        if start
+            .checked_add(values.len() as u64)
+            .is_none_or(|end| end > i64::MAX as u64)
+        {
+            return Err(AllocError::Limit(usize::MAX));
+        }
+        if start != self.dense.len() as u64 {
+            // Past a sparse gap the values go to the side map: room for all of them first,
+            // so that a refusal changes nothing.
+            let map = self.sparse_map();
+            let cap = map.capacity();
+            let want = map.len().saturating_add(values.len());
+            if want > cap {
+                let bytes = map_bytes(want) - map_bytes(cap);
+                if bytes > room {
+                    return Err(AllocError::Limit(bytes));
+                }
+                map.try_reserve(want - map.len())
+                    .map_err(|_| AllocError::System(bytes))?;
+            }
+            for (i, &v) in values.iter().enumerate() {
+                self.set(Value::I64((start + i as u64) as i64), v);
+            }
+            return Ok(self.resize_account());
+        }
+        // Every index key is below `length`, which the dense part covers: none is overwritten.
+        let need = self.dense.len() + values.len();
+        self.dense.try_reserve(need, room)?;
+        for &v in values {
+            self.dense.push(v);
+        }
+        self.length = need as u64;
+        Ok(self.resize_account())
+    }
+
+    /// Makes the elements exactly `values` (length `values.len()`, as StoffelVM's list
+    /// operations that rebuild an array: every non-negative index key goes, other keys stay)
+    /// if the growth fits in `room` bytes and the system grants it (nothing changes
+    /// otherwise); returns the bytes the array grew by.
+    pub fn try_replace_elements(
+        &mut self,
+        values: &[Value<'gc>],
+        room: usize,
+    ) -> Result<usize, AllocError> {
+        match &mut self.dense {
+            Dense::Heap(v) if values.len() <= v.capacity() => v.clear(),
+            _ if values.len() <= INLINE_ELEMENTS => self.dense = Dense::empty(),
+            _ => {
+                let mut v = Vec::new();
+                reserve_vec(&mut v, values.len(), room)?;
+                self.dense = Dense::Heap(v);
+            }
+        }
+        for &v in values {
+            self.dense.push(v);
+        }
+        if let Some(sparse) = self.sparse.as_mut() {
+            sparse.retain(|k, _| !matches!(k.0, Value::I64(i) if i >= 0));
+        }
+        self.length = values.len() as u64;
+        Ok(self.resize_account())
+    }
+
+    /// Brings the account up to date with the buffers; returns the bytes it grew by.
+    fn resize_account(&mut self) -> usize {
+        self.account.resize(
+            GC_OVERHEAD
+                + std::mem::size_of::<RefLock<Array<'_>>>()
+                + self.dense.buffer_bytes()
+                + self.sparse.as_ref().map_or(0, |m| {
+                    std::mem::size_of::<IndexMap<Key<'_>, Value<'_>>>() + map_bytes(m.capacity())
+                }),
+        )
+    }
+
     /// Writes `key`; returns the bytes the array grew by.
     pub fn set(&mut self, key: Value<'gc>, value: Value<'gc>) -> usize {
         match key {
@@ -268,13 +369,6 @@ impl<'gc> Array<'gc> {
                 self.sparse_map().insert(Key(key), value);
             }
         }
-        self.account.resize(
-            GC_OVERHEAD
-                + std::mem::size_of::<RefLock<Array<'_>>>()
-                + self.dense.buffer_bytes()
-                + self.sparse.as_ref().map_or(0, |m| {
-                    std::mem::size_of::<IndexMap<Key<'_>, Value<'_>>>() + map_bytes(m.capacity())
-                }),
-        )
+        self.resize_account()
     }
 }

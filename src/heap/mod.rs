@@ -350,6 +350,28 @@ impl<'gc> Fields<'gc> {
         Ok(())
     }
 
+    /// How many fields.
+    pub fn len(&self) -> usize {
+        match self {
+            Fields::Inline { len, .. } => *len as usize,
+            Fields::Small(list) => list.len(),
+            Fields::Map(map) => map.len(),
+        }
+    }
+
+    /// The fields (key, value) in insertion order.
+    pub fn entries(&self) -> impl Iterator<Item = (Value<'gc>, Value<'gc>)> + '_ {
+        let (list, map): (&[(Key<'gc>, Value<'gc>)], _) = match self {
+            Fields::Inline { len, entries } => (&entries[..*len as usize], None),
+            Fields::Small(list) => (list, None),
+            Fields::Map(map) => (&[][..], Some(map)),
+        };
+        list.iter().map(|(k, v)| (k.0, *v)).chain(
+            map.into_iter()
+                .flat_map(|m| m.iter().map(|(k, v)| (k.0, *v))),
+        )
+    }
+
     /// Bytes held outside the object itself.
     fn bytes(&self) -> usize {
         match self {

@@ -41,11 +41,72 @@ pub enum Builtin {
     GetUpvalue,
     /// `set_upvalue(name, value)`.
     SetUpvalue,
+    // The current StoffelVM's further builtins (bodies in `stdlib`).
+    /// `len(array_or_string)`.
+    Len,
+    /// `append(array, values…)`.
+    Append,
+    /// `assert(condition[, message])`.
+    Assert,
+    /// `slice(value, start, stop[, step])`.
+    Slice,
+    /// `get_or_create_array_field(container, key)`.
+    GetOrCreateArrayField,
+    /// `contains(container, value)`.
+    Contains,
+    /// `range(start, stop[, step])`.
+    Range,
+    /// `array_concat(left, right)`.
+    ArrayConcat,
+    /// `array_repeat(array, count)`.
+    ArrayRepeat,
+    /// `array_equals(left, right)`.
+    ArrayEquals,
+    /// `extend(array, values)`.
+    Extend,
+    /// `copy(array)`.
+    Copy,
+    /// `count(array, value)`.
+    Count,
+    /// `index(array, value[, start[, stop]])`.
+    Index,
+    /// `pop(array[, index])`.
+    Pop,
+    /// `remove(array, value)`.
+    Remove,
+    /// `insert(array, index, value)`.
+    Insert,
+    /// `clear(array)`.
+    Clear,
+    /// `reverse(array)`.
+    Reverse,
+    /// `sort(array)`.
+    Sort,
+    /// `delete(array, index)`.
+    Delete,
+    /// `Bytes.from_string(text)`.
+    BytesFromString,
+    /// `Bytes.concat(a, b)`.
+    BytesConcat,
+    /// `Crypto.sha256(bytes)`.
+    CryptoSha256,
+    /// `Crypto.sha512(bytes)`.
+    CryptoSha512,
+    /// `LocalStorage.store(key, value)`.
+    StorageStore,
+    /// `LocalStorage.load(key)`.
+    StorageLoad,
+    /// `LocalStorage.retrieve(key)`.
+    StorageRetrieve,
+    /// `LocalStorage.delete(key)`.
+    StorageDelete,
+    /// `LocalStorage.exists(key)`.
+    StorageExists,
 }
 
 impl Builtin {
     /// Every builtin, in registration order.
-    pub const ALL: [Builtin; 12] = [
+    pub const ALL: [Builtin; 42] = [
         Builtin::Print,
         Builtin::Type,
         Builtin::CreateObject,
@@ -58,6 +119,36 @@ impl Builtin {
         Builtin::CallClosure,
         Builtin::GetUpvalue,
         Builtin::SetUpvalue,
+        Builtin::Len,
+        Builtin::Append,
+        Builtin::Assert,
+        Builtin::Slice,
+        Builtin::GetOrCreateArrayField,
+        Builtin::Contains,
+        Builtin::Range,
+        Builtin::ArrayConcat,
+        Builtin::ArrayRepeat,
+        Builtin::ArrayEquals,
+        Builtin::Extend,
+        Builtin::Copy,
+        Builtin::Count,
+        Builtin::Index,
+        Builtin::Pop,
+        Builtin::Remove,
+        Builtin::Insert,
+        Builtin::Clear,
+        Builtin::Reverse,
+        Builtin::Sort,
+        Builtin::Delete,
+        Builtin::BytesFromString,
+        Builtin::BytesConcat,
+        Builtin::CryptoSha256,
+        Builtin::CryptoSha512,
+        Builtin::StorageStore,
+        Builtin::StorageLoad,
+        Builtin::StorageRetrieve,
+        Builtin::StorageDelete,
+        Builtin::StorageExists,
     ];
 
     /// The name bytecode calls it by.
@@ -75,6 +166,36 @@ impl Builtin {
             Builtin::CallClosure => "call_closure",
             Builtin::GetUpvalue => "get_upvalue",
             Builtin::SetUpvalue => "set_upvalue",
+            Builtin::Len => "len",
+            Builtin::Append => "append",
+            Builtin::Assert => "assert",
+            Builtin::Slice => "slice",
+            Builtin::GetOrCreateArrayField => "get_or_create_array_field",
+            Builtin::Contains => "contains",
+            Builtin::Range => "range",
+            Builtin::ArrayConcat => "array_concat",
+            Builtin::ArrayRepeat => "array_repeat",
+            Builtin::ArrayEquals => "array_equals",
+            Builtin::Extend => "extend",
+            Builtin::Copy => "copy",
+            Builtin::Count => "count",
+            Builtin::Index => "index",
+            Builtin::Pop => "pop",
+            Builtin::Remove => "remove",
+            Builtin::Insert => "insert",
+            Builtin::Clear => "clear",
+            Builtin::Reverse => "reverse",
+            Builtin::Sort => "sort",
+            Builtin::Delete => "delete",
+            Builtin::BytesFromString => "Bytes.from_string",
+            Builtin::BytesConcat => "Bytes.concat",
+            Builtin::CryptoSha256 => "Crypto.sha256",
+            Builtin::CryptoSha512 => "Crypto.sha512",
+            Builtin::StorageStore => "LocalStorage.store",
+            Builtin::StorageLoad => "LocalStorage.load",
+            Builtin::StorageRetrieve => "LocalStorage.retrieve",
+            Builtin::StorageDelete => "LocalStorage.delete",
+            Builtin::StorageExists => "LocalStorage.exists",
         }
     }
 }
@@ -261,9 +382,7 @@ pub fn call<'gc>(
                     });
                 }
                 None | Some(Binding::Unbound) => {
-                    return Err(RuntimeErrorKind::FunctionNotFound(
-                        closure.function_name.as_str().to_string(),
-                    ));
+                    return Err(super::stdlib::unbound_call(closure.function_name.as_str()));
                 }
                 Some(_) => {
                     return Err(error(
@@ -291,6 +410,7 @@ pub fn call<'gc>(
             }
             set_upvalue(mc, calls, rt, args[0], args[1])?
         }
+        _ => super::stdlib::call(b, mc, rt, args)?,
     };
     Ok(Outcome::Value(value))
 }

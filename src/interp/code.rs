@@ -95,7 +95,17 @@ pub struct Code {
     /// Where each program's constants are in the VM's constant table: (first, count).
     constant_ranges: Vec<(u32, u32)>,
     /// The slot of each builtin's name, in [`Builtin::ALL`] order.
-    builtin_slots: [u32; Builtin::ALL.len()],
+    builtin_slots: BuiltinSlots,
+}
+
+/// A slot per builtin (arrays this long have no `Default`).
+#[derive(Debug)]
+struct BuiltinSlots([u32; Builtin::ALL.len()]);
+
+impl Default for BuiltinSlots {
+    fn default() -> Self {
+        BuiltinSlots([0; Builtin::ALL.len()])
+    }
 }
 
 impl Code {
@@ -105,7 +115,7 @@ impl Code {
         for (i, b) in Builtin::ALL.into_iter().enumerate() {
             let slot = code.slot(b.name());
             code.bindings[slot as usize] = Binding::Builtin(b);
-            code.builtin_slots[i] = slot;
+            code.builtin_slots.0[i] = slot;
         }
         code
     }
@@ -113,7 +123,7 @@ impl Code {
     /// Whether the name of builtin `b` still means `b` (a host or a program may rebind it).
     #[inline]
     pub(crate) fn still_builtin(&self, b: Builtin) -> bool {
-        let slot = self.builtin_slots[b as usize];
+        let slot = self.builtin_slots.0[b as usize];
         self.bindings.get(slot as usize) == Some(&Binding::Builtin(b))
     }
 

@@ -461,9 +461,7 @@ fn run_inner<'gc>(
                         return (Step::HostCall { host, slot }, left);
                     }
                     Binding::Unbound => {
-                        fail!(RuntimeErrorKind::FunctionNotFound(
-                            code.names[slot as usize].to_string()
-                        ))
+                        fail!(super::stdlib::unbound_call(&code.names[slot as usize]))
                     }
                 },
             }

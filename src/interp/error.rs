@@ -37,6 +37,12 @@ pub enum RuntimeErrorKind {
     /// A call to a name nothing defines.
     #[error("function '{0}' not found")]
     FunctionNotFound(String),
+    /// A call of an MPC builtin (`Share.open`, `Mpc.party_id`, …) that nothing defines: the
+    /// program needs an MPC engine.
+    #[error(
+        "'{0}' is an MPC operation: this program needs an MPC engine, which stoffel-vm does not provide"
+    )]
+    NeedsMpc(String),
     /// A bytecode function called with the wrong number of arguments.
     #[error("function '{function}' expects {expected} arguments but got {got}")]
     Arity {

@@ -17,8 +17,10 @@
 //!
 //! Files: `stack` (the state and call/return), `dispatch` (the loop), `lower` (instructions
 //! to the loop's 8-byte ops, with fusion), `ops` (arithmetic, comparison), `builtins` (every
-//! builtin: names, bodies, fused forms), `code` (functions linked against the VM's name
-//! table), `error`. Limits come from [`crate::limits`].
+//! builtin: names, bodies, fused forms), `stdlib` (the bodies of the current StoffelVM's
+//! further builtins: lists, slices, bytes, hashes, local storage, the MPC refusal), `code`
+//! (functions linked against the VM's name table), `error`. Limits come from
+//! [`crate::limits`].
 
 pub mod builtins;
 pub mod code;
@@ -27,6 +29,7 @@ mod error;
 mod lower;
 mod ops;
 mod stack;
+mod stdlib;
 
 use crate::heap::{AllocError, Meter};
 use crate::limits::Limits;
@@ -87,6 +90,11 @@ pub struct Runtime {
     /// Work charged that the step's budget could not cover: the step reports it as used, so
     /// the instruction limit pays for it.
     pub(crate) overrun: u64,
+    /// The instruction budget left when the running step began (`u64::MAX` without a limit
+    /// and outside the interpreter): a builtin whose work passes it stops at once.
+    pub(crate) work_cap: u64,
+    /// The directory `LocalStorage.*` keeps values in (`None`: not configured).
+    pub(crate) local_storage: Option<std::path::PathBuf>,
 }
 
 /// Names one instruction may compare in its lookups for the price of the instruction. Past
@@ -105,6 +113,8 @@ impl Runtime {
             limits: Limits::default(),
             work: 0,
             overrun: 0,
+            work_cap: u64::MAX,
+            local_storage: None,
         }
     }
 

@@ -302,6 +302,8 @@ impl Vm {
             }
             let code = &self.code;
             let rt = &mut self.rt;
+            // A builtin's work may not run past what the budget has left.
+            rt.work_cap = self.fuel.left();
             let mut used = 0;
             let step = self.arena.mutate_root(
                 #[inline(always)]
@@ -317,6 +319,7 @@ impl Vm {
                     )
                 },
             );
+            self.rt.work_cap = u64::MAX;
             self.fuel.burn(used);
             self.instructions += u64::from(used);
             let settled = match step {

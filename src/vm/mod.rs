@@ -260,6 +260,36 @@ impl Vm {
         self.rt.limits.memory = bytes;
     }
 
+    /// The directory `LocalStorage.store/load/retrieve/delete/exists` keep values in, one
+    /// file per key (created when first stored to), or no store with `None` (the default):
+    /// those builtins then fail with "Local storage is not configured", as in StoffelVM.
+    /// Keys become file names that stay inside the directory (README, "Builtins").
+    ///
+    /// ```
+    /// # use stoffel_vm::{Val, Vm};
+    /// let dir = std::env::temp_dir().join(format!("stoffel-doc-{}", std::process::id()));
+    /// let mut vm = Vm::new();
+    /// vm.set_local_storage(Some(dir.clone()));
+    /// vm.load_assembly(
+    ///     r#".function main
+    ///     LDI r1, "answer"
+    ///     LDI r2, 42
+    ///     PUSHARG r1
+    ///     PUSHARG r2
+    ///     CALL LocalStorage.store
+    ///     PUSHARG r1
+    ///     CALL LocalStorage.load
+    ///     RET r0
+    /// "#,
+    /// )
+    /// .unwrap();
+    /// assert_eq!(vm.execute("main", &[]).unwrap(), Val::I64(42));
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn set_local_storage(&mut self, dir: Option<std::path::PathBuf>) {
+        self.rt.local_storage = dir;
+    }
+
     /// Where `print` writes.
     pub fn set_output(&mut self, output: Output) {
         self.rt.output = output;

@@ -157,6 +157,7 @@ static void check_invalid_vm(VMHandle h, VMHandle good)
     INVALID(stoffel_set_instruction_limit(h, 10), "stoffel_set_instruction_limit");
     INVALID(stoffel_set_max_call_depth(h, 10), "stoffel_set_max_call_depth");
     INVALID(stoffel_set_memory_limit(h, 10), "stoffel_set_memory_limit");
+    INVALID(stoffel_set_local_storage(h, "/tmp"), "stoffel_set_local_storage");
     INVALID(stoffel_gc_collect(h), "stoffel_gc_collect");
     INVALID(stoffel_gc_stats(h, &stats), "stoffel_gc_stats");
     INVALID(stoffel_set_print_callback(h, count_print, NULL), "stoffel_set_print_callback");
