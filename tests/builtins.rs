@@ -1353,9 +1353,10 @@ fn call_closure_passes_arguments_and_returns_into_r0() {
         vm.execute("call_with", &[c.clone(), Val::I64(41)]),
         Ok(Val::I64(42))
     );
-    // Falling off the closure's function gives Unit; the caller continues.
+    // Falling off the closure's function hands its r0 to the caller (the current
+    // StoffelVM's rule; it was Unit before), which continues.
     let f = vm.execute("closure", &[Val::from("falls")]).unwrap();
-    assert_eq!(vm.execute("call_with", &[f, Val::I64(1)]), Ok(Val::Unit));
+    assert_eq!(vm.execute("call_with", &[f, Val::I64(1)]), Ok(Val::I64(5)));
 }
 
 #[test]
