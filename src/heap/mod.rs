@@ -253,6 +253,27 @@ impl<'gc> Fields<'gc> {
         }
     }
 
+    /// The fields in insertion order (what `print` shows).
+    pub fn entries(&self) -> impl Iterator<Item = (Key<'gc>, Value<'gc>)> + '_ {
+        let (list, map): (&[(Key<'gc>, Value<'gc>)], _) = match self {
+            Fields::Inline { len, entries } => (&entries[..*len as usize], None),
+            Fields::Small(list) => (list, None),
+            Fields::Map(map) => (&[], Some(map.iter())),
+        };
+        list.iter()
+            .copied()
+            .chain(map.into_iter().flatten().map(|(k, v)| (*k, *v)))
+    }
+
+    /// How many fields.
+    pub fn len(&self) -> usize {
+        match self {
+            Fields::Inline { len, .. } => *len as usize,
+            Fields::Small(list) => list.len(),
+            Fields::Map(map) => map.len(),
+        }
+    }
+
     /// Sets `key`, keeping its position when it exists.
     pub fn insert(&mut self, key: Key<'gc>, value: Value<'gc>) {
         let entries: &mut [(Key<'gc>, Value<'gc>)] = match self {

@@ -17,13 +17,15 @@
 //!
 //! Files: `stack` (the state and call/return), `dispatch` (the loop), `lower` (instructions
 //! to the loop's 8-byte ops, with fusion), `ops` (arithmetic, comparison), `builtins` (every
-//! builtin: names, bodies, fused forms), `code` (functions linked against the VM's name
-//! table), `error`. Limits come from [`crate::limits`].
+//! builtin: names, bodies, fused forms), `format` (the text `print` and `to_string` make),
+//! `code` (functions linked against the VM's name table), `error`. Limits come from
+//! [`crate::limits`].
 
 pub mod builtins;
 pub mod code;
 mod dispatch;
 mod error;
+pub(crate) mod format;
 mod lower;
 mod ops;
 mod stack;
