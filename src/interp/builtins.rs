@@ -367,7 +367,9 @@ fn index_value(v: Value<'_>) -> Option<i128> {
 /// index counts from the end; an integer index that is neither written nor below the
 /// length is an error, any other missing key Unit. Strings: the character at a
 /// (Python-style) index. Anything else: Unit.
-#[inline]
+/// (The common cases inline, the rest out of line: the fused op stays as cheap as before
+/// the current VM's rules.)
+#[inline(always)]
 pub(crate) fn get_field<'gc>(
     mc: &Mutation<'gc>,
     rt: &mut Runtime,
@@ -375,11 +377,28 @@ pub(crate) fn get_field<'gc>(
     key: Value<'gc>,
 ) -> Result<Value<'gc>, RuntimeErrorKind> {
     match container {
-        Value::Object(o) => Ok(o.borrow().get(key)),
-        Value::Array(a) => match a.borrow().find(key) {
-            Some(v) => Ok(v),
-            None => array_miss(a, key),
-        },
+        Value::Object(o) => return Ok(o.borrow().get(key)),
+        Value::Array(a) => {
+            if let Some(v) = a.borrow().find(key) {
+                return Ok(v);
+            }
+        }
+        _ => {}
+    }
+    get_field_rare(mc, rt, container, key)
+}
+
+/// `get_field`'s rare cases: an array key not found as written, a string, a non-container.
+#[cold]
+#[inline(never)]
+fn get_field_rare<'gc>(
+    mc: &Mutation<'gc>,
+    rt: &mut Runtime,
+    container: Value<'gc>,
+    key: Value<'gc>,
+) -> Result<Value<'gc>, RuntimeErrorKind> {
+    match container {
+        Value::Array(a) => array_miss(a, key),
         Value::String(s) => string_char(mc, rt, s, key),
         _ => Ok(Value::Unit),
     }
