@@ -232,7 +232,7 @@ fn a_failure_under_many_levels_names_the_innermost_error_and_the_depth() {
                 text,
                 format!(
                     "runtime error in function 'main' at instruction 1: host function 'down' \
-                     failed: runtime error in function 'leaf' at instruction 2: division by \
+                     failed: runtime error in function 'leaf' at instruction 2: Division by \
                      zero (innermost error of {} nested executions)",
                     n + 1
                 )
