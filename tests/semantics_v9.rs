@@ -90,6 +90,27 @@ fn integer_overflow_is_an_error_in_every_width() {
 }
 
 #[test]
+fn overflow_in_a_loop_is_reported_at_the_add() {
+    // ADD followed by CMP and a jump runs as one fused op; its overflow is still an error at
+    // the ADD, after 62 doublings.
+    let text = fails(
+        ".function main
+    LDI r1, 1
+    LDI r2, 0
+loop:
+    ADD r1, r1, r1
+    CMP r1, r2
+    JMPGT loop
+    RET r1
+",
+    );
+    assert_eq!(
+        text,
+        "runtime error in function 'main' at instruction 2: Integer overflow in ADD operation"
+    );
+}
+
+#[test]
 fn division_errors() {
     assert_eq!(
         binop_error("DIV", "-9223372036854775808", "-1"),
