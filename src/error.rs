@@ -121,6 +121,43 @@ impl From<VmError> for HostError {
     }
 }
 
+/// A [`Val`](crate::Val) was not of the kind a conversion wanted, or its number did not fit.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConvertError {
+    /// The value is of another kind.
+    #[error("expected {expected}, got {got}")]
+    WrongKind {
+        /// The Rust type or StoffelVM kind wanted.
+        expected: &'static str,
+        /// The StoffelVM kind found ([`Kind::type_name`](crate::Kind::type_name)).
+        got: &'static str,
+    },
+    /// An integer of the right family that the target type cannot hold.
+    #[error("expected {expected}, got {got} {value}, which does not fit")]
+    OutOfRange {
+        /// The Rust type wanted.
+        expected: &'static str,
+        /// The StoffelVM kind found.
+        got: &'static str,
+        /// The value, as text.
+        value: String,
+    },
+    /// An array of the wrong length for a tuple.
+    #[error("expected an array of {expected} elements, got {got}")]
+    WrongLength {
+        /// The tuple's arity.
+        expected: usize,
+        /// The array's length.
+        got: usize,
+    },
+}
+
+impl From<ConvertError> for VmError {
+    fn from(e: ConvertError) -> VmError {
+        VmError::Api(ApiError::Convert(e))
+    }
+}
+
 /// A misuse of the embedding API.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {
@@ -156,6 +193,10 @@ pub enum ApiError {
         /// Bytes of native stack that were left.
         remaining: usize,
     },
+    /// A value could not be converted to the Rust type asked for ([`crate::FromVal`],
+    /// `TryFrom<Val>`).
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
     /// The program has more constants than the VM can address.
     #[error("too many constants loaded")]
     TooManyConstants,

@@ -28,11 +28,11 @@ mod limits;
 mod value;
 mod vm;
 
-pub use error::{ApiError, HostError, VmError};
+pub use error::{ApiError, ConvertError, HostError, VmError};
 #[doc(hidden)]
 pub use handles::__advance_handle_counter_for_tests;
 pub use handles::{Handle, HandleError, MAX_LIVE_HANDLES};
 pub use interp::{Output, RuntimeError, RuntimeErrorKind};
 pub use limits::{DEFAULT_MAX_DEPTH, MAX_REENTRY, STACK_RESERVE};
 pub use value::Kind;
-pub use vm::{GcStats, HostFn, TraceSink, Val, Vm};
+pub use vm::{FromVal, GcStats, HostFn, IntoVal, TraceSink, Val, Vm};

@@ -67,7 +67,7 @@ fn a_runtime_error_exits_1_with_the_message_on_stderr() {
 
 #[test]
 fn load_and_usage_errors_exit_2() {
-    let bad = temp_file("bad.stflb", b"STFL\x07\x00");
+    let bad = temp_file("bad.stflb", b"STFL\x0a\x00");
     let out = stoffel_run(&[&bad]);
     assert_eq!(out.status.code(), Some(2));
     assert!(

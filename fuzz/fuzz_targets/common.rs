@@ -112,6 +112,7 @@ pub fn valid_program(u: &mut Unstructured<'_>) -> arbitrary::Result<Program> {
             params: (0..params).map(|p| format!("a{p}")).collect(),
             upvalues,
             parent: None,
+            types: None,
             labels,
             code,
         });

@@ -5,13 +5,14 @@
 use std::collections::HashMap;
 
 use crate::program::{
-    Constant, FunctionParts, Instruction, Label, MAX_FRAME_SIZE, MNEMONICS, Program, ProgramError,
-    Reg,
+    Constant, FORMAT_VERSION, FunctionParts, FunctionType, FunctionTypes, Instruction, Label,
+    MAX_FRAME_SIZE, MNEMONICS, Program, ProgramError, Reg,
 };
 
 use super::AsmError;
 use super::lexer::{Cursor, Span, Token, error_at, is_ident_start};
 use super::literal::{name_text, parse_float_bits, parse_number, parse_register};
+use super::meta::{Header, function_type};
 
 /// Assembles source text (see the [module documentation](crate::asm) for the syntax) into a
 /// validated, canonical [`Program`].
@@ -35,6 +36,7 @@ enum OperandKind {
     Stack,
     Label,
     Callee,
+    Slot,
 }
 
 impl OperandKind {
@@ -45,6 +47,7 @@ impl OperandKind {
             OperandKind::Stack => "stack slot",
             OperandKind::Label => "label",
             OperandKind::Callee => "function name",
+            OperandKind::Slot => "spill slot",
         }
     }
 }
@@ -59,6 +62,9 @@ fn signature(opcode: usize) -> &'static [OperandKind] {
         3..=10 | 12 | 13 => &[Reg, Reg, Reg],
         14 | 15 | 16 | 21 | 22 => &[Label],
         17 => &[Callee],
+        23 => &[],
+        24 => &[Reg, Slot],
+        25 => &[Slot, Reg],
         _ => &[Reg],
     }
 }
@@ -82,6 +88,7 @@ enum Operand {
     Const(u32),
     Stack(i32),
     Callee(u32),
+    Slot(u32),
     Name(String),
 }
 
@@ -122,6 +129,7 @@ struct Assembler<'s> {
     functions: Vec<FunctionParts>,
     spans: Vec<FunctionSpans>,
     current: Option<Builder>,
+    header: Header,
 }
 
 impl<'s> Assembler<'s> {
@@ -135,6 +143,7 @@ impl<'s> Assembler<'s> {
             functions: Vec::new(),
             spans: Vec::new(),
             current: None,
+            header: Header::default(),
         }
     }
 
@@ -210,7 +219,10 @@ impl<'s> Assembler<'s> {
         }
         let name = c.slice(start);
         let directive = name.get(1..).unwrap_or("");
-        if directive.eq_ignore_ascii_case("function") {
+        let started = self.current.is_some() || !self.functions.is_empty();
+        if let Some(result) = self.header.directive(c, directive, start, started) {
+            result
+        } else if directive.eq_ignore_ascii_case("function") {
             self.function_directive(c)
         } else if directive.eq_ignore_ascii_case("upvalues") {
             let builder = self.header_builder(c, start, ".upvalues")?;
@@ -235,7 +247,9 @@ impl<'s> Assembler<'s> {
         } else {
             Err(c.error(
                 start,
-                format!("unknown directive '{name}' (expected .function, .upvalues or .parent)"),
+                format!(
+                    "unknown directive '{name}' (expected .function, .upvalues, .parent, .version, .backend, .curve, .client or .demand)"
+                ),
             ))
         }
     }
@@ -265,6 +279,7 @@ impl<'s> Assembler<'s> {
         let head = c.span(c.pos);
         let name = c.name("a function name")?;
         let mut params = Vec::new();
+        let mut param_types: Vec<Option<FunctionType>> = Vec::new();
         c.skip_ws();
         if c.eat('(') {
             c.skip_ws();
@@ -272,7 +287,21 @@ impl<'s> Assembler<'s> {
                 loop {
                     c.skip_ws();
                     let at = c.pos;
-                    let param = c.name("a parameter name")?;
+                    let quoted = c.peek() == Some('"');
+                    let mut param = c.name("a parameter name")?;
+                    // `a: int64`: an unquoted name takes the ':' with it, as labels do.
+                    let typed = if !quoted && param.ends_with(':') {
+                        param.pop();
+                        true
+                    } else {
+                        c.skip_ws();
+                        c.eat(':')
+                    };
+                    param_types.push(if typed {
+                        Some(function_type(c, 1)?)
+                    } else {
+                        None
+                    });
                     if params.len() >= MAX_FRAME_SIZE as usize {
                         return Err(c.error(
                             at,
@@ -299,6 +328,22 @@ impl<'s> Assembler<'s> {
             }
         }
         c.skip_ws();
+        let mut ret = None;
+        if c.eat('-') {
+            if !c.eat('>') {
+                return Err(c.error(c.pos, format!("expected '->', found {}", c.found())));
+            }
+            ret = Some(function_type(c, 1)?);
+            c.skip_ws();
+        }
+        let types =
+            (ret.is_some() || param_types.iter().any(Option::is_some)).then(|| FunctionTypes {
+                params: param_types
+                    .into_iter()
+                    .map(|t| t.unwrap_or(FunctionType::Unknown))
+                    .collect(),
+                ret: ret.unwrap_or(FunctionType::Unknown),
+            });
         let mut declared_registers = None;
         if !c.at_end() {
             let at = c.pos;
@@ -348,6 +393,7 @@ impl<'s> Assembler<'s> {
             parts: FunctionParts {
                 name,
                 params,
+                types,
                 ..FunctionParts::default()
             },
             head,
@@ -466,6 +512,15 @@ impl<'s> Assembler<'s> {
                 src: *src,
             },
             (20, [Op::Reg(a), Op::Reg(b)]) => Cmp { a: *a, b: *b },
+            (23, []) => Nop,
+            (24, [Op::Reg(dst), Op::Slot(slot)]) => Lds {
+                dst: *dst,
+                slot: *slot,
+            },
+            (25, [Op::Slot(slot), Op::Reg(src)]) => Sts {
+                slot: *slot,
+                src: *src,
+            },
             (3..=10, [Op::Reg(dst), Op::Reg(a), Op::Reg(b)]) => {
                 Instruction::binary(opcode as u8, *dst, *a, *b)
                     .ok_or_else(|| c.error(start, format!("malformed operands for {name}")))?
@@ -554,6 +609,15 @@ impl<'s> Assembler<'s> {
                 };
                 Ok(Operand::Const(self.intern_constant(constant)))
             }
+            OperandKind::Slot => match token {
+                Token::Number(n) => n.parse::<u32>().map(Operand::Slot).map_err(|_| {
+                    c.error(
+                        at,
+                        format!("spill slot {n} is not a number from 0 to {}", u32::MAX),
+                    )
+                }),
+                other => Err(wrong("a spill slot (a number)", &other)),
+            },
             OperandKind::Stack => match token {
                 Token::Stack(k) => Ok(Operand::Stack(k)),
                 other => Err(wrong("a stack slot like [sp+0] or [sp-1]", &other)),
@@ -639,9 +703,17 @@ impl<'s> Assembler<'s> {
         let functions = std::mem::take(&mut self.functions);
         let constants = std::mem::take(&mut self.constants);
         let callees = std::mem::take(&mut self.callees);
-        Program::new(constants, functions, callees).map_err(|(index, error)| {
+        let program = Program::new(constants, functions, callees).map_err(|(index, error)| {
             let span = self.program_error_span(index, &error);
             self.error(span, error.to_string())
+        })?;
+        let version = self.header.version.map_or(FORMAT_VERSION, |(v, _)| v);
+        let manifest = std::mem::take(&mut self.header.manifest);
+        program.with_format(version, Some(manifest)).map_err(|e| {
+            let span = (self.header.version.map(|(_, at)| at))
+                .or(self.header.manifest_at)
+                .unwrap_or(Span { line: 0, byte: 0 });
+            self.error(span, e.to_string())
         })
     }
 

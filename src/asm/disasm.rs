@@ -13,9 +13,9 @@ use super::printer::{OperandNames, instruction_text};
 /// Prints a program as assembly text that [`assemble`](super::assemble) turns back into an
 /// equal program.
 pub fn disassemble(program: &Program) -> String {
-    let mut out = String::new();
+    let mut out = super::meta::header_text(program);
     for (index, function) in program.functions().iter().enumerate() {
-        if index > 0 {
+        if index > 0 || !out.is_empty() {
             out.push('\n');
         }
         // Writing to a String cannot fail.
@@ -38,8 +38,19 @@ fn write_function(out: &mut String, program: &Program, function: &Function) -> f
     write!(out, ".function {}", name_text(&function.name))?;
     if !function.params.is_empty() {
         out.push('(');
-        write_name_list(out, &function.params)?;
+        match &function.types {
+            Some(types) => {
+                for (i, (name, ty)) in function.params.iter().zip(&types.params).enumerate() {
+                    let sep = if i > 0 { ", " } else { "" };
+                    write!(out, "{sep}{}: {ty}", name_text(name))?;
+                }
+            }
+            None => write_name_list(out, &function.params)?,
+        }
         out.push(')');
+    }
+    if let Some(types) = &function.types {
+        write!(out, " -> {}", types.ret)?;
     }
     writeln!(out, " registers {}", function.register_count)?;
     if !function.upvalues.is_empty() {

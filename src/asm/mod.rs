@@ -84,6 +84,7 @@ mod assembler;
 mod disasm;
 mod lexer;
 mod literal;
+mod meta;
 mod printer;
 
 pub use assembler::assemble;

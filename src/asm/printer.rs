@@ -27,7 +27,8 @@ pub trait OperandNames {
 
 /// One instruction as assembly text, without indentation or line end: the mnemonic, a space,
 /// then the operands separated by `", "`: registers as `r<N>` (`ADD r1, r2, r3`), a stack
-/// slot as `[sp+N]` or `[sp-N]` (`LD r7, [sp-1]`), and an LDI's constant, a CALL's callee and
+/// slot as `[sp+N]` or `[sp-N]` (`LD r7, [sp-1]`), a spill slot as a plain number
+/// (`LDS r1, 3`, `STS 3, r1`), and an LDI's constant, a CALL's callee and
 /// a jump's target as `names` spells them.
 ///
 /// The disassembler prints each instruction line with this function, spelling constants with
@@ -93,6 +94,9 @@ pub fn instruction_text(ins: &Instruction, names: &impl OperandNames) -> String 
         Call { callee } => write!(out, "{m} {}", names.callee(callee)),
         Ret { src } | PushArg { src } => write!(out, "{m} r{src}"),
         Cmp { a, b } => write!(out, "{m} r{a}, r{b}"),
+        Nop => write!(out, "{m}"),
+        Lds { dst, slot } => write!(out, "{m} r{dst}, {slot}"),
+        Sts { slot, src } => write!(out, "{m} {slot}, r{src}"),
     };
     out
 }

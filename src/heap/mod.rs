@@ -243,6 +243,22 @@ impl Default for Fields<'_> {
 }
 
 impl<'gc> Fields<'gc> {
+    /// Every field, in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (Value<'gc>, Value<'gc>)> + '_ {
+        let list: &[(Key<'gc>, Value<'gc>)] = match self {
+            Fields::Inline { len, entries } => &entries[..*len as usize],
+            Fields::Small(list) => list,
+            Fields::Map(_) => &[],
+        };
+        let map = match self {
+            Fields::Map(map) => Some(map.iter()),
+            _ => None,
+        };
+        list.iter()
+            .map(|(k, v)| (k.0, *v))
+            .chain(map.into_iter().flatten().map(|(k, v)| (k.0, *v)))
+    }
+
     /// The value under `key`.
     pub fn get(&self, key: &Key<'gc>) -> Option<Value<'gc>> {
         let found = |list: &[(Key<'gc>, Value<'gc>)]| find_key(list, key).map(|i| list[i].1);
@@ -251,18 +267,6 @@ impl<'gc> Fields<'gc> {
             Fields::Small(list) => found(list),
             Fields::Map(map) => map.get(key).copied(),
         }
-    }
-
-    /// The fields in insertion order (what `print` shows).
-    pub fn entries(&self) -> impl Iterator<Item = (Key<'gc>, Value<'gc>)> + '_ {
-        let (list, map): (&[(Key<'gc>, Value<'gc>)], _) = match self {
-            Fields::Inline { len, entries } => (&entries[..*len as usize], None),
-            Fields::Small(list) => (list, None),
-            Fields::Map(map) => (&[], Some(map.iter())),
-        };
-        list.iter()
-            .copied()
-            .chain(map.into_iter().flatten().map(|(k, v)| (*k, *v)))
     }
 
     /// How many fields.
@@ -430,33 +434,45 @@ pub struct Upvalue<'gc> {
     pub cell: Gc<'gc, RefLock<Value<'gc>>>,
 }
 
-/// An environment's cells, in capture order: up to two inside the environment itself (most
-/// closures capture one or two variables, and this saves an allocation per closure), a vector
-/// past that.
+/// An environment's cells, by name: up to two inside the environment itself (most closures
+/// capture one or two variables, and this saves an allocation per closure), a short vector
+/// searched from the back up to [`SMALL_CELLS`], and past that a map keyed by the name's text
+/// (with the process's random key, so a program cannot make names collide), so a name lookup
+/// costs the same however many cells a closure has. Capturing a name twice keeps the later
+/// cell, as a search from the back would find it.
 #[derive(Collect)]
 #[collect(no_drop)]
 pub enum Cells<'gc> {
     /// Filled from the front.
     Inline([Option<Upvalue<'gc>>; 2]),
-    /// More than two.
-    Heap(Vec<Upvalue<'gc>>),
+    /// Three to [`SMALL_CELLS`].
+    Small(Vec<Upvalue<'gc>>),
+    /// More.
+    Map(Box<IndexMap<Key<'gc>, Upvalue<'gc>>>),
 }
+
+/// The most cells kept in a list; more go into a map.
+pub const SMALL_CELLS: usize = 8;
 
 impl<'gc> Cells<'gc> {
     /// No cells, with room for `n` (inline when `n` ≤ 2); fails instead of aborting when
     /// the system has no memory.
     pub fn try_with_capacity(n: usize) -> Result<Cells<'gc>, AllocError> {
+        let failed = || AllocError::System(n.saturating_mul(std::mem::size_of::<Upvalue<'_>>()));
         if n <= 2 {
-            return Ok(Cells::Inline([None, None]));
+            Ok(Cells::Inline([None, None]))
+        } else if n <= SMALL_CELLS {
+            let mut v = Vec::new();
+            v.try_reserve_exact(n).map_err(|_| failed())?;
+            Ok(Cells::Small(v))
+        } else {
+            let mut map = IndexMap::new();
+            map.try_reserve_exact(n).map_err(|_| failed())?;
+            Ok(Cells::Map(Box::new(map)))
         }
-        let mut v = Vec::new();
-        v.try_reserve_exact(n).map_err(|_| {
-            AllocError::System(n.saturating_mul(std::mem::size_of::<Upvalue<'_>>()))
-        })?;
-        Ok(Cells::Heap(v))
     }
 
-    /// Appends a cell.
+    /// Adds a cell; a cell of the same name is replaced (lookups found the newer one anyway).
     pub fn push(&mut self, upvalue: Upvalue<'gc>) {
         match self {
             Cells::Inline(items) => {
@@ -465,35 +481,66 @@ impl<'gc> Cells<'gc> {
                 } else {
                     let mut all: Vec<Upvalue<'gc>> = items.iter().flatten().copied().collect();
                     all.push(upvalue);
-                    *self = Cells::Heap(all);
+                    *self = Cells::Small(all);
                 }
             }
-            Cells::Heap(v) => v.push(upvalue),
+            Cells::Small(v) if v.len() < SMALL_CELLS => v.push(upvalue),
+            Cells::Small(v) => {
+                let mut map: IndexMap<Key<'gc>, Upvalue<'gc>> =
+                    IndexMap::with_capacity(SMALL_CELLS * 2);
+                for u in v.drain(..).chain(std::iter::once(upvalue)) {
+                    map.insert(Key(Value::String(u.name)), u);
+                }
+                *self = Cells::Map(Box::new(map));
+            }
+            Cells::Map(map) => {
+                map.insert(Key(Value::String(upvalue.name)), upvalue);
+            }
         }
     }
 
-    /// The last cell (the most recently captured) that `matches`.
-    pub fn find_last(
-        &self,
-        mut matches: impl FnMut(&Upvalue<'gc>) -> bool,
-    ) -> Option<&Upvalue<'gc>> {
-        match self {
-            Cells::Inline(items) => items.iter().rev().flatten().find(|u| matches(u)),
-            Cells::Heap(v) => v.iter().rev().find(|u| matches(u)),
-        }
+    /// The cell called `name` (the most recently captured one of that name). Adds the cells
+    /// it compared (1 for a map lookup) to `examined`, which callers charge to the
+    /// instruction budget.
+    pub fn find(&self, name: Gc<'gc, Str>, examined: &mut u64) -> Option<Upvalue<'gc>> {
+        let same = |u: &Upvalue<'gc>| Gc::ptr_eq(u.name, name) || u.name.same_text(&name);
+        let mut compared: u64 = 0;
+        let found = match self {
+            Cells::Inline(items) => items.iter().rev().flatten().find(|u| {
+                compared += 1;
+                same(u)
+            }),
+            Cells::Small(v) => v.iter().rev().find(|u| {
+                compared += 1;
+                same(u)
+            }),
+            Cells::Map(map) => {
+                compared = 1;
+                map.get(&Key(Value::String(name)))
+            }
+        };
+        *examined = examined.saturating_add(compared);
+        found.copied()
     }
 
     fn len(&self) -> usize {
         match self {
             Cells::Inline(items) => items.iter().flatten().count(),
-            Cells::Heap(v) => v.len(),
+            Cells::Small(v) => v.len(),
+            Cells::Map(map) => map.len(),
         }
     }
 
     fn buffer_bytes(&self) -> usize {
         match self {
             Cells::Inline(_) => 0,
-            Cells::Heap(v) => v.capacity() * std::mem::size_of::<Upvalue<'_>>(),
+            Cells::Small(v) => v.capacity() * std::mem::size_of::<Upvalue<'_>>(),
+            Cells::Map(map) => {
+                std::mem::size_of::<IndexMap<Key<'_>, Upvalue<'_>>>()
+                    + map
+                        .capacity()
+                        .saturating_mul(std::mem::size_of::<(Key<'_>, Upvalue<'_>)>() + 16)
+            }
         }
     }
 }

@@ -230,7 +230,7 @@ pub fn call<'gc>(
                 .map_err(|e| rt.alloc_error(e))?;
             for &v in names {
                 let name = string_value(b, v, "an upvalue name")?;
-                let found = calls.find_upvalue(mc, code, name.as_str(), &mut rt.work);
+                let found = calls.find_upvalue(mc, code, name, &mut rt.work);
                 let cell = found.ok_or_else(|| {
                     error(
                         b,

@@ -40,10 +40,40 @@ pub struct LinkedFunction {
     pub frame_size: u32,
     /// Parameter names.
     pub params: Box<[Rc<str>]>,
+    /// Where each parameter name first appears, for functions with more than
+    /// [`INDEXED_PARAMS`] parameters (closure capture looks names up in every live frame).
+    param_index: Option<HashMap<Rc<str>, u32>>,
     /// Names captured at call time.
     pub upvalues: Box<[Rc<str>]>,
     /// The program it came from (index into [`Code::programs`]).
     program: u32,
+}
+
+/// Functions with more parameters than this get a name index; fewer are compared in turn.
+const INDEXED_PARAMS: usize = 8;
+
+impl LinkedFunction {
+    fn index_params(&mut self) {
+        if self.params.len() > INDEXED_PARAMS {
+            let mut index = HashMap::with_capacity(self.params.len());
+            for (i, p) in self.params.iter().enumerate() {
+                index.entry(p.clone()).or_insert(i as u32);
+            }
+            self.param_index = Some(index);
+        }
+    }
+
+    /// The position of the first parameter called `name`. Adds the names it compared (1 for
+    /// an indexed function) to `examined`.
+    pub(crate) fn param_position(&self, name: &str, examined: &mut u64) -> Option<u32> {
+        if let Some(index) = &self.param_index {
+            *examined += 1;
+            return index.get(name).copied();
+        }
+        let found = self.params.iter().position(|p| &**p == name);
+        *examined += found.map_or(self.params.len(), |i| i + 1) as u64;
+        found.map(|i| i as u32)
+    }
 }
 
 /// The VM's linked code and name table.
@@ -168,12 +198,16 @@ impl Code {
                     .iter()
                     .map(|p| Rc::from(p.as_str()))
                     .collect(),
+                param_index: None,
                 upvalues: function
                     .upvalues
                     .iter()
                     .map(|u| Rc::from(u.as_str()))
                     .collect(),
             });
+            if let Some(f) = self.functions.last_mut() {
+                f.index_params();
+            }
             let slot = self.slot(&function.name);
             self.bindings[slot as usize] = Binding::Function(index);
         }

@@ -337,6 +337,16 @@ fn run_inner<'gc>(
                         }
                     }
                 }
+                Op::Nop => {}
+                Op::Lds { dst, slot } => {
+                    reg!(regs, dst) = interp.calls.load_spill(frame.spill_base, slot);
+                }
+                Op::Sts { slot, src } => {
+                    let v = reg!(regs, src);
+                    if let Err(e) = interp.calls.store_spill(rt, frame.spill_base, slot, v) {
+                        wait_for_memory!(*e)
+                    }
+                }
                 Op::Ld { dst, offset } => {
                     let len = interp.calls.pending.len() - pending_base;
                     let index = len as i64 - 1 + i64::from(offset);

@@ -126,12 +126,12 @@ impl<W: Write> Walker<'_, W> {
             return write!(self.out, "{{...{len} fields}}");
         }
         self.out.write_char('{')?;
-        for (i, (key, value)) in object.fields.entries().take(MAX_ENTRIES).enumerate() {
+        for (i, (key, value)) in object.fields.iter().take(MAX_ENTRIES).enumerate() {
             if i > 0 {
                 self.out.write_str(", ")?;
             }
             // A key prints like a value nested past the depth limit.
-            self.value(key.0, 0)?;
+            self.value(key, 0)?;
             self.out.write_str(": ")?;
             self.value(value, depth - 1)?;
         }

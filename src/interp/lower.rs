@@ -177,6 +177,17 @@ pub(crate) enum Op {
     },
     /// Past the last instruction: the function returns.
     End,
+    Nop,
+    /// `LDS dst, slot`: the frame's spill slot (Unit if never written).
+    Lds {
+        dst: R,
+        slot: u32,
+    },
+    /// `STS slot, src`.
+    Sts {
+        slot: u32,
+        src: R,
+    },
 }
 
 #[cfg(test)]
@@ -392,6 +403,9 @@ fn lower_one(ins: Instruction) -> Op {
         I::Ret { src } => Op::Ret { src: r(src) },
         I::PushArg { src } => Op::PushArg { src: r(src) },
         I::Cmp { a, b } => Op::Cmp { a: r(a), b: r(b) },
+        I::Nop => Op::Nop,
+        I::Lds { dst, slot } => Op::Lds { dst: r(dst), slot },
+        I::Sts { slot, src } => Op::Sts { slot, src: r(src) },
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Frame<'gc> {
     pub arg_count: u32,
     /// Pending-stack length to restore when it returns.
     pub restore_pending: u32,
+    /// Where its spill slots (LDS/STS) start on the spill stack; it has none when pushed.
+    pub spill_base: u32,
     /// Cells reachable with get_upvalue / set_upvalue.
     pub env: Option<Env<'gc>>,
 }
@@ -61,16 +63,20 @@ pub struct Activation {
     pub(super) frame_base: usize,
     pub(super) reg_base: usize,
     pub(super) pending_base: usize,
+    pub(super) spill_base: usize,
 }
 
-/// The frames, the pending-argument stack and the activations: everything about calls except
-/// the registers. Builtins get this (shared) while the interpreter keeps the running frame's
-/// registers borrowed.
+/// The frames, the pending-argument stack, the spill stack and the activations: everything
+/// about calls except the registers. Builtins get this (shared) while the interpreter keeps
+/// the running frame's registers borrowed.
 #[derive(Collect, Default)]
 #[collect(no_drop)]
 pub struct Calls<'gc> {
     pub(super) frames: Vec<Frame<'gc>>,
     pub(super) pending: Vec<Value<'gc>>,
+    /// Spill slots: each frame's from its `spill_base` to the next frame's (the top frame's
+    /// to the end), so a frame's slots survive its calls and a callee starts with none.
+    pub(super) spill: Vec<Value<'gc>>,
     pub(super) activations: Vec<Activation>,
 }
 
@@ -123,8 +129,9 @@ pub enum Step {
 const REGS_BASELINE: usize = 2 * WINDOW;
 const PENDING_BASELINE: usize = 256;
 const FRAMES_BASELINE: usize = 256;
+const SPILL_BASELINE: usize = 256;
 /// What [`Interp::stack_bytes`] is at most with the baselines (and a few activations).
-const BASELINE_BYTES: usize = (REGS_BASELINE - WINDOW + PENDING_BASELINE)
+const BASELINE_BYTES: usize = (REGS_BASELINE - WINDOW + PENDING_BASELINE + SPILL_BASELINE)
     * std::mem::size_of::<Value<'static>>()
     + FRAMES_BASELINE * std::mem::size_of::<Frame<'static>>()
     + 16 * std::mem::size_of::<Activation>();
@@ -160,6 +167,56 @@ impl<'gc> Calls<'gc> {
         Ok(())
     }
 
+    /// Spill slot `slot` of the frame whose slots start at `base` (the running one): Unit
+    /// when never written.
+    #[inline(always)]
+    pub(super) fn load_spill(&self, base: u32, slot: u32) -> Value<'gc> {
+        let i = base as usize + slot as usize;
+        self.spill.get(i).copied().unwrap_or(Value::Unit)
+    }
+
+    /// Stores `v` in spill slot `slot` of the running frame (slots start at `base`),
+    /// growing its slots with Unit first if the memory limit and the system allow.
+    #[inline(always)]
+    pub(super) fn store_spill(
+        &mut self,
+        rt: &Runtime,
+        base: u32,
+        slot: u32,
+        v: Value<'gc>,
+    ) -> Result<(), Box<RuntimeErrorKind>> {
+        let i = base as usize + slot as usize;
+        match self.spill.get_mut(i) {
+            Some(s) => *s = v,
+            None => self.grow_spill(rt, i, v)?,
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow_spill(
+        &mut self,
+        rt: &Runtime,
+        i: usize,
+        v: Value<'gc>,
+    ) -> Result<(), Box<RuntimeErrorKind>> {
+        // Frames record their base as u32: the stack stays below that many slots.
+        if i >= u32::MAX as usize {
+            let bytes = i.saturating_mul(std::mem::size_of::<Value<'_>>());
+            return Err(Box::new(
+                rt.alloc_error(crate::heap::AllocError::System(bytes)),
+            ));
+        }
+        let grown = reserve_vec(&mut self.spill, i + 1, rt.room())
+            .map_err(|e| Box::new(rt.alloc_error(e)))?;
+        rt.meter.add_stack_bytes(grown);
+        // Reserved: fills, allocates nothing.
+        self.spill.resize(i, Value::Unit);
+        self.spill.push(v);
+        Ok(())
+    }
+
     /// Arguments on the pending stack from `base` on.
     pub(crate) fn args_from(&self, base: usize) -> &[Value<'gc>] {
         &self.pending[base.min(self.pending.len())..]
@@ -188,62 +245,48 @@ impl<'gc> Calls<'gc> {
         Ok(())
     }
 
-    /// Looks a variable up by name the way StoffelVM does: frames from the top down, each
-    /// frame's parameters (their values at call time) first, then its upvalue cells. A
-    /// parameter is captured into a new cell; an upvalue's cell is shared. Adds the frames
-    /// and names it examined to `work` (charged to the instruction budget).
+    /// The cell `create_closure` captures for `name`: searching the live frames from the
+    /// top, a parameter of that name (a fresh cell holding the argument) or else a cell of
+    /// the frame's closure. Each frame costs a constant amount (parameter names are indexed
+    /// when the function is linked, cells by name), and the frames and names examined are
+    /// added to `work`, which is charged to the instruction budget.
     pub(crate) fn find_upvalue(
         &self,
         mc: &Mutation<'gc>,
         code: &Code,
-        name: &str,
+        name: Gc<'gc, Str>,
         work: &mut u64,
     ) -> Option<Gc<'gc, RefLock<Value<'gc>>>> {
         let mut examined: u64 = 0;
         let found = self.frames.iter().rev().find_map(|frame| {
             examined += 1;
             let f = &code.functions[frame.func as usize];
-            if let Some(i) = f.params.iter().position(|p| &**p == name) {
-                examined += i as u64 + 1;
-                let value = if (i as u32) < frame.arg_count {
-                    self.pending[frame.args_base as usize + i]
+            if let Some(i) = f.param_position(name.as_str(), &mut examined) {
+                let value = if i < frame.arg_count {
+                    self.pending[frame.args_base as usize + i as usize]
                 } else {
                     Value::Unit
                 };
                 return Some(Gc::new(mc, RefLock::new(value)));
             }
-            examined += f.params.len() as u64;
-            let env = frame.env?;
-            env.cells()
-                .find_last(|u| {
-                    examined += 1;
-                    u.name.as_str() == name
-                })
+            frame
+                .env?
+                .cells()
+                .find(name, &mut examined)
                 .map(|up| up.cell)
         });
         *work = work.saturating_add(examined);
         found
     }
 
-    /// The current frame's upvalue cell called `name`. Names usually are the very string the
-    /// closure was made with (the same constant), so pointers are compared first. Adds the
-    /// cells it examined to `work`.
+    /// The current frame's upvalue cell called `name`. Adds the cells it examined to `work`.
     pub(crate) fn current_upvalue(
         &self,
         name: Gc<'gc, Str>,
         work: &mut u64,
     ) -> Option<Gc<'gc, RefLock<Value<'gc>>>> {
         let env = self.frames.last()?.env?;
-        let mut examined: u64 = 0;
-        let found = env
-            .cells()
-            .find_last(|u| {
-                examined += 1;
-                Gc::ptr_eq(u.name, name) || u.name.as_str() == name.as_str()
-            })
-            .map(|u| u.cell);
-        *work = work.saturating_add(examined);
-        found
+        env.cells().find(name, work).map(|u| u.cell)
     }
 }
 
@@ -269,7 +312,8 @@ impl<'gc> Interp<'gc> {
     /// same for every program.
     pub fn stack_bytes(&self) -> usize {
         let regs = self.regs.capacity().saturating_sub(WINDOW);
-        (regs + self.calls.pending.capacity()) * std::mem::size_of::<Value<'_>>()
+        (regs + self.calls.pending.capacity() + self.calls.spill.capacity())
+            * std::mem::size_of::<Value<'_>>()
             + self.calls.frames.capacity() * std::mem::size_of::<Frame<'_>>()
             + self.calls.activations.capacity() * std::mem::size_of::<Activation>()
     }
@@ -299,6 +343,7 @@ impl<'gc> Interp<'gc> {
         self.regs.truncate((top_base + WINDOW).max(self.reg_top));
         self.regs.shrink_to(REGS_BASELINE);
         self.calls.pending.shrink_to(PENDING_BASELINE);
+        self.calls.spill.shrink_to(SPILL_BASELINE);
         self.calls.frames.shrink_to(FRAMES_BASELINE);
         meter.set_stack_bytes(self.stack_bytes());
     }
@@ -309,6 +354,7 @@ impl<'gc> Interp<'gc> {
         self.reg_top = 0;
         self.calls.frames.clear();
         self.calls.pending.clear();
+        self.calls.spill.clear();
         self.calls.activations.clear();
         self.result = Value::Unit;
         self.yielded = false;
@@ -320,6 +366,7 @@ impl<'gc> Interp<'gc> {
             frame_base: self.calls.frames.len(),
             reg_base: self.reg_top,
             pending_base: self.calls.pending.len(),
+            spill_base: self.calls.spill.len(),
         };
         self.calls.activations.push(act);
         act
@@ -525,6 +572,7 @@ impl<'gc> Interp<'gc> {
             self.calls.frames.truncate(act.frame_base);
             self.pop_registers(act.reg_base);
             self.calls.pending.truncate(act.pending_base);
+            self.calls.spill.truncate(act.spill_base);
         }
     }
 
@@ -578,6 +626,8 @@ impl<'gc> Interp<'gc> {
             args_base: args_base as u32,
             arg_count: args.len() as u32,
             restore_pending: restore_pending as u32,
+            // Below u32::MAX: `grow_spill` keeps it so.
+            spill_base: self.calls.spill.len() as u32,
             env,
         });
         Ok(())
@@ -632,11 +682,12 @@ pub(super) fn capture<'gc>(
 ) -> Result<Env<'gc>, RuntimeErrorKind> {
     let mut cells = Cells::try_with_capacity(names.len()).map_err(|e| rt.alloc_error(e))?;
     for name in names {
+        let name_str = Str::alloc_copy(mc, &rt.meter, name);
         let cell = calls
-            .find_upvalue(mc, code, name, &mut rt.work)
+            .find_upvalue(mc, code, name_str, &mut rt.work)
             .ok_or_else(|| RuntimeErrorKind::UpvalueNotFound(name.to_string()))?;
         cells.push(Upvalue {
-            name: Str::alloc_copy(mc, &rt.meter, name),
+            name: name_str,
             cell,
         });
     }
@@ -654,6 +705,7 @@ pub(super) fn return_from_frame<'gc>(interp: &mut Interp<'gc>, value: Value<'gc>
         .calls
         .pending
         .truncate(frame.restore_pending as usize);
+    interp.calls.spill.truncate(frame.spill_base as usize);
     if frame.entry {
         interp.result = value;
         if let Some(act) = interp.calls.activations.pop() {

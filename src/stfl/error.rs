@@ -27,7 +27,7 @@ pub enum LoadErrorKind {
     #[error("not an STFL file (bad magic)")]
     BadMagic,
     /// The version field is above [`VERSION`](super::VERSION).
-    #[error("unsupported STFL version {0} (only 0 and 1 are supported)")]
+    #[error("unsupported STFL version {0} (only 0 to {max} are supported)", max = super::VERSION)]
     UnsupportedVersion(u16),
     /// The file ends inside a fixed-width field. The error's offset is where the field starts.
     #[error("truncated: {what} needs {needed} bytes, only {available} left")]
@@ -48,7 +48,7 @@ pub enum LoadErrorKind {
     /// A constant's tag byte is not one of 0..=11.
     #[error("unknown constant tag {0}")]
     UnknownConstantTag(u8),
-    /// An instruction's opcode byte is not one of 0x00..=0x16.
+    /// An instruction's opcode byte is not one of 0x00..=0x19.
     #[error("unknown opcode 0x{0:02x}")]
     UnknownOpcode(u8),
     /// A count or length promises more elements or bytes than the rest of the file could
@@ -79,6 +79,42 @@ pub enum LoadErrorKind {
         /// Bytes requested.
         bytes: usize,
     },
+    /// A function record's parent flag is neither 0 nor 1 (an error from version 5 on).
+    #[error("invalid parent presence flag {0}")]
+    InvalidParentFlag(u8),
+    /// A function record (v5+) has a different number of parameter types than parameters.
+    /// The error's offset is the type count's.
+    #[error("{params} parameter name(s) but {types} parameter type(s)")]
+    TypeCountMismatch {
+        /// Parameter names.
+        params: usize,
+        /// Parameter types.
+        types: usize,
+    },
+    /// A function type's tag is not one of 0..=14.
+    #[error("unknown function type tag {0}")]
+    UnknownTypeTag(u8),
+    /// A function type cannot be stored: a bit width of 0, or nesting deeper than
+    /// [`MAX_TYPE_DEPTH`](crate::program::MAX_TYPE_DEPTH).
+    #[error("invalid function type: {0}")]
+    InvalidType(&'static str),
+    /// The manifest's MPC backend byte is not 0 or 1.
+    #[error("unknown MPC backend tag {0} in the manifest")]
+    UnknownBackend(u8),
+    /// The manifest's MPC curve byte is not one of 0..=5.
+    #[error("unknown MPC curve tag {0} in the manifest")]
+    UnknownCurve(u8),
+    /// A client schema's share type tag is not one of 0..=2.
+    #[error("unknown share type tag {0} in the manifest")]
+    UnknownShareTypeTag(u8),
+    /// A client schema's share type is one the original VM refuses (a bit length of 0, a
+    /// fixed point with as many fractional bits as bits).
+    #[error("invalid share type in the manifest: {0}")]
+    InvalidShareType(&'static str),
+    /// The version cannot hold what the file decodes to (never for a well-formed reader;
+    /// reported rather than assumed).
+    #[error("{0}")]
+    Format(Box<crate::program::FormatError>),
     /// The file decodes but the program is not valid (constant index out of range, label
     /// beyond the code, register above the frame limit, frame too large). The error's offset
     /// is that of the instruction, label entry or field concerned.
@@ -124,14 +160,14 @@ fn shorten(name: &str) -> String {
     out
 }
 
-/// Why a [`Program`] cannot be written as STFL v1: some length or count does not fit its
+/// Why a [`Program`] cannot be written as STFL: some length or count does not fit its
 /// field. The loader never produces such a program, but a hand-built one can.
 ///
 /// [`Program`]: crate::program::Program
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WriteError {
     /// A length or count is above what its field can hold.
-    #[error("{}{what} is {len}, above the STFL v1 limit of {max}", location(*function))]
+    #[error("{}{what} is {len}, above the STFL limit of {max}", location(*function))]
     TooLong {
         /// Index of the function concerned, if any.
         function: Option<usize>,

@@ -1,12 +1,28 @@
-//! The loader: decodes STFL v1 (or v0) bytes with a bounds-checked reader, then validates
-//! the result with [`Program::new`], pointing any error back at the bytes concerned.
+//! The loader: decodes STFL bytes (versions 0 to 9) with a bounds-checked reader, then
+//! validates the result with [`Program::new`], pointing any error back at the bytes concerned.
 
 use std::collections::HashMap;
 
-use crate::program::{Constant, FunctionParts, Instruction, Label, Program, ProgramError, Reg};
+use crate::program::{
+    ClientIo, Constant, FunctionParts, FunctionType, FunctionTypes, Instruction, Label,
+    MAX_TYPE_DEPTH, Manifest, MpcBackend, MpcCurve, PreprocessingDemand, Program, ProgramError,
+    Reg, ShareType,
+};
 
 use super::error::{LoadError, LoadErrorKind};
 use super::{MAGIC, VERSION};
+
+/// The first version with a manifest after the function table.
+const MANIFEST_VERSION: u16 = 2;
+/// The first version whose manifest starts with the MPC backend byte.
+const BACKEND_VERSION: u16 = 3;
+/// The first version whose manifest then has the MPC curve byte.
+const CURVE_VERSION: u16 = 4;
+/// The first version with parameter and result types in function records. From this version
+/// on, a parent flag other than 0 or 1 is an error (v0/v1 read it as "no parent").
+const TYPES_VERSION: u16 = 5;
+/// The first version whose manifest ends with a preprocessing demand.
+const DEMAND_VERSION: u16 = 8;
 
 /// The smallest encoding of one constant: a bare tag (Unit).
 const MIN_CONSTANT_BYTES: u64 = 1;
@@ -19,17 +35,23 @@ const MIN_LABEL_BYTES: u64 = 6;
 const MIN_INSTRUCTION_BYTES: u64 = 3;
 /// The smallest encoding of one parameter or upvalue name: its length (2).
 const MIN_NAME_BYTES: u64 = 2;
+/// The smallest encoding of one function type: a bare tag.
+const MIN_TYPE_BYTES: u64 = 1;
+/// The smallest encoding of one client IO schema: slot (8), input and output counts (4+4).
+const MIN_CLIENT_BYTES: u64 = 16;
+/// The smallest encoding of one share type: tag and bit length (1+4).
+const MIN_SHARE_BYTES: u64 = 5;
 
 /// Facts about a loaded file that are not part of the [`Program`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LoadInfo {
-    /// The version field of the header (0 or 1).
+    /// The version field of the header (0 to 9; also [`Program::version`]).
     pub version: u16,
     /// Bytes after the last function record. The loader ignores them, as the reference does.
     pub trailing_bytes: usize,
 }
 
-/// Loads an STFL v1 (or v0) file into a validated [`Program`].
+/// Loads an STFL file of version 0 to 9 into a validated [`Program`] of that version.
 pub fn load(bytes: &[u8]) -> Result<Program, LoadError> {
     load_with_info(bytes).map(|(program, _)| program)
 }
@@ -57,22 +79,34 @@ pub fn load_with_info(bytes: &[u8]) -> Result<(Program, LoadInfo), LoadError> {
     }
 
     let at = r.pos;
-    let function_count = r.count_u32("function count", MIN_FUNCTION_BYTES)?;
+    // From v5 on a record also has a type count (2) and a result type (1).
+    let min_function = MIN_FUNCTION_BYTES + if version >= TYPES_VERSION { 3 } else { 0 };
+    let function_count = r.count_u32("function count", min_function)?;
     let mut functions = r.vec_for(at, "functions", function_count)?;
     let mut spans = r.vec_for(at, "functions", function_count)?;
     let mut callees = Callees::default();
     for index in 0..function_count {
-        let (parts, span) = r.function(index, &mut callees)?;
+        let (parts, span) = r.function(index, version, &mut callees)?;
         functions.push(parts);
         spans.push(span);
     }
+    r.ctx = Context::default();
+    let manifest_at = r.pos;
+    let manifest = if version >= MANIFEST_VERSION {
+        Some(r.manifest(version)?)
+    } else {
+        None
+    };
     let info = LoadInfo {
         version,
         trailing_bytes: r.remaining(),
     };
 
     let program = Program::new(constants, functions, callees.names)
-        .map_err(|(index, error)| program_error(index, error, &spans))?;
+        .map_err(|(index, error)| program_error(index, error, &spans))?
+        .with_format(version, manifest)
+        // Decoding has checked everything this checks; reported, never unwrapped.
+        .map_err(|e| r.fail(manifest_at, LoadErrorKind::Format(Box::new(e))))?;
     Ok((program, info))
 }
 
@@ -340,6 +374,7 @@ impl<'a> Reader<'a> {
     fn function(
         &mut self,
         index: usize,
+        version: u16,
         callees: &mut Callees,
     ) -> Result<(FunctionParts, Span), LoadError> {
         self.ctx = Context {
@@ -354,9 +389,20 @@ impl<'a> Reader<'a> {
         let register_count = self.u16("register count")?;
         let params_at = self.pos;
         let params = self.names("parameter count", "parameter name length", "parameter name")?;
+        let types = if version >= TYPES_VERSION {
+            Some(self.function_types(params.len())?)
+        } else {
+            None
+        };
         let upvalues = self.names("upvalue count", "upvalue name length", "upvalue name")?;
+        let flag_at = self.pos;
         let parent = match self.u8("parent flag")? {
             1 => Some(self.name("parent name length", "parent name")?),
+            0 => None,
+            flag if version >= TYPES_VERSION => {
+                return Err(self.fail(flag_at, LoadErrorKind::InvalidParentFlag(flag)));
+            }
+            // v0/v1 (and v2-v4) readers took every other value as "no parent".
             _ => None,
         };
 
@@ -406,6 +452,7 @@ impl<'a> Reader<'a> {
             params,
             upvalues,
             parent,
+            types,
             labels,
             code,
         };
@@ -488,7 +535,174 @@ impl<'a> Reader<'a> {
                 a: self.reg()?,
                 b: self.reg()?,
             },
+            // NOP, LDS and STS decode in every version, as in the original reader.
+            0x17 => Nop,
+            0x18 => Lds {
+                dst: self.reg()?,
+                slot: self.u32("spill slot")?,
+            },
+            0x19 => {
+                let slot = self.u32("spill slot")?;
+                Sts {
+                    slot,
+                    src: self.reg()?,
+                }
+            }
             other => return Err(self.fail(at, LoadErrorKind::UnknownOpcode(other))),
         })
+    }
+}
+
+impl Reader<'_> {
+    /// The v5+ type metadata of a function with `params` parameters: a type count that must
+    /// equal `params`, the parameter types, the result type.
+    fn function_types(&mut self, params: usize) -> Result<FunctionTypes, LoadError> {
+        let at = self.pos;
+        let count = usize::from(self.u16("parameter type count")?);
+        if count != params {
+            return Err(self.fail(
+                at,
+                LoadErrorKind::TypeCountMismatch {
+                    params,
+                    types: count,
+                },
+            ));
+        }
+        // One more type (the result) follows the parameters' types.
+        self.check_count(at, "parameter type count", count as u64 + 1, MIN_TYPE_BYTES)?;
+        let mut types = self.vec_for(at, "parameter types", count)?;
+        for _ in 0..count {
+            types.push(self.function_type(1)?);
+        }
+        let ret = self.function_type(1)?;
+        Ok(FunctionTypes { params: types, ret })
+    }
+
+    /// One (recursive) function type at nesting level `depth` (1 for the outermost).
+    fn function_type(&mut self, depth: usize) -> Result<FunctionType, LoadError> {
+        let at = self.pos;
+        if depth > MAX_TYPE_DEPTH {
+            return Err(self.fail(at, LoadErrorKind::InvalidType("type nests too deeply")));
+        }
+        let inner = |r: &mut Self| r.function_type(depth + 1).map(Box::new);
+        Ok(match self.u8("function type tag")? {
+            0 => {
+                let signed = self.u8("integer type signedness")? != 0;
+                let bits = self.u8("integer type bit width")?;
+                if bits == 0 {
+                    return Err(self.fail(
+                        at,
+                        LoadErrorKind::InvalidType("integer type has a bit width of 0"),
+                    ));
+                }
+                FunctionType::Int { signed, bits }
+            }
+            1 => FunctionType::Float,
+            2 => FunctionType::String,
+            3 => FunctionType::Bool,
+            4 => FunctionType::Nil,
+            5 => FunctionType::Void,
+            6 => FunctionType::Secret(inner(self)?),
+            7 => FunctionType::List(inner(self)?),
+            8 => {
+                let key = inner(self)?;
+                FunctionType::Dict(key, inner(self)?)
+            }
+            9 => FunctionType::Object(self.name("object type name length", "object type name")?),
+            10 => {
+                let name = self.name("generic type name length", "generic type name")?;
+                let count_at = self.pos;
+                let count = self.count_u16("generic parameter count", MIN_TYPE_BYTES)?;
+                let mut params = self.vec_for(count_at, "generic parameters", count)?;
+                for _ in 0..count {
+                    params.push(self.function_type(depth + 1)?);
+                }
+                FunctionType::Generic(name, params)
+            }
+            11 => FunctionType::TypeVar(self.name("type variable name length", "type variable")?),
+            12 => FunctionType::Unknown,
+            13 => FunctionType::Fixed { bits: 64 },
+            14 => {
+                let bits = self.u8("fixed-point type bit width")?;
+                if bits == 0 {
+                    return Err(self.fail(
+                        at,
+                        LoadErrorKind::InvalidType("fixed-point type has a bit width of 0"),
+                    ));
+                }
+                FunctionType::Fixed { bits }
+            }
+            tag => return Err(self.fail(at, LoadErrorKind::UnknownTypeTag(tag))),
+        })
+    }
+
+    /// The manifest after the function table (v2+), with the fields `version` has.
+    fn manifest(&mut self, version: u16) -> Result<Manifest, LoadError> {
+        let mut manifest = Manifest::default();
+        if version >= BACKEND_VERSION {
+            let at = self.pos;
+            let tag = self.u8("MPC backend")?;
+            manifest.backend = *MpcBackend::ALL
+                .get(usize::from(tag))
+                .ok_or_else(|| self.fail(at, LoadErrorKind::UnknownBackend(tag)))?;
+        }
+        if version >= CURVE_VERSION {
+            let at = self.pos;
+            let tag = self.u8("MPC curve")?;
+            manifest.curve = *MpcCurve::ALL
+                .get(usize::from(tag))
+                .ok_or_else(|| self.fail(at, LoadErrorKind::UnknownCurve(tag)))?;
+        }
+        let at = self.pos;
+        let count = self.count_u32("client count", MIN_CLIENT_BYTES)?;
+        manifest.clients = self.vec_for(at, "client schemas", count)?;
+        for _ in 0..count {
+            let client_slot = self.u64("client slot")?;
+            let inputs = self.share_types("client input count")?;
+            let outputs = self.share_types("client output count")?;
+            manifest.clients.push(ClientIo {
+                client_slot,
+                inputs,
+                outputs,
+            });
+        }
+        if version >= DEMAND_VERSION {
+            manifest.demand = PreprocessingDemand {
+                triples: self.u64("preprocessing triples")?,
+                randoms: self.u64("preprocessing randoms")?,
+                prandbits: self.u64("preprocessing prandbits")?,
+                prandints: self.u64("preprocessing prandints")?,
+                dynamic: self.u8("preprocessing dynamic flag")? != 0,
+            };
+        }
+        Ok(manifest)
+    }
+
+    /// A u32 count of share types.
+    fn share_types(&mut self, what: &'static str) -> Result<Vec<ShareType>, LoadError> {
+        let at = self.pos;
+        let count = self.count_u32(what, MIN_SHARE_BYTES)?;
+        let mut types = self.vec_for(at, "share types", count)?;
+        for _ in 0..count {
+            let at = self.pos;
+            let share = match self.u8("share type tag")? {
+                0 => ShareType::SecretInt {
+                    bit_length: self.u32("share bit length")?,
+                },
+                2 => ShareType::SecretUInt {
+                    bit_length: self.u32("share bit length")?,
+                },
+                1 => ShareType::SecretFixedPoint {
+                    total_bits: self.u32("fixed-point total bits")?,
+                    fractional_bits: self.u32("fixed-point fractional bits")?,
+                },
+                tag => return Err(self.fail(at, LoadErrorKind::UnknownShareTypeTag(tag))),
+            };
+            if let Some(problem) = share.problem() {
+                return Err(self.fail(at, LoadErrorKind::InvalidShareType(problem)));
+            }
+            types.push(share);
+        }
+        Ok(types)
     }
 }

@@ -27,5 +27,7 @@ pub use writer::write;
 /// The four bytes every STFL file starts with.
 pub const MAGIC: [u8; 4] = *b"STFL";
 
-/// The version [`write()`] emits. [`load`] accepts this and every lower version (that is, 0).
-pub const VERSION: u16 = 1;
+/// The newest version: what [`write()`] emits for a program built by the assembler or
+/// [`Program::new`](crate::program::Program::new). [`load`] accepts this and every lower
+/// version; [`write()`] writes each program in the version it was read as.
+pub const VERSION: u16 = crate::program::FORMAT_VERSION;

@@ -3,10 +3,11 @@
 //! behaviour bytecode gets.
 
 use super::Vm;
-use super::val::val_to_value;
+use super::val::{val_to_value, value_to_val};
 use crate::Val;
 use crate::error::{ApiError, VmError};
 use crate::interp::builtins::Builtin;
+use crate::value::Value;
 
 impl Vm {
     /// Drops the caller's reference to a heap value (no-op for non-heap values). Releasing a
@@ -111,6 +112,67 @@ impl Vm {
             }
             .into()),
         }
+    }
+
+    /// An object's fields as (key, value) pairs, in insertion order; heap keys and values
+    /// are new references the caller owns.
+    ///
+    /// ```
+    /// # use stoffel_vm::{Val, Vm};
+    /// let mut vm = Vm::new();
+    /// let obj = vm.create_object().unwrap();
+    /// vm.set_field(&obj, &Val::from("b"), &Val::I64(2)).unwrap();
+    /// vm.set_field(&obj, &Val::from("a"), &Val::I64(1)).unwrap();
+    /// let fields = vm.fields(&obj).unwrap();
+    /// assert_eq!(fields, [(Val::from("b"), Val::I64(2)), (Val::from("a"), Val::I64(1))]);
+    /// ```
+    pub fn fields(&mut self, object: &Val) -> Result<Vec<(Val, Val)>, VmError> {
+        if !matches!(object, Val::Object(_)) {
+            return Err(ApiError::WrongKind {
+                expected: "object",
+                got: object.kind().type_name(),
+            }
+            .into());
+        }
+        let _guard = self.enter()?;
+        let meter = &self.rt.meter;
+        let fields = self.arena.mutate_root(|mc, root| {
+            let Value::Object(obj) = val_to_value(mc, meter, &root.handles, object)? else {
+                return Err(VmError::from(ApiError::WrongKind {
+                    expected: "object",
+                    got: object.kind().type_name(),
+                }));
+            };
+            let entries: Vec<_> = obj.borrow().fields.iter().collect();
+            let mut out = Vec::with_capacity(entries.len());
+            for (k, v) in entries {
+                let pair = value_to_val(k, &mut root.handles).and_then(|k| {
+                    match value_to_val(v, &mut root.handles) {
+                        Ok(v) => Ok((k, v)),
+                        Err(e) => {
+                            if let Some(h) = k.handle() {
+                                let _ = root.handles.release(h);
+                            }
+                            Err(e)
+                        }
+                    }
+                });
+                match pair {
+                    Ok(pair) => out.push(pair),
+                    Err(e) => {
+                        for (k, v) in &out {
+                            for h in [k.handle(), v.handle()].into_iter().flatten() {
+                                let _ = root.handles.release(h);
+                            }
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(out)
+        });
+        self.collect_debt();
+        fields
     }
 
     /// `call_closure(closure, args…)`.

@@ -12,6 +12,7 @@
 //! valid during that call (retain it with [`Vm::retain`] to keep it). A handle a host
 //! function returns is handed over to the VM (see [`HostFn`]).
 
+mod convert;
 mod drive;
 mod foreign;
 mod gc;
@@ -41,6 +42,7 @@ use crate::value::Value;
 use gc::PACING;
 use val::val_to_value;
 
+pub use convert::{FromVal, IntoVal};
 pub use gc::GcStats;
 pub use host::HostFn;
 pub use val::Val;

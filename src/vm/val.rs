@@ -81,36 +81,6 @@ impl Val {
     }
 }
 
-impl From<i64> for Val {
-    fn from(v: i64) -> Val {
-        Val::I64(v)
-    }
-}
-
-impl From<bool> for Val {
-    fn from(v: bool) -> Val {
-        Val::Bool(v)
-    }
-}
-
-impl From<f64> for Val {
-    fn from(v: f64) -> Val {
-        Val::Float(v)
-    }
-}
-
-impl From<&str> for Val {
-    fn from(v: &str) -> Val {
-        Val::String(v.to_owned())
-    }
-}
-
-impl From<String> for Val {
-    fn from(v: String) -> Val {
-        Val::String(v)
-    }
-}
-
 /// A value for the host: heap values get a new handle (one reference).
 #[inline]
 pub(super) fn value_to_val<'gc>(
