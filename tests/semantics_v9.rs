@@ -722,3 +722,28 @@ fn array_length_takes_one_array_or_string() {
         "runtime error in function 'main' at instruction 3: array_length: expects 1 argument: array"
     );
 }
+
+#[test]
+fn closure_builtins_use_the_current_messages() {
+    let at = "runtime error in function 'main' at instruction";
+    assert_eq!(
+        fails(
+            ".function main\n    LDI r1, \"x\"\n    PUSHARG r1\n    PUSHARG r1\n    CALL get_upvalue\n"
+        ),
+        format!("{at} 3: get_upvalue: expects 1 argument: name")
+    );
+    assert_eq!(
+        fails(".function main\n    LDI r1, \"x\"\n    PUSHARG r1\n    CALL get_upvalue\n"),
+        format!("{at} 2: get_upvalue: Upvalue 'x' not found")
+    );
+    assert_eq!(
+        fails(
+            ".function main\n    LDI r1, \"f\"\n    LDI r2, 5\n    PUSHARG r1\n    PUSHARG r2\n    CALL create_closure\n"
+        ),
+        format!("{at} 4: create_closure: Upvalue names must be strings")
+    );
+    assert_eq!(
+        fails(".function main\n    LDI r1, 5\n    PUSHARG r1\n    CALL call_closure\n"),
+        format!("{at} 2: call_closure: First argument must be a closure, but got int64")
+    );
+}

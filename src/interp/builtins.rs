@@ -132,7 +132,7 @@ fn string_value<'gc>(
         Value::String(s) => Ok(s),
         other => Err(error(
             b,
-            format!("{what} must be a string, got {}", kind_name(other)),
+            format!("{what} must be a string (got {})", kind_name(other)),
         )),
     }
 }
@@ -218,24 +218,26 @@ pub fn call<'gc>(
         }
         Builtin::CreateClosure => {
             let Some(&first) = args.first() else {
-                return Err(error(b, "expects at least 1 argument: the function name"));
+                return Err(error(b, "expects at least 1 argument: function_name"));
             };
-            let fname = string_value(b, first, "the function name")?;
+            let fname = string_value(b, first, "First argument")?;
             for &v in &args[1..] {
-                string_value(b, v, "an upvalue name")?;
+                if !matches!(v, Value::String(_)) {
+                    return Err(error(b, "Upvalue names must be strings"));
+                }
             }
             let names = &args[1..];
             rt.check_alloc(64 + names.len() * 96)?;
             let mut cells = crate::heap::Cells::try_with_capacity(names.len())
                 .map_err(|e| rt.alloc_error(e))?;
             for &v in names {
-                let name = string_value(b, v, "an upvalue name")?;
+                let name = string_value(b, v, "Upvalue name")?;
                 let found = calls.find_upvalue(mc, code, name, &mut rt.work);
                 let cell = found.ok_or_else(|| {
                     error(
                         b,
                         format!(
-                            "could not find upvalue '{}' when creating closure",
+                            "Could not find upvalue {} when creating closure",
                             name.as_str()
                         ),
                     )
@@ -253,12 +255,12 @@ pub fn call<'gc>(
                     return Err(error(
                         b,
                         format!(
-                            "first argument must be a closure, but got {}",
+                            "First argument must be a closure, but got {}",
                             kind_name(*other)
                         ),
                     ));
                 }
-                None => return Err(error(b, "expects at least 1 argument: the closure")),
+                None => return Err(error(b, "expects at least 1 argument: closure")),
             };
             let slot = match closure.slot {
                 u32::MAX => code.find_slot(closure.function_name.as_str()),
@@ -291,17 +293,14 @@ pub fn call<'gc>(
             }
         }
         Builtin::GetUpvalue => {
-            let Some(&first) = args.first() else {
-                return Err(error(b, "expects 1 argument: the upvalue name"));
-            };
-            get_upvalue(calls, rt, first)?
+            if args.len() != 1 {
+                return Err(error(b, "expects 1 argument: name"));
+            }
+            get_upvalue(calls, rt, args[0])?
         }
         Builtin::SetUpvalue => {
             if args.len() < 2 {
-                return Err(error(
-                    b,
-                    "expects 2 arguments: the upvalue name and the value",
-                ));
+                return Err(error(b, "expects 2 arguments: name and value"));
             }
             set_upvalue(mc, calls, rt, args[0], args[1])?
         }
@@ -567,7 +566,7 @@ pub(crate) fn array_push<'gc>(
     let Value::Array(a) = array else {
         return Err(error(
             b,
-            format!("first argument must be an array, got {}", kind_name(array)),
+            format!("First argument must be an array (got {})", kind_name(array)),
         ));
     };
     let mut array = a.borrow_mut(mc);
@@ -590,10 +589,10 @@ pub(crate) fn get_upvalue<'gc>(
     name: Value<'gc>,
 ) -> Result<Value<'gc>, RuntimeErrorKind> {
     let b = Builtin::GetUpvalue;
-    let name = string_value(b, name, "the upvalue name")?;
+    let name = string_value(b, name, "Upvalue name")?;
     match calls.current_upvalue(name, &mut rt.work) {
         Some(cell) => Ok(*cell.borrow()),
-        None => Err(error(b, format!("upvalue '{}' not found", name.as_str()))),
+        None => Err(error(b, format!("Upvalue '{}' not found", name.as_str()))),
     }
 }
 
@@ -606,13 +605,13 @@ pub(crate) fn set_upvalue<'gc>(
     value: Value<'gc>,
 ) -> Result<Value<'gc>, RuntimeErrorKind> {
     let b = Builtin::SetUpvalue;
-    let name = string_value(b, name, "the upvalue name")?;
+    let name = string_value(b, name, "Upvalue name")?;
     match calls.current_upvalue(name, &mut rt.work) {
         Some(cell) => *cell.borrow_mut(mc) = value,
         None => {
             return Err(error(
                 b,
-                format!("upvalue '{}' not found for writing", name.as_str()),
+                format!("Upvalue '{}' not found for writing", name.as_str()),
             ));
         }
     }
