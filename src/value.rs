@@ -5,7 +5,6 @@
 //! and hashing object fields use. The `print` text format and the `type` names live here too,
 //! because every layer that shows a value to a person uses them.
 
-use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 
 use gc_arena::{Collect, Gc};
@@ -141,18 +140,10 @@ impl<'gc> Value<'gc> {
         }
     }
 
-    /// Appends the text `print` writes for this value: strings raw, everything else in
-    /// StoffelVM's debug format (`42`, `42u8`, `1.5f64`, `()`, `Object(3)`, …).
-    pub fn write_display(&self, out: &mut String) {
-        match self {
-            Value::String(s) => out.push_str(s.as_str()),
-            other => other.write_debug(out),
-        }
-    }
-
     /// Appends StoffelVM's debug format: strings quoted (no escaping, as the original).
-    pub fn write_debug(&self, out: &mut String) {
-        // Writing to a String cannot fail.
+    /// Generic so that `print`'s formatter can also measure the text without building it.
+    pub fn write_debug<W: std::fmt::Write>(&self, out: &mut W) {
+        // Writing to a String (or a byte counter) cannot fail.
         let _ = match self {
             Value::Unit => write!(out, "()"),
             Value::Bool(b) => write!(out, "{b}"),
@@ -193,16 +184,6 @@ impl<'gc> Value<'gc> {
             Value::String(s) => format!("\"{}\"", short(s.as_str())),
             Value::Closure(c) => format!("Function({})", short(c.function_name.as_str())),
             other => other.debug_string(),
-        }
-    }
-
-    /// About how many bytes [`Value::write_display`] writes (exact for strings and closures;
-    /// an upper bound for the rest, which print in a few bytes).
-    pub fn display_len(&self) -> usize {
-        match self {
-            Value::String(s) => s.as_str().len(),
-            Value::Closure(c) => c.function_name.as_str().len().saturating_add(10),
-            _ => 32,
         }
     }
 }

@@ -222,7 +222,7 @@ fn a_failure_under_many_levels_names_the_innermost_error_and_the_depth() {
         assert_eq!(
             e.to_string(),
             "runtime error in function 'main' at instruction 1: host function 'down' failed: \
-             runtime error in function 'leaf' at instruction 2: division by zero"
+             runtime error in function 'leaf' at instruction 2: Division by zero"
         );
         // main(n) at the top runs n + 1 host calls deep; `leaf` fails in the deepest one.
         for n in [1, 2, 10, 198] {
@@ -232,7 +232,7 @@ fn a_failure_under_many_levels_names_the_innermost_error_and_the_depth() {
                 text,
                 format!(
                     "runtime error in function 'main' at instruction 1: host function 'down' \
-                     failed: runtime error in function 'leaf' at instruction 2: division by \
+                     failed: runtime error in function 'leaf' at instruction 2: Division by \
                      zero (innermost error of {} nested executions)",
                     n + 1
                 )
@@ -271,7 +271,7 @@ fn a_host_message_of_its_own_is_kept_at_the_outermost_level() {
     let e = vm.execute("main", &[Val::I64(3)]).unwrap_err();
     assert_eq!(
         host_failure(&e).1,
-        "level 3: runtime error in function 'leaf' at instruction 2: division by zero \
+        "level 3: runtime error in function 'leaf' at instruction 2: Division by zero \
          (innermost error of 4 nested executions)"
     );
     // A message of its own and no cause: the message, as it is.

@@ -156,9 +156,11 @@ pub unsafe extern "C" fn stoffel_create_array(
     })
 }
 
-/// `get_field(container, key)`: the value stored under `key` in an object or array (UNIT if
-/// missing or if `container` is neither). A STRING result is a copy to free; an id result is
-/// a new id owned by the caller.
+/// `get_field(container, key)`, as the builtin: the value stored under `key` in an object or
+/// array (UNIT for a missing object key or if `container` is neither; an error for an array
+/// index not below the length), or a string's character at an index (negative indices count
+/// from the end). A STRING result is a copy to free; an id result is a new id owned by the
+/// caller.
 ///
 /// # Safety
 /// `container` and `key` must be NULL or readable; `result` NULL or writable.

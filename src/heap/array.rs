@@ -183,6 +183,19 @@ impl<'gc> Array<'gc> {
             .unwrap_or(Value::Unit)
     }
 
+    /// The value under `key` if it was written: an index inside the dense part (holes
+    /// there included, as Unit) or a key in the side map. `None` for anything else.
+    #[inline]
+    pub fn find(&self, key: Value<'gc>) -> Option<Value<'gc>> {
+        if let Value::I64(i) = key
+            && i >= 0
+            && let Some(&v) = self.dense.as_slice().get(i as usize)
+        {
+            return Some(v);
+        }
+        self.sparse.as_ref().and_then(|m| m.get(&Key(key)).copied())
+    }
+
     fn is_dense_index(&self, i: u64) -> bool {
         i < (self.dense.len() as u64)
             .saturating_mul(2)

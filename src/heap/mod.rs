@@ -243,22 +243,6 @@ impl Default for Fields<'_> {
 }
 
 impl<'gc> Fields<'gc> {
-    /// Every field, in insertion order.
-    pub fn iter(&self) -> impl Iterator<Item = (Value<'gc>, Value<'gc>)> + '_ {
-        let list: &[(Key<'gc>, Value<'gc>)] = match self {
-            Fields::Inline { len, entries } => &entries[..*len as usize],
-            Fields::Small(list) => list,
-            Fields::Map(_) => &[],
-        };
-        let map = match self {
-            Fields::Map(map) => Some(map.iter()),
-            _ => None,
-        };
-        list.iter()
-            .map(|(k, v)| (k.0, *v))
-            .chain(map.into_iter().flatten().map(|(k, v)| (k.0, *v)))
-    }
-
     /// The value under `key`.
     pub fn get(&self, key: &Key<'gc>) -> Option<Value<'gc>> {
         let found = |list: &[(Key<'gc>, Value<'gc>)]| find_key(list, key).map(|i| list[i].1);
@@ -465,7 +449,7 @@ pub enum Cells<'gc> {
 }
 
 /// The most cells kept in a list; more go into a map.
-pub const SMALL_CELLS: usize = 8;
+const SMALL_CELLS: usize = 8;
 
 impl<'gc> Cells<'gc> {
     /// No cells, with room for `n` (inline when `n` ≤ 2); fails instead of aborting when

@@ -1,5 +1,6 @@
-//! The builtin functions: `print`, `type`, objects, arrays and closures, with StoffelVM's
-//! argument rules and text formats.
+//! The builtin functions: `print`, `to_string`, `type`, objects, arrays and closures, with
+//! the current StoffelVM's argument rules and text formats (the text itself is made by
+//! [`super::format`]).
 //!
 //! Builtins run inside the arena (they allocate), on the arguments the caller pushed. Their
 //! result goes to the caller's r0, except `call_closure`, which starts a frame whose `RET`
@@ -8,6 +9,7 @@
 use gc_arena::{Gc, Mutation};
 
 use super::code::{Binding, Code};
+use super::format;
 use super::lower::Op;
 use super::stack::{Calls, Window};
 use super::{Runtime, RuntimeErrorKind, WINDOW, kind_name};
@@ -102,11 +104,13 @@ pub enum Builtin {
     StorageDelete,
     /// `LocalStorage.exists(key)`.
     StorageExists,
+    /// `to_string(v)`: the text `print` writes for `v`.
+    ToString,
 }
 
 impl Builtin {
     /// Every builtin, in registration order.
-    pub const ALL: [Builtin; 42] = [
+    pub const ALL: [Builtin; 43] = [
         Builtin::Print,
         Builtin::Type,
         Builtin::CreateObject,
@@ -149,6 +153,7 @@ impl Builtin {
         Builtin::StorageRetrieve,
         Builtin::StorageDelete,
         Builtin::StorageExists,
+        Builtin::ToString,
     ];
 
     /// The name bytecode calls it by.
@@ -196,6 +201,7 @@ impl Builtin {
             Builtin::StorageRetrieve => "LocalStorage.retrieve",
             Builtin::StorageDelete => "LocalStorage.delete",
             Builtin::StorageExists => "LocalStorage.exists",
+            Builtin::ToString => "to_string",
         }
     }
 }
@@ -247,7 +253,7 @@ fn string_value<'gc>(
         Value::String(s) => Ok(s),
         other => Err(error(
             b,
-            format!("{what} must be a string, got {}", kind_name(other)),
+            format!("{what} must be a string (got {})", kind_name(other)),
         )),
     }
 }
@@ -268,20 +274,23 @@ pub fn call<'gc>(
     let value = match b {
         Builtin::Print => {
             // The line is built whole (a callback gets one call per line): its size, which
-            // the program controls, is admitted first.
-            let text: usize = args
-                .iter()
-                .map(Value::display_len)
-                .fold(args.len() + 1, usize::saturating_add);
+            // the program controls, is measured and admitted first.
+            let mut text = args.len() + 1;
+            for &v in args {
+                let (len, visited) = format::measure(v);
+                text = text.saturating_add(len);
+                rt.work = rt.work.saturating_add(2 * visited);
+            }
             rt.check_alloc(text)?;
             let mut line = String::new();
             line.try_reserve(text)
                 .map_err(|_| RuntimeErrorKind::OutOfMemory(text))?;
-            for (i, v) in args.iter().enumerate() {
+            for (i, &v) in args.iter().enumerate() {
                 if i > 0 {
                     line.push(' ');
                 }
-                v.write_display(&mut line);
+                // Writing to a String cannot fail.
+                let _ = format::write_value(&mut line, v);
             }
             line.push('\n');
             rt.output
@@ -289,9 +298,15 @@ pub fn call<'gc>(
                 .map_err(|e| RuntimeErrorKind::Output(e.to_string()))?;
             Value::Unit
         }
+        Builtin::ToString => {
+            if args.len() != 1 {
+                return Err(error(b, "expects 1 argument"));
+            }
+            to_string(mc, rt, args[0])?
+        }
         Builtin::Type => {
             if args.len() != 1 {
-                return Err(error(b, format!("expects 1 argument, got {}", args.len())));
+                return Err(error(b, "expects 1 argument"));
             }
             let name = args[0].kind().type_name();
             Value::String(Str::alloc_copy(mc, &rt.meter, name))
@@ -302,21 +317,20 @@ pub fn call<'gc>(
             if args.len() < 2 {
                 return Err(error(b, "expects at least 2 arguments: object and key"));
             }
-            get_field(args[0], args[1])
+            get_field(mc, rt, args[0], args[1])?
         }
         Builtin::SetField => {
             if args.len() < 3 {
-                return Err(error(
-                    b,
-                    "expects at least 3 arguments: object, key and value",
-                ));
+                return Err(error(b, "expects 3 arguments: object, key, and value"));
             }
             set_field(mc, rt, args[0], args[1], args[2])?
         }
-        Builtin::ArrayLength => match args.first() {
-            Some(&array) => array_length(array)?,
-            None => return Err(error(b, "expects 1 argument: the array")),
-        },
+        Builtin::ArrayLength => {
+            if args.len() != 1 {
+                return Err(error(b, "expects 1 argument: array"));
+            }
+            array_length(rt, args[0])?
+        }
         Builtin::ArrayPush => {
             if args.len() < 2 {
                 return Err(error(b, "expects at least 2 arguments: array and value"));
@@ -325,24 +339,26 @@ pub fn call<'gc>(
         }
         Builtin::CreateClosure => {
             let Some(&first) = args.first() else {
-                return Err(error(b, "expects at least 1 argument: the function name"));
+                return Err(error(b, "expects at least 1 argument: function_name"));
             };
-            let fname = string_value(b, first, "the function name")?;
+            let fname = string_value(b, first, "First argument")?;
             for &v in &args[1..] {
-                string_value(b, v, "an upvalue name")?;
+                if !matches!(v, Value::String(_)) {
+                    return Err(error(b, "Upvalue names must be strings"));
+                }
             }
             let names = &args[1..];
             rt.check_alloc(64 + names.len() * 96)?;
             let mut cells = crate::heap::Cells::try_with_capacity(names.len())
                 .map_err(|e| rt.alloc_error(e))?;
             for &v in names {
-                let name = string_value(b, v, "an upvalue name")?;
+                let name = string_value(b, v, "Upvalue name")?;
                 let found = calls.find_upvalue(mc, code, name, &mut rt.work);
                 let cell = found.ok_or_else(|| {
                     error(
                         b,
                         format!(
-                            "could not find upvalue '{}' when creating closure",
+                            "Could not find upvalue {} when creating closure",
                             name.as_str()
                         ),
                     )
@@ -360,12 +376,12 @@ pub fn call<'gc>(
                     return Err(error(
                         b,
                         format!(
-                            "first argument must be a closure, but got {}",
+                            "First argument must be a closure, but got {}",
                             kind_name(*other)
                         ),
                     ));
                 }
-                None => return Err(error(b, "expects at least 1 argument: the closure")),
+                None => return Err(error(b, "expects at least 1 argument: closure")),
             };
             let slot = match closure.slot {
                 u32::MAX => code.find_slot(closure.function_name.as_str()),
@@ -396,17 +412,14 @@ pub fn call<'gc>(
             }
         }
         Builtin::GetUpvalue => {
-            let Some(&first) = args.first() else {
-                return Err(error(b, "expects 1 argument: the upvalue name"));
-            };
-            get_upvalue(calls, rt, first)?
+            if args.len() != 1 {
+                return Err(error(b, "expects 1 argument: name"));
+            }
+            get_upvalue(calls, rt, args[0])?
         }
         Builtin::SetUpvalue => {
             if args.len() < 2 {
-                return Err(error(
-                    b,
-                    "expects 2 arguments: the upvalue name and the value",
-                ));
+                return Err(error(b, "expects 2 arguments: name and value"));
             }
             set_upvalue(mc, calls, rt, args[0], args[1])?
         }
@@ -428,21 +441,24 @@ pub(crate) fn create_object<'gc>(
     Ok(Value::Object(Object::alloc(mc, &rt.meter, id)))
 }
 
-/// `create_array([capacity])`: a non-I64 capacity is ignored, a negative one an error.
+/// `create_array([capacity])`: the capacity, if given, must be a non-negative integer of any
+/// kind. It is only a hint: at most [`MAX_CAPACITY_HINT`] elements are reserved.
 pub(crate) fn create_array<'gc>(
     mc: &Mutation<'gc>,
     rt: &mut Runtime,
     capacity: Option<Value<'gc>>,
 ) -> Result<Value<'gc>, RuntimeErrorKind> {
     let capacity = match capacity {
-        Some(Value::I64(n)) if n < 0 => {
-            return Err(error(
-                Builtin::CreateArray,
-                format!("capacity must not be negative, got {n}"),
-            ));
-        }
-        Some(Value::I64(n)) => (n as u64).min(MAX_CAPACITY_HINT as u64) as usize,
-        _ => 0,
+        None => 0,
+        Some(v) => match index_value(v) {
+            Some(n) if n >= 0 => n.min(MAX_CAPACITY_HINT as i128) as usize,
+            _ => {
+                return Err(error(
+                    Builtin::CreateArray,
+                    "array capacity must be a non-negative integer",
+                ));
+            }
+        },
     };
     rt.check_alloc(64 + capacity * std::mem::size_of::<Value<'_>>())?;
     let array = Array::try_alloc(mc, &rt.meter, rt.next_heap_id, capacity)
@@ -451,17 +467,158 @@ pub(crate) fn create_array<'gc>(
     Ok(Value::Array(array))
 }
 
-/// `get_field(container, key)`: Unit for a missing key or a non-container.
-#[inline]
-pub(crate) fn get_field<'gc>(container: Value<'gc>, key: Value<'gc>) -> Value<'gc> {
+/// An integer of any kind as an index (every kind fits in an i128); `None` for the rest.
+fn index_value(v: Value<'_>) -> Option<i128> {
+    Some(match v {
+        Value::I64(x) => x.into(),
+        Value::I32(x) => x.into(),
+        Value::I16(x) => x.into(),
+        Value::I8(x) => x.into(),
+        Value::U8(x) => x.into(),
+        Value::U16(x) => x.into(),
+        Value::U32(x) => x.into(),
+        Value::U64(x) => x.into(),
+        _ => return None,
+    })
+}
+
+/// `get_field(container, key)`. Objects: the field or Unit. Arrays: a negative integer
+/// index counts from the end; an integer index that is neither written nor below the
+/// length is an error, any other missing key Unit. Strings: the character at a
+/// (Python-style) index. Anything else: Unit.
+/// (The common cases inline, the rest out of line: the fused op stays as cheap as before
+/// the current VM's rules.)
+#[inline(always)]
+pub(crate) fn get_field<'gc>(
+    mc: &Mutation<'gc>,
+    rt: &mut Runtime,
+    container: Value<'gc>,
+    key: Value<'gc>,
+) -> Result<Value<'gc>, RuntimeErrorKind> {
     match container {
-        Value::Object(o) => o.borrow().get(key),
-        Value::Array(a) => a.borrow().get(key),
-        _ => Value::Unit,
+        Value::Object(o) => return Ok(o.borrow().get(key)),
+        Value::Array(a) => {
+            if let Some(v) = a.borrow().find(key) {
+                return Ok(v);
+            }
+        }
+        _ => {}
+    }
+    get_field_rare(mc, rt, container, key)
+}
+
+/// `get_field`'s rare cases: an array key not found as written, a string, a non-container.
+#[cold]
+#[inline(never)]
+fn get_field_rare<'gc>(
+    mc: &Mutation<'gc>,
+    rt: &mut Runtime,
+    container: Value<'gc>,
+    key: Value<'gc>,
+) -> Result<Value<'gc>, RuntimeErrorKind> {
+    match container {
+        Value::Array(a) => array_miss(a, key),
+        Value::String(s) => string_char(mc, rt, s, key),
+        _ => Ok(Value::Unit),
     }
 }
 
-/// `set_field(container, key, value)`.
+fn out_of_range(what: &str, index: impl std::fmt::Display, len: u64) -> RuntimeErrorKind {
+    error(
+        Builtin::GetField,
+        format!("{what} {index} out of range (length {len})"),
+    )
+}
+
+/// `get_field` on an array whose key was not found as written.
+#[cold]
+fn array_miss<'gc>(
+    a: crate::heap::ArrayRef<'gc>,
+    key: Value<'gc>,
+) -> Result<Value<'gc>, RuntimeErrorKind> {
+    let array = a.borrow();
+    let len = array.length();
+    match index_value(key) {
+        None => Ok(Value::Unit),
+        Some(i) if i < 0 => {
+            let resolved = i + i128::from(len);
+            if resolved < 0 {
+                return Err(out_of_range("array index", i, len));
+            }
+            // Below the length: written, or a hole (Unit).
+            Ok(array.get(Value::I64(resolved as i64)))
+        }
+        // A hole below the length of an I64-indexed array.
+        Some(i) if matches!(key, Value::I64(_)) && i < i128::from(len) => Ok(Value::Unit),
+        // Other integer kinds are keys of their own (`a[0i32]` is not `a[0]`), as in
+        // StoffelVM, which reports them missing the same way.
+        Some(i) => Err(out_of_range("array index", i, len)),
+    }
+}
+
+/// `get_field` on a string: the character at `key` (negative counts from the end).
+#[cold]
+fn string_char<'gc>(
+    mc: &Mutation<'gc>,
+    rt: &mut Runtime,
+    s: Gc<'gc, Str>,
+    key: Value<'gc>,
+) -> Result<Value<'gc>, RuntimeErrorKind> {
+    let Some(index) = index_value(key) else {
+        return Err(error(
+            Builtin::GetField,
+            format!("string index must be an integer, found {}", kind_name(key)),
+        ));
+    };
+    let text = s.as_str();
+    // Counting characters reads the whole string: charged like lookups.
+    rt.work = rt.work.saturating_add(text.len() as u64 / 64);
+    let len = text.chars().count() as u64;
+    let resolved = if index < 0 {
+        index + i128::from(len)
+    } else {
+        index
+    };
+    if resolved < 0 {
+        return Err(out_of_range("string index", index, len));
+    }
+    let Some(ch) = usize::try_from(resolved)
+        .ok()
+        .and_then(|i| text.chars().nth(i))
+    else {
+        return Err(out_of_range("string index", resolved, len));
+    };
+    let mut buf = [0u8; 4];
+    let ch = ch.encode_utf8(&mut buf);
+    rt.check_alloc(Str::charge(ch.len()))?;
+    let s = Str::try_alloc_copy(mc, &rt.meter, ch).map_err(|e| rt.alloc_error(e))?;
+    Ok(Value::String(s))
+}
+
+/// `to_string(v)`: the text `print` writes for `v`, as a string.
+pub(crate) fn to_string<'gc>(
+    mc: &Mutation<'gc>,
+    rt: &mut Runtime,
+    v: Value<'gc>,
+) -> Result<Value<'gc>, RuntimeErrorKind> {
+    if let Value::String(_) = v {
+        return Ok(v);
+    }
+    let (len, visited) = format::measure(v);
+    rt.work = rt.work.saturating_add(2 * visited);
+    // The text is built, then copied into the string.
+    rt.check_alloc(len.saturating_add(Str::charge(len)))?;
+    let mut text = String::new();
+    text.try_reserve(len)
+        .map_err(|_| RuntimeErrorKind::OutOfMemory(len))?;
+    // Writing to a String cannot fail.
+    let _ = format::write_value(&mut text, v);
+    let s = Str::try_alloc_copy(mc, &rt.meter, &text).map_err(|e| rt.alloc_error(e))?;
+    Ok(Value::String(s))
+}
+
+/// `set_field(container, key, value)`: objects and arrays only; a negative integer index
+/// on an array counts from the end.
 pub(crate) fn set_field<'gc>(
     mc: &Mutation<'gc>,
     rt: &Runtime,
@@ -476,27 +633,44 @@ pub(crate) fn set_field<'gc>(
                 .map_err(|e| rt.alloc_error(e))?;
         }
         Value::Array(a) => {
+            let key = match index_value(key) {
+                Some(i) if i < 0 => {
+                    let len = a.borrow().length();
+                    let resolved = i + i128::from(len);
+                    if resolved < 0 {
+                        return Err(error(
+                            Builtin::SetField,
+                            format!("array index {i} out of range (length {len})"),
+                        ));
+                    }
+                    Value::I64(resolved as i64)
+                }
+                _ => key,
+            };
             a.borrow_mut(mc)
                 .try_set(key, value, rt.room())
                 .map_err(|e| rt.alloc_error(e))?;
         }
-        other => {
-            return Err(error(
-                Builtin::SetField,
-                format!("expected object or array, got {}", kind_name(other)),
-            ));
-        }
+        _ => return Err(error(Builtin::SetField, "Expected object or array")),
     }
     Ok(Value::Unit)
 }
 
-/// `array_length(array)`.
-pub(crate) fn array_length(array: Value<'_>) -> Result<Value<'_>, RuntimeErrorKind> {
-    match array {
+/// `array_length(v)`: an array's length or a string's character count.
+pub(crate) fn array_length<'gc>(
+    rt: &mut Runtime,
+    v: Value<'gc>,
+) -> Result<Value<'gc>, RuntimeErrorKind> {
+    match v {
         Value::Array(a) => Ok(Value::I64(a.borrow().length() as i64)),
-        other => Err(error(
+        Value::String(s) => {
+            let text = s.as_str();
+            rt.work = rt.work.saturating_add(text.len() as u64 / 64);
+            Ok(Value::I64(text.chars().count() as i64))
+        }
+        _ => Err(error(
             Builtin::ArrayLength,
-            format!("first argument must be an array, got {}", kind_name(other)),
+            "First argument must be an array or string",
         )),
     }
 }
@@ -512,7 +686,7 @@ pub(crate) fn array_push<'gc>(
     let Value::Array(a) = array else {
         return Err(error(
             b,
-            format!("first argument must be an array, got {}", kind_name(array)),
+            format!("First argument must be an array (got {})", kind_name(array)),
         ));
     };
     let mut array = a.borrow_mut(mc);
@@ -535,10 +709,10 @@ pub(crate) fn get_upvalue<'gc>(
     name: Value<'gc>,
 ) -> Result<Value<'gc>, RuntimeErrorKind> {
     let b = Builtin::GetUpvalue;
-    let name = string_value(b, name, "the upvalue name")?;
+    let name = string_value(b, name, "Upvalue name")?;
     match calls.current_upvalue(name, &mut rt.work) {
         Some(cell) => Ok(*cell.borrow()),
-        None => Err(error(b, format!("upvalue '{}' not found", name.as_str()))),
+        None => Err(error(b, format!("Upvalue '{}' not found", name.as_str()))),
     }
 }
 
@@ -551,13 +725,13 @@ pub(crate) fn set_upvalue<'gc>(
     value: Value<'gc>,
 ) -> Result<Value<'gc>, RuntimeErrorKind> {
     let b = Builtin::SetUpvalue;
-    let name = string_value(b, name, "the upvalue name")?;
+    let name = string_value(b, name, "Upvalue name")?;
     match calls.current_upvalue(name, &mut rt.work) {
         Some(cell) => *cell.borrow_mut(mc) = value,
         None => {
             return Err(error(
                 b,
-                format!("upvalue '{}' not found for writing", name.as_str()),
+                format!("Upvalue '{}' not found for writing", name.as_str()),
             ));
         }
     }
@@ -632,7 +806,7 @@ pub(crate) fn run_fused<'gc>(
     }
     match op {
         Op::GetField { obj, key } => fused!(Builtin::GetField, 3, obj, [obj, key], |o, k| {
-            Ok::<_, RuntimeErrorKind>(get_field(o, k))
+            get_field(mc, rt, o, k)
         }),
         Op::SetField { obj, key, value } => {
             fused!(Builtin::SetField, 4, obj, [obj, key, value], |o, k, v| {
@@ -645,7 +819,7 @@ pub(crate) fn run_fused<'gc>(
             })
         }
         Op::ArrayLength { array } => fused!(Builtin::ArrayLength, 2, array, [array], |a| {
-            array_length(a)
+            array_length(rt, a)
         }),
         Op::CreateArray { capacity } => {
             fused!(Builtin::CreateArray, 2, capacity, [capacity], |c| {

@@ -122,13 +122,16 @@ fn run_inner<'gc>(
             fail!(RuntimeErrorKind::Internal("register window out of range"))
         };
 
-        // Integer fast path of a three-register op; anything else goes to `ops::binary`.
-        // Each path writes its own result (a shared result variable would make the fast
-        // path go through a stack temporary).
+        // Integer fast path of a three-register op (`$fast` is `None` on overflow or a bad
+        // shift amount); anything else goes to `ops::binary`, which also reports those
+        // errors. Each path writes its own result (a shared result variable would make the
+        // fast path go through a stack temporary).
         macro_rules! arith {
             ($dst:expr, $a:expr, $b:expr, $op:expr, |$x:ident, $y:ident| $fast:expr) => {{
-                if let (&Value::I64($x), &Value::I64($y)) = (&reg!(regs, $a), &reg!(regs, $b)) {
-                    reg!(regs, $dst) = Value::I64($fast);
+                if let (&Value::I64($x), &Value::I64($y)) = (&reg!(regs, $a), &reg!(regs, $b))
+                    && let Some(v) = $fast
+                {
+                    reg!(regs, $dst) = Value::I64(v);
                 } else {
                     match ops::binary($op, reg!(regs, $a), reg!(regs, $b)) {
                         Ok(v) => reg!(regs, $dst) = v,
@@ -186,9 +189,10 @@ fn run_inner<'gc>(
                 Op::AddCmpJump { dst, a, b }
                     if left >= 2
                         && let (&Value::I64(x), &Value::I64(y)) =
-                            (&reg!(regs, a), &reg!(regs, b)) =>
+                            (&reg!(regs, a), &reg!(regs, b))
+                        && let Some(sum) = x.checked_add(y) =>
                 {
-                    reg!(regs, dst) = Value::I64(x.wrapping_add(y));
+                    reg!(regs, dst) = Value::I64(sum);
                     // The CMP+Jcc op that follows, without another dispatch.
                     if let Some(&Op::CmpJump { a, b, when, target }) = ops.get(ip) {
                         ip += 1;
@@ -213,14 +217,14 @@ fn run_inner<'gc>(
                             Err(e) => wait_for_memory!(rt.alloc_error(e)),
                         }
                     } else {
-                        arith!(dst, a, b, BinOp::Add, |x, y| x.wrapping_add(y))
+                        arith!(dst, a, b, BinOp::Add, |x, y| x.checked_add(y))
                     }
                 }
                 Op::Sub { dst, a, b } => {
-                    arith!(dst, a, b, BinOp::Sub, |x, y| x.wrapping_sub(y))
+                    arith!(dst, a, b, BinOp::Sub, |x, y| x.checked_sub(y))
                 }
                 Op::Mul { dst, a, b } => {
-                    arith!(dst, a, b, BinOp::Mul, |x, y| x.wrapping_mul(y))
+                    arith!(dst, a, b, BinOp::Mul, |x, y| x.checked_mul(y))
                 }
                 Op::Div { dst, a, b } => {
                     let (x, y) = (reg!(regs, a), reg!(regs, b));
@@ -238,14 +242,16 @@ fn run_inner<'gc>(
                         Err(e) => fail!(e),
                     },
                 },
-                Op::And { dst, a, b } => arith!(dst, a, b, BinOp::And, |x, y| x & y),
-                Op::Or { dst, a, b } => arith!(dst, a, b, BinOp::Or, |x, y| x | y),
-                Op::Xor { dst, a, b } => arith!(dst, a, b, BinOp::Xor, |x, y| x ^ y),
+                Op::And { dst, a, b } => arith!(dst, a, b, BinOp::And, |x, y| Some(x & y)),
+                Op::Or { dst, a, b } => arith!(dst, a, b, BinOp::Or, |x, y| Some(x | y)),
+                Op::Xor { dst, a, b } => arith!(dst, a, b, BinOp::Xor, |x, y| Some(x ^ y)),
                 Op::Shl { dst, a, b } => {
-                    arith!(dst, a, b, BinOp::Shl, |x, y| x.wrapping_shl(y as u32))
+                    arith!(dst, a, b, BinOp::Shl, |x, y| ((y as u64) < 64)
+                        .then(|| x << y))
                 }
                 Op::Shr { dst, a, b } => {
-                    arith!(dst, a, b, BinOp::Shr, |x, y| x.wrapping_shr(y as u32))
+                    arith!(dst, a, b, BinOp::Shr, |x, y| ((y as u64) < 64)
+                        .then(|| x >> y))
                 }
                 Op::Not { dst, src } => {
                     reg!(regs, dst) = match ops::not(reg!(regs, src)) {
@@ -357,13 +363,9 @@ fn run_inner<'gc>(
                     continue 'frames;
                 }
                 Op::End => {
-                    // Fell off the end: the entry returns its r0, a callee returns Unit.
-                    let entry = interp.calls.activations.last().map(|a| a.frame_base);
-                    let value = if Some(interp.calls.frames.len() - 1) == entry {
-                        regs[0]
-                    } else {
-                        Value::Unit
-                    };
+                    // Fell off the end: the function returns its own r0 (the entry to the
+                    // host, a callee to its caller's r0), as the current StoffelVM.
+                    let value = regs[0];
                     if return_from_frame(interp, value) {
                         return (Step::Done, left);
                     }

@@ -7,8 +7,9 @@ use crate::value::Kind;
 /// What went wrong, without where.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RuntimeErrorKind {
-    /// Operand kinds an operation does not accept.
-    #[error("type error in {op}: {}", match right { Some(r) => format!("cannot apply to {left} and {r}"), None => format!("cannot apply to {left}") })]
+    /// Operand kinds an operation does not accept (StoffelVM's "Type error in ADD
+    /// operation", with the kinds added).
+    #[error("Type error in {op} operation: {}", match right { Some(r) => format!("cannot apply to {left} and {r}"), None => format!("cannot apply to {left}") })]
     Type {
         /// The operation.
         op: &'static str,
@@ -18,16 +19,36 @@ pub enum RuntimeErrorKind {
         right: Option<Kind>,
     },
     /// Integer or float division by zero.
-    #[error("division by zero")]
+    #[error("Division by zero")]
     DivisionByZero,
     /// Integer or float modulo by zero.
-    #[error("modulo by zero")]
+    #[error("Modulo by zero")]
     ModuloByZero,
-    /// Signed `MIN / -1` or `MIN % -1`.
-    #[error("integer overflow in division")]
-    Overflow,
-    /// CMP of values that have no order.
-    #[error("cannot compare {left} and {right}")]
+    /// An integer result out of its kind's range: ADD, SUB, MUL overflow (unsigned SUB
+    /// below 0 included), signed `MIN / -1` and `MIN % -1`.
+    #[error("Integer overflow in {op} operation")]
+    Overflow {
+        /// The operation.
+        op: &'static str,
+    },
+    /// A shift amount that is negative or does not fit in 32 bits.
+    #[error("Invalid shift amount {amount} in {op} operation")]
+    InvalidShift {
+        /// SHL or SHR.
+        op: &'static str,
+        /// The amount.
+        amount: i64,
+    },
+    /// A shift amount of at least the operand's width.
+    #[error("Shift amount {amount} out of range in {op} operation")]
+    ShiftOutOfRange {
+        /// SHL or SHR.
+        op: &'static str,
+        /// The amount.
+        amount: u32,
+    },
+    /// CMP of values that have no order (or a NaN).
+    #[error("Cannot compare {left} and {right}")]
     Compare {
         /// Debug text of the left value.
         left: String,

@@ -18,14 +18,16 @@
 //! Files: `stack` (the state and call/return), `dispatch` (the loop), `lower` (instructions
 //! to the loop's 8-byte ops, with fusion), `ops` (arithmetic, comparison), `builtins` (every
 //! builtin: names, bodies, fused forms), `stdlib` (the bodies of the current StoffelVM's
-//! further builtins: lists, slices, bytes, hashes, local storage, the MPC refusal), `code`
-//! (functions linked against the VM's name table), `error`. Limits come from
+//! further builtins: lists, slices, bytes, hashes, local storage, the MPC refusal), `format`
+//! (the text `print` and `to_string` make), `code` (functions linked against the VM's name
+//! table), `error`. Limits come from
 //! [`crate::limits`].
 
 pub mod builtins;
 pub mod code;
 mod dispatch;
 mod error;
+pub(crate) mod format;
 mod lower;
 mod ops;
 mod stack;

@@ -74,7 +74,9 @@ impl Vm {
         self.builtin(Builtin::CreateArray, &[])
     }
 
-    /// `get_field(container, key)`: Unit when missing or when `container` is not an object or array.
+    /// `get_field(container, key)`, as the builtin: Unit for a missing object key or a
+    /// non-container, an error for an array index not below the length, a one-character
+    /// string for a string (negative indices count from the end).
     pub fn get_field(&mut self, container: &Val, key: &Val) -> Result<Val, VmError> {
         self.builtin(Builtin::GetField, &[container.clone(), key.clone()])
     }
@@ -141,7 +143,7 @@ impl Vm {
                     got: object.kind().type_name(),
                 }));
             };
-            let entries: Vec<_> = obj.borrow().fields.iter().collect();
+            let entries: Vec<_> = obj.borrow().fields.entries().collect();
             let mut out = Vec::with_capacity(entries.len());
             for (k, v) in entries {
                 let pair = value_to_val(k, &mut root.handles).and_then(|k| {

@@ -302,7 +302,7 @@ impl Vm {
         self.trace = sink;
     }
 
-    /// The text `print` would write for `value` (strings raw, `Object(3)`, `42u8`, …).
+    /// The text `print` would write for `value` (strings raw, `42u8`, `[1, 2]`, `{k: v}`, …).
     pub fn display(&self, value: &Val) -> Result<String, VmError> {
         // A string prints as itself; converting it would copy it into the heap from a `&self`
         // call, which cannot pay the collector back.
@@ -312,9 +312,7 @@ impl Vm {
         let meter = &self.rt.meter;
         self.arena.mutate(|mc, root| {
             let v = val_to_value(mc, meter, &root.handles, value)?;
-            let mut out = String::new();
-            v.write_display(&mut out);
-            Ok(out)
+            Ok(crate::interp::format::to_text(v))
         })
     }
 }
