@@ -207,6 +207,9 @@ pub enum ApiError {
         /// Clients the manifest declares.
         clients: usize,
     },
+    /// A [`crate::Func`] was called on a VM other than the one that looked it up.
+    #[error("function handle '{0}' belongs to another VM")]
+    ForeignFunc(String),
     /// The program has more constants than the VM can address.
     #[error("too many constants loaded")]
     TooManyConstants,

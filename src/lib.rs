@@ -35,4 +35,4 @@ pub use handles::{Handle, HandleError, MAX_LIVE_HANDLES};
 pub use interp::{Output, RuntimeError, RuntimeErrorKind};
 pub use limits::{DEFAULT_MAX_DEPTH, MAX_REENTRY, STACK_RESERVE};
 pub use value::Kind;
-pub use vm::{FromVal, GcStats, HostFn, IntoVal, TraceSink, Val, Vm};
+pub use vm::{Args, FromVal, Func, GcStats, HostFn, IntoArgs, IntoVal, TraceSink, Val, Vm};

@@ -76,7 +76,7 @@ fn twelve_thousand_reloads_free_what_they_replace() {
     );
     // The 1 MiB limit still leaves room to run: a loop longer than a step.
     assert_eq!(
-        vm.call("spin", &[Val::I64(100_000)]).unwrap(),
+        vm.call::<Val>("spin", &[Val::I64(100_000)]).unwrap(),
         Val::I64(100_000)
     );
     match vm.execute("greet", &[]).unwrap() {
@@ -138,7 +138,10 @@ fn functions_rebound_to_host_functions_are_freed_and_the_rest_keep_working() {
         vm.register_function("answer", |_, _| Ok(Val::I64(7)));
     }
     assert_eq!(vm.execute("answer", &[]).unwrap(), Val::I64(7));
-    assert_eq!(vm.call("spin", &[Val::I64(10)]).unwrap(), Val::I64(10));
+    assert_eq!(
+        vm.call::<Val>("spin", &[Val::I64(10)]).unwrap(),
+        Val::I64(10)
+    );
     match vm.execute("greet", &[]).unwrap() {
         Val::String(s) => assert!(s.contains("generation 499"), "{s}"),
         other => panic!("{other:?}"),

@@ -185,7 +185,7 @@ fn bytecode_calling_host_functions_in_a_tight_loop() {
     vm.register_function("host_int", |_, _| Ok(Val::I64(7)));
     vm.load_assembly(HOST_LOOP).unwrap();
     let n = CALLS as i64;
-    assert_eq!(vm.call("loop", &[Val::I64(n)]).unwrap(), Val::I64(n));
+    assert_eq!(vm.call::<Val>("loop", &[Val::I64(n)]).unwrap(), Val::I64(n));
     assert_eq!(calls.get(), CALLS);
     record.borrow().check("bytecode_calling_host_functions");
 }

@@ -61,7 +61,7 @@ fn rss_stays_flat_on_every_path() {
     vm.register_function("host_int", |_, _| Ok(Val::I64(7)));
     vm.load_assembly(HOST_LOOP).unwrap();
     let n = CALLS as i64;
-    assert_eq!(vm.call("loop", &[Val::I64(n)]).unwrap(), Val::I64(n));
+    assert_eq!(vm.call::<Val>("loop", &[Val::I64(n)]).unwrap(), Val::I64(n));
     let (warm, end) = rss.get();
     check("bytecode_calling_host_functions", warm, end);
 }

@@ -451,7 +451,7 @@ fn unknown_entry_and_bad_arity_are_errors() {
     // No arguments at all: parameters start as Unit (StoffelVM's execute).
     assert_eq!(vm.execute("two", &[]).unwrap(), Val::Unit);
     // `call` (what stoffel_execute_with_args uses) is strict, as StoffelVM's execute_with_args.
-    let kind = runtime_kind(vm.call("two", &[]).unwrap_err());
+    let kind = runtime_kind(vm.call::<Val>("two", &[]).unwrap_err());
     assert!(
         matches!(
             kind,
@@ -464,7 +464,7 @@ fn unknown_entry_and_bad_arity_are_errors() {
         "{kind:?}"
     );
     assert_eq!(
-        vm.call("two", &[Val::I64(5), Val::I64(6)]).unwrap(),
+        vm.call::<Val>("two", &[Val::I64(5), Val::I64(6)]).unwrap(),
         Val::I64(5)
     );
 }

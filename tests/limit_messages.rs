@@ -38,7 +38,7 @@ fn lifting_the_limit_mid_run_keeps_the_runs_budget_and_names_it() {
     )
     .unwrap();
     assert_eq!(
-        vm.call("count", &[Val::I64(5_000)]).unwrap(),
+        vm.call::<Val>("count", &[Val::I64(5_000)]).unwrap(),
         Val::I64(5_000)
     );
 }

@@ -10,7 +10,7 @@ fn run(source: &str, entry: &str, args: &[Val]) -> Result<Val, VmError> {
     let mut vm = Vm::new();
     vm.set_instruction_limit(Some(10_000_000));
     vm.load_assembly(source)?;
-    vm.call(entry, args)
+    vm.call::<Val>(entry, args)
 }
 
 #[test]
@@ -135,7 +135,7 @@ loop:
 ";
     let mut vm = Vm::new();
     vm.load_assembly(source).unwrap();
-    assert_eq!(vm.call("main", &[]).unwrap(), Val::I64(123));
+    assert_eq!(vm.call::<Val>("main", &[]).unwrap(), Val::I64(123));
     assert!(vm.gc_stats().collections > 0, "{:?}", vm.gc_stats());
 }
 
@@ -151,9 +151,9 @@ fn the_highest_slot_is_charged_to_the_memory_limit() {
     let mut vm = Vm::new();
     vm.load_assembly(&source).unwrap();
     vm.set_memory_limit(Some(256 * 1024));
-    let err = vm.call("main", &[]).unwrap_err();
+    let err = vm.call::<Val>("main", &[]).unwrap_err();
     assert!(err.is_limit(), "{err}");
-    assert_eq!(vm.call("ok", &[]).unwrap(), Val::I64(2));
+    assert_eq!(vm.call::<Val>("ok", &[]).unwrap(), Val::I64(2));
     // The stacks gave the slots back.
     assert!(
         vm.gc_stats().stack_bytes < 256 * 1024,
@@ -189,12 +189,12 @@ fn slots_are_freed_when_an_activation_fails() {
     vm.load_assembly(source).unwrap();
     vm.set_memory_limit(Some(4 * 1024 * 1024));
     for run in 0..20 {
-        let err = vm.call("main", &[]).unwrap_err();
+        let err = vm.call::<Val>("main", &[]).unwrap_err();
         assert!(!err.is_limit(), "run {run}: {err}");
         assert!(
             err.to_string().contains("division by zero"),
             "run {run}: {err}"
         );
     }
-    assert_eq!(vm.call("probe", &[]).unwrap(), Val::Unit);
+    assert_eq!(vm.call::<Val>("probe", &[]).unwrap(), Val::Unit);
 }

@@ -41,7 +41,7 @@ fn s(text: &str) -> Val {
 
 /// Calls builtin `name` from the host.
 fn call(vm: &mut Vm, name: &str, args: &[Val]) -> Result<Val, VmError> {
-    vm.call(name, args)
+    vm.call::<Val>(name, args)
 }
 
 /// The message of builtin `name`'s error in `result` (panics on anything else).

@@ -59,47 +59,60 @@ impl Vm {
         self.run_named(name, args, true)
     }
 
-    /// Like [`Vm::execute`], but a bytecode function must get exactly its parameter count,
-    /// also when that is more than zero and `args` is empty (StoffelVM's
-    /// `execute_with_args`).
-    pub fn call(&mut self, name: &str, args: &[Val]) -> Result<Val, VmError> {
-        self.run_named(name, args, false)
-    }
-
     pub(super) fn run_named(
         &mut self,
         name: &str,
         args: &[Val],
         lenient: bool,
     ) -> Result<Val, VmError> {
+        let binding = self.code.lookup(name);
+        self.run_resolved(binding, name, args, lenient)
+    }
+
+    /// Runs what a name was found bound to (`name` is for messages).
+    #[inline(always)]
+    pub(super) fn run_resolved(
+        &mut self,
+        binding: Binding,
+        name: &str,
+        args: &[Val],
+        lenient: bool,
+    ) -> Result<Val, VmError> {
         if self.nesting.get() == 0 {
-            self.run_binding(name, args, lenient, true)
+            self.run_binding(binding, name, args, lenient, true)
         } else {
-            self.run_nested(name, args, lenient)
+            self.run_nested(binding, name, args, lenient)
         }
     }
 
     /// An execution started by a host function (a re-entry): the small-frame variant, and
     /// its failure is remembered for [`Vm::nested_error`] and for bounded messages.
     #[inline(never)]
-    fn run_nested(&mut self, name: &str, args: &[Val], lenient: bool) -> Result<Val, VmError> {
-        let result = self.run_binding(name, args, lenient, false);
+    fn run_nested(
+        &mut self,
+        binding: Binding,
+        name: &str,
+        args: &[Val],
+        lenient: bool,
+    ) -> Result<Val, VmError> {
+        let result = self.run_binding(binding, name, args, lenient, false);
         if let Err(e) = &result {
             self.note_nested_failure(e);
         }
         result
     }
 
-    /// Runs what `name` is bound to; `top` for a top-level execution (see [`Vm::drive`]).
+    /// Runs `binding`; `top` for a top-level execution (see [`Vm::drive`]).
     #[inline(always)]
     fn run_binding(
         &mut self,
+        binding: Binding,
         name: &str,
         args: &[Val],
         lenient: bool,
         top: bool,
     ) -> Result<Val, VmError> {
-        match self.code.lookup(name) {
+        match binding {
             Binding::Unbound => Err(not_found(name)),
             Binding::Host(h) => {
                 let _guard = self.enter()?;

@@ -18,6 +18,7 @@ mod foreign;
 mod gc;
 mod heap_api;
 mod host;
+mod typed;
 mod val;
 
 use std::any::Any;
@@ -45,6 +46,7 @@ use val::val_to_value;
 pub use convert::{FromVal, IntoVal};
 pub use gc::GcStats;
 pub use host::HostFn;
+pub use typed::{Args, Func, IntoArgs};
 pub use val::Val;
 
 use host::HostEntry;
@@ -86,6 +88,8 @@ pub struct Vm {
     host_args: Vec<Val>,
     /// The last failed nested execution during the running host call (`host.rs`).
     nested_failure: Option<Box<host::NestedFailure>>,
+    /// This VM's serial, unique in the process: a [`Func`] names the VM it came from.
+    serial: u64,
 }
 
 /// Receives one line per executed instruction (see [`Vm::set_trace`]).
@@ -129,6 +133,7 @@ impl Vm {
             trace: None,
             host_args: Vec::new(),
             nested_failure: None,
+            serial: typed::next_vm_serial(),
         }
     }
 

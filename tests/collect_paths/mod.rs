@@ -64,7 +64,7 @@ pub fn workload(name: &str, finalized: &Rc<Cell<u64>>) -> Workload {
         "call_builtin_with_strings" => {
             let obj = vm.create_object().unwrap();
             Box::new(move |vm| {
-                vm.call(
+                vm.call::<Val>(
                     "set_field",
                     &[obj.clone(), Val::from("key"), Val::from("a value string")],
                 )
@@ -83,7 +83,7 @@ pub fn workload(name: &str, finalized: &Rc<Cell<u64>>) -> Workload {
                 _ => Err("make_string: one string".into()),
             });
             Box::new(|vm| {
-                let r = vm.call("make_string", &[Val::from("x")]).unwrap();
+                let r = vm.call::<Val>("make_string", &[Val::from("x")]).unwrap();
                 assert_eq!(r, Val::from("made from x"));
             })
         }

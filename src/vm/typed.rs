@@ -1,0 +1,203 @@
+//! Typed calls: [`Vm::call`] converts its arguments with [`IntoArgs`] and its result with
+//! [`FromVal`], and a [`Func`] is a name looked up once and called many times.
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::convert::{FromVal, IntoVal};
+use super::{Val, Vm};
+use crate::error::{ApiError, VmError};
+use crate::interp::code::Binding;
+
+/// The arguments of a call: a slice of [`Val`]s the caller keeps, or a tuple of Rust values
+/// ([`IntoVal`]) converted for the call, whose converted heap values (an array made from a
+/// `Vec`, …) the call releases when it returns.
+pub trait IntoArgs {
+    /// The values, and whether the call owns them (then it releases them).
+    fn into_args(self, vm: &mut Vm) -> Result<Args, VmError>;
+}
+
+/// Converted call arguments (see [`IntoArgs`]).
+pub struct Args {
+    vals: Vec<Val>,
+    owned: bool,
+}
+
+impl Args {
+    /// Arguments the caller keeps.
+    pub fn borrowed(vals: &[Val]) -> Args {
+        Args {
+            vals: vals.to_vec(),
+            owned: false,
+        }
+    }
+
+    /// Arguments the call releases when it returns.
+    pub fn owned(vals: Vec<Val>) -> Args {
+        Args { vals, owned: true }
+    }
+}
+
+impl IntoArgs for &[Val] {
+    fn into_args(self, _vm: &mut Vm) -> Result<Args, VmError> {
+        Ok(Args::borrowed(self))
+    }
+}
+
+impl<const N: usize> IntoArgs for &[Val; N] {
+    fn into_args(self, _vm: &mut Vm) -> Result<Args, VmError> {
+        Ok(Args::borrowed(self))
+    }
+}
+
+impl IntoArgs for &Vec<Val> {
+    fn into_args(self, _vm: &mut Vm) -> Result<Args, VmError> {
+        Ok(Args::borrowed(self))
+    }
+}
+
+/// No arguments.
+impl IntoArgs for () {
+    fn into_args(self, _vm: &mut Vm) -> Result<Args, VmError> {
+        Ok(Args::owned(Vec::new()))
+    }
+}
+
+macro_rules! tuple_args {
+    ($($t:ident $i:tt),+) => {
+        /// Each element converted with [`IntoVal`]; the call releases what it made.
+        impl<$($t: IntoVal),+> IntoArgs for ($($t,)+) {
+            fn into_args(self, vm: &mut Vm) -> Result<Args, VmError> {
+                let mut vals = Vec::new();
+                $(
+                    match self.$i.into_val(vm) {
+                        Ok(v) => vals.push(v),
+                        Err(e) => {
+                            vm.release_all(&vals);
+                            return Err(e);
+                        }
+                    }
+                )+
+                Ok(Args::owned(vals))
+            }
+        }
+    };
+}
+
+tuple_args!(A 0);
+tuple_args!(A 0, B 1);
+tuple_args!(A 0, B 1, C 2);
+tuple_args!(A 0, B 1, C 2, D 3);
+tuple_args!(A 0, B 1, C 2, D 3, E 4);
+tuple_args!(A 0, B 1, C 2, D 3, E 4, F 5);
+tuple_args!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+tuple_args!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
+
+/// Gives each VM a serial, so a [`Func`] is refused by every VM but the one that made it.
+static NEXT_VM_SERIAL: AtomicU64 = AtomicU64::new(1);
+
+pub(super) fn next_vm_serial() -> u64 {
+    NEXT_VM_SERIAL.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A function name looked up once ([`Vm::function`]): calling it skips the name lookup.
+/// It still follows the name, as calls from bytecode do: if a later load or registration
+/// rebinds the name, the `Func` calls the new definition.
+#[derive(Clone, Debug)]
+pub struct Func {
+    slot: u32,
+    name: Rc<str>,
+    vm: u64,
+}
+
+impl Func {
+    /// The name it was looked up by.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Vm {
+    /// Calls `name` (a bytecode function, builtin or host function) with `args` converted by
+    /// [`IntoArgs`], and converts the result to `R` ([`FromVal`]; `Val` keeps it as it is).
+    /// A bytecode function must get exactly its parameter count (StoffelVM's
+    /// `execute_with_args`; [`Vm::execute`] also runs one with no arguments).
+    ///
+    /// Each Rust integer type is the StoffelVM kind of its width (`i64` is `int64`, `u8` is
+    /// `uint8`), so write integer literals as `2i64`: a bare `2` is an `i32`, and StoffelLang
+    /// code adding it to an `int64` fails with a type error.
+    ///
+    /// ```
+    /// # use stoffel_vm::{Val, Vm};
+    /// let mut vm = Vm::new();
+    /// vm.load_assembly(".function add(a, b) registers 3\n    ADD r2, r0, r1\n    RET r2\n").unwrap();
+    /// let sum: i64 = vm.call("add", (2i64, 3i64)).unwrap();
+    /// assert_eq!(sum, 5);
+    /// // A slice of `Val`s works too (the caller keeps them), and `Val` takes any result.
+    /// assert_eq!(vm.call::<Val>("add", &[Val::I64(1), Val::I64(1)]).unwrap(), Val::I64(2));
+    /// // A result of another kind is an error naming both kinds.
+    /// let err = vm.call::<String>("add", (2i64, 3i64)).unwrap_err();
+    /// assert_eq!(err.to_string(), "expected string, got int64");
+    /// ```
+    pub fn call<R: FromVal>(&mut self, name: &str, args: impl IntoArgs) -> Result<R, VmError> {
+        let binding = self.code.lookup(name);
+        self.call_binding(binding, name, args)
+    }
+
+    /// Looks `name` up once, for calling many times with [`Vm::call_func`]. Fails when
+    /// nothing is bound to the name now.
+    ///
+    /// ```
+    /// # use stoffel_vm::Vm;
+    /// let mut vm = Vm::new();
+    /// vm.load_assembly(".function twice(x) registers 2\n    ADD r1, r0, r0\n    RET r1\n").unwrap();
+    /// let twice = vm.function("twice").unwrap();
+    /// let total: i64 = (0..10i64).map(|i| vm.call_func::<i64>(&twice, (i,)).unwrap()).sum();
+    /// assert_eq!(total, 90);
+    /// assert!(vm.function("missing").is_err());
+    /// ```
+    pub fn function(&mut self, name: &str) -> Result<Func, VmError> {
+        let slot = self
+            .code
+            .find_slot(name)
+            .filter(|&s| self.code.bindings[s as usize] != Binding::Unbound)
+            .ok_or_else(|| ApiError::FunctionNotFound(name.to_owned()))?;
+        Ok(Func {
+            slot,
+            name: self.code.names[slot as usize].clone(),
+            vm: self.serial,
+        })
+    }
+
+    /// Calls a [`Func`] as [`Vm::call`] calls a name. A `Func` of another VM is refused.
+    pub fn call_func<R: FromVal>(
+        &mut self,
+        func: &Func,
+        args: impl IntoArgs,
+    ) -> Result<R, VmError> {
+        if func.vm != self.serial {
+            return Err(ApiError::ForeignFunc(func.name.to_string()).into());
+        }
+        let binding = self.code.bindings[func.slot as usize];
+        let name = func.name.clone();
+        self.call_binding(binding, &name, args)
+    }
+
+    fn call_binding<R: FromVal>(
+        &mut self,
+        binding: Binding,
+        name: &str,
+        args: impl IntoArgs,
+    ) -> Result<R, VmError> {
+        let Args { vals, owned } = args.into_args(self)?;
+        let result = self.run_resolved(binding, name, &vals, false);
+        if owned {
+            self.release_all(&vals);
+        }
+        let value = result?;
+        let converted = R::from_val(&value, self);
+        // `R` holds its own reference where it keeps a heap value (`Val` retains).
+        self.release(&value)?;
+        converted
+    }
+}
