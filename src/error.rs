@@ -9,7 +9,7 @@ use std::fmt;
 
 use crate::asm::AsmError;
 use crate::handles::HandleError;
-use crate::interp::{RuntimeError, RuntimeErrorKind};
+use crate::interp::{ExternalError, RuntimeError, RuntimeErrorKind};
 use crate::limits::{MAX_REENTRY, STACK_RESERVE};
 use crate::stfl::{LoadError, LoadErrorKind};
 
@@ -40,6 +40,8 @@ pub struct HostError {
     context: String,
     /// The failed nested execution's error.
     cause: Option<Box<VmError>>,
+    /// The host's own error value ([`HostError::external`]).
+    external: Option<ExternalError>,
 }
 
 impl HostError {
@@ -48,7 +50,42 @@ impl HostError {
         HostError {
             context: message.into(),
             cause: None,
+            external: None,
         }
+    }
+
+    /// A failure that is the host's own error value: its `Display` is the message, and the
+    /// value itself travels with the VM's error, so the embedder gets it back typed
+    /// ([`VmError::host_error`]).
+    ///
+    /// ```
+    /// use stoffel_vm::{HostError, Vm};
+    /// #[derive(Debug, PartialEq)]
+    /// struct Overdrawn(i64);
+    /// impl std::fmt::Display for Overdrawn {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    ///         write!(f, "overdrawn by {}", self.0)
+    ///     }
+    /// }
+    /// impl std::error::Error for Overdrawn {}
+    ///
+    /// let mut vm = Vm::new();
+    /// vm.register_function("withdraw", |_, _| Err(HostError::external(Overdrawn(5))));
+    /// let err = vm.execute("withdraw", &[]).unwrap_err();
+    /// assert_eq!(err.host_error::<Overdrawn>(), Some(&Overdrawn(5)));
+    /// assert!(err.to_string().ends_with("overdrawn by 5"), "{err}");
+    /// ```
+    pub fn external(error: impl std::error::Error + Send + Sync + 'static) -> HostError {
+        HostError {
+            context: error.to_string(),
+            cause: None,
+            external: Some(ExternalError::new(error)),
+        }
+    }
+
+    /// The host's own error value, if it failed with one ([`HostError::external`]).
+    pub fn external_error(&self) -> Option<&ExternalError> {
+        self.external.as_ref()
     }
 
     /// A failure described by `message`, caused by `cause`: the error of an execution the
@@ -58,6 +95,7 @@ impl HostError {
         HostError {
             context: message.into(),
             cause: Some(Box::new(cause)),
+            external: None,
         }
     }
 
@@ -80,9 +118,9 @@ impl HostError {
         self.cause.as_deref()
     }
 
-    /// The host's own words and the cause.
-    pub(crate) fn into_parts(self) -> (String, Option<VmError>) {
-        (self.context, self.cause.map(|c| *c))
+    /// The host's own words, the cause and the host's error value.
+    pub(crate) fn into_parts(self) -> (String, Option<VmError>, Option<ExternalError>) {
+        (self.context, self.cause.map(|c| *c), self.external)
     }
 }
 
@@ -94,7 +132,11 @@ impl fmt::Display for HostError {
 
 impl std::error::Error for HostError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.cause.as_deref().map(|e| e as _)
+        match (&self.cause, &self.external) {
+            (Some(cause), _) => Some(&**cause),
+            (None, Some(external)) => Some(external.get()),
+            (None, None) => None,
+        }
     }
 }
 
@@ -117,6 +159,7 @@ impl From<VmError> for HostError {
         HostError {
             context: String::new(),
             cause: Some(Box::new(e)),
+            external: None,
         }
     }
 }
@@ -237,6 +280,22 @@ pub enum VmError {
 }
 
 impl VmError {
+    /// The error value a host function failed with ([`HostError::external`]), if this is
+    /// such a failure and the value is an `E`.
+    pub fn host_error<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        match self {
+            VmError::Runtime(RuntimeError {
+                kind:
+                    RuntimeErrorKind::Host {
+                        external: Some(external),
+                        ..
+                    },
+                ..
+            }) => external.downcast_ref(),
+            _ => None,
+        }
+    }
+
     /// Whether this is a limit (instructions, call depth, memory, re-entry depth, native
     /// stack, live handles, handle ids, retains of one handle) or the system refusing memory,
     /// rather than a fault of the code or of the call. The C API reports these as

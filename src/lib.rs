@@ -32,7 +32,10 @@ pub use error::{ApiError, ConvertError, HostError, VmError};
 #[doc(hidden)]
 pub use handles::__advance_handle_counter_for_tests;
 pub use handles::{Handle, HandleError, MAX_LIVE_HANDLES};
-pub use interp::{Output, RuntimeError, RuntimeErrorKind};
+pub use interp::{ExternalError, Output, RuntimeError, RuntimeErrorKind};
 pub use limits::{DEFAULT_MAX_DEPTH, MAX_REENTRY, STACK_RESERVE};
 pub use value::Kind;
-pub use vm::{Args, FromVal, Func, GcStats, HostFn, IntoArgs, IntoVal, TraceSink, Val, Vm};
+pub use vm::{
+    Args, FromVal, Func, GcStats, HostArg, HostFn, HostReturn, IntoArgs, IntoHostFn, IntoVal,
+    TraceSink, Val, Vm,
+};

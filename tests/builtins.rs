@@ -1846,6 +1846,7 @@ fn fused_builtin_calls_follow_a_rebound_name() {
         RuntimeErrorKind::Host {
             function: "set_field".into(),
             message: "set_field is read-only here".into(),
+            external: None,
         },
     );
 }

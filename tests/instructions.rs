@@ -1606,6 +1606,7 @@ fn a_failing_host_function_is_a_runtime_error_at_the_call() {
         RuntimeErrorKind::Host {
             function: "fails".into(),
             message: "nope".into(),
+            external: None,
         },
     );
     // Still usable.

@@ -206,7 +206,9 @@ fn propagating_vm() -> Vm {
 fn host_failure(e: &VmError) -> (&str, &str) {
     match e {
         VmError::Runtime(r) => match &r.kind {
-            RuntimeErrorKind::Host { function, message } => (function, message),
+            RuntimeErrorKind::Host {
+                function, message, ..
+            } => (function, message),
             other => panic!("not a host failure: {other:?}"),
         },
         other => panic!("not a runtime error: {other:?}"),

@@ -3,6 +3,7 @@
 
 use crate::limits::Exceeded;
 use crate::value::Kind;
+use std::sync::Arc;
 
 /// What went wrong, without where.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -113,6 +114,10 @@ pub enum RuntimeErrorKind {
         function: String,
         /// Its message.
         message: String,
+        /// The host's own error value, when it failed with one
+        /// ([`HostError::external`](crate::HostError::external)): downcast it with
+        /// [`ExternalError::downcast_ref`].
+        external: Option<ExternalError>,
     },
     /// `print` could not write its output.
     #[error("print failed: {0}")]
@@ -120,6 +125,46 @@ pub enum RuntimeErrorKind {
     /// A broken interpreter invariant: a bug in this crate, reported instead of a panic.
     #[error("internal interpreter error: {0}")]
     Internal(&'static str),
+}
+
+/// A host function's own error value, kept (shared) through the VM's error so the embedder
+/// can downcast it. Two are equal when they are the same value.
+#[derive(Clone)]
+pub struct ExternalError(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl ExternalError {
+    /// Wraps `error`.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> ExternalError {
+        ExternalError(Arc::new(error))
+    }
+
+    /// The error as its own type, if it is an `E`.
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.0.downcast_ref()
+    }
+
+    /// The error as a trait object.
+    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl PartialEq for ExternalError {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::fmt::Debug for ExternalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for ExternalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&*self.0, f)
+    }
 }
 
 impl RuntimeErrorKind {

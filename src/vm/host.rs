@@ -15,7 +15,7 @@ use super::val::{val_to_value, value_to_val};
 use crate::Val;
 use crate::error::{HostError, VmError};
 use crate::interp::code::Binding;
-use crate::interp::{RuntimeError, RuntimeErrorKind};
+use crate::interp::{ExternalError, RuntimeError, RuntimeErrorKind};
 use crate::value::Value;
 
 /// A host function: called with the VM (to re-enter it or use its heap) and the arguments.
@@ -171,6 +171,7 @@ impl Vm {
         self.fail_activation(RuntimeErrorKind::Host {
             function,
             message: e.to_string(),
+            external: None,
         })
     }
 
@@ -205,10 +206,11 @@ impl Vm {
         e: HostError,
         inner: Option<Box<NestedFailure>>,
     ) -> VmError {
-        let (message, chain) = failure_message(e, inner);
+        let (message, chain, external) = failure_message(e, inner);
         let error = self.fail_activation(RuntimeErrorKind::Host {
             function: name.to_owned(),
             message,
+            external,
         });
         self.note_chain(&error, chain);
         error
@@ -280,13 +282,14 @@ impl Vm {
         e: HostError,
         inner: Option<Box<NestedFailure>>,
     ) -> VmError {
-        let (message, chain) = failure_message(e, inner);
+        let (message, chain, external) = failure_message(e, inner);
         let error: VmError = RuntimeError {
             function: name.to_owned(),
             instruction: 0,
             kind: RuntimeErrorKind::Host {
                 function: name.to_owned(),
                 message,
+                external,
             },
         }
         .into();
@@ -357,10 +360,10 @@ pub(super) struct NestedFailure {
 fn failure_message(
     e: HostError,
     inner: Option<Box<NestedFailure>>,
-) -> (String, Option<(VmError, u32)>) {
-    let (mut message, cause) = e.into_parts();
+) -> (String, Option<(VmError, u32)>, Option<ExternalError>) {
+    let (mut message, cause, external) = e.into_parts();
     let Some(cause) = cause else {
-        return (message, None);
+        return (message, None, external);
     };
     let (innermost, levels) = match inner {
         Some(r) if r.error == cause => match r.innermost {
@@ -377,5 +380,5 @@ fn failure_message(
     if levels > 1 {
         let _ = write!(message, " (innermost error of {levels} nested executions)");
     }
-    (message, Some((innermost, levels)))
+    (message, Some((innermost, levels)), external)
 }

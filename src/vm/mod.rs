@@ -19,6 +19,7 @@ mod gc;
 mod heap_api;
 mod host;
 mod typed;
+mod typed_host;
 mod val;
 
 use std::any::Any;
@@ -47,6 +48,7 @@ pub use convert::{FromVal, IntoVal};
 pub use gc::GcStats;
 pub use host::HostFn;
 pub use typed::{Args, Func, IntoArgs};
+pub use typed_host::{HostArg, HostReturn, IntoHostFn};
 pub use val::Val;
 
 use host::HostEntry;
