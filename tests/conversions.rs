@@ -237,3 +237,32 @@ fn failed_conversions_name_the_problem_and_release_what_they_made() {
     vm.release(&mixed).unwrap();
     assert_eq!(vm.gc_stats().live_handles, 0);
 }
+
+#[test]
+fn get_and_set_take_rust_keys_and_values() {
+    let mut vm = Vm::new();
+    let obj = vm.create_object().unwrap();
+    vm.set(&obj, "n", 5i64).unwrap();
+    vm.set(&obj, "xs", vec![1.5f64, 2.5]).unwrap();
+    vm.set(&obj, 7i64, "seven").unwrap();
+    assert_eq!(vm.get::<i64>(&obj, "n").unwrap(), 5);
+    assert_eq!(vm.get::<Vec<f64>>(&obj, "xs").unwrap(), [1.5, 2.5]);
+    assert_eq!(vm.get::<String>(&obj, 7i64).unwrap(), "seven");
+    assert_eq!(vm.get::<Option<bool>>(&obj, "missing").unwrap(), None);
+    assert_eq!(
+        vm.get::<bool>(&obj, "n").unwrap_err().to_string(),
+        "expected boolean, got int64"
+    );
+    let keys: Vec<Val> = vm
+        .fields(&obj)
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| {
+            vm.release(&v).unwrap();
+            k
+        })
+        .collect();
+    assert_eq!(keys, [Val::from("n"), Val::from("xs"), Val::I64(7)]);
+    vm.release(&obj).unwrap();
+    assert_eq!(vm.gc_stats().live_handles, 0);
+}

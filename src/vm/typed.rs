@@ -183,6 +183,42 @@ impl Vm {
         self.call_binding(binding, &name, args)
     }
 
+    /// `get_field` with a Rust key and result: `vm.get::<i64>(&obj, "count")`. Missing keys
+    /// read as Unit (so ask for an `Option<T>` when a key may be missing).
+    ///
+    /// ```
+    /// # use stoffel_vm::Vm;
+    /// let mut vm = Vm::new();
+    /// let obj = vm.create_object().unwrap();
+    /// vm.set(&obj, "name", "ada").unwrap();
+    /// vm.set(&obj, "langs", vec!["en", "fr"]).unwrap();
+    /// assert_eq!(vm.get::<String>(&obj, "name").unwrap(), "ada");
+    /// assert_eq!(vm.get::<Vec<String>>(&obj, "langs").unwrap(), ["en", "fr"]);
+    /// assert_eq!(vm.get::<Option<i64>>(&obj, "age").unwrap(), None);
+    /// vm.release(&obj).unwrap();
+    /// assert_eq!(vm.gc_stats().live_handles, 0);
+    /// ```
+    pub fn get<T: FromVal>(&mut self, container: &Val, key: impl Into<Val>) -> Result<T, VmError> {
+        let value = self.get_field(container, &key.into())?;
+        let converted = T::from_val(&value, self);
+        self.release(&value)?;
+        converted
+    }
+
+    /// `set_field` with a Rust key and value ([`IntoVal`]: the value is moved in, so a `Val`
+    /// given here is released once the container holds it).
+    pub fn set(
+        &mut self,
+        container: &Val,
+        key: impl Into<Val>,
+        value: impl IntoVal,
+    ) -> Result<(), VmError> {
+        let value = value.into_val(self)?;
+        let stored = self.set_field(container, &key.into(), &value);
+        let released = self.release(&value);
+        stored.and(released)
+    }
+
     fn call_binding<R: FromVal>(
         &mut self,
         binding: Binding,
