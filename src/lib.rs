@@ -37,5 +37,5 @@ pub use limits::{DEFAULT_MAX_DEPTH, MAX_REENTRY, STACK_RESERVE};
 pub use value::Kind;
 pub use vm::{
     Args, FromVal, Func, GcStats, HostArg, HostFn, HostReturn, IntoArgs, IntoHostFn, IntoVal,
-    TraceSink, Val, Vm,
+    Rooted, TraceSink, Val, Vm,
 };

@@ -176,6 +176,9 @@ impl Vm {
                 self.arena.mutate_root(|_, root| root.interp.reset());
             }
         }
+        if self.drops.has_pending() {
+            self.release_dropped();
+        }
         self.nesting.set(depth + 1);
         Ok(NestGuard(self.nesting.clone()))
     }

@@ -111,8 +111,12 @@ impl Vm {
         self.arena.metrics().adjust_debt(excess);
     }
 
-    /// Runs a whole collection now (finishing any cycle in progress first).
+    /// Runs a whole collection now (finishing any cycle in progress first). Dropped
+    /// [`Rooted`](crate::Rooted)s are released first, so what they held is collected.
     pub fn collect_all(&mut self) {
+        if self.drops.has_pending() {
+            self.release_dropped();
+        }
         if self.arena.collection_phase() == CollectionPhase::Sweeping {
             self.arena.finish_cycle();
         }
@@ -138,7 +142,8 @@ impl Vm {
             heap_bytes: self.rt.meter.bytes(),
             stack_bytes,
             gc_objects: self.arena.metrics().total_gc_count(),
-            live_handles,
+            // Ids of dropped `Rooted`s are as good as released (at the next call).
+            live_handles: live_handles.saturating_sub(self.drops.len()),
             foreign_objects: self.foreign_data.len(),
             collections: self.collections,
         }

@@ -36,6 +36,12 @@ impl Vm {
     /// (bytecode, builtin or host), as StoffelVM does. The closure may keep state and may
     /// call back into the VM it gets.
     ///
+    /// Handles: the arguments' handles are the VM's, released after the call (retain one
+    /// to keep it). A heap value the closure returns is **handed over**: the VM takes its
+    /// reference, so return a fresh value (or an argument) and do not release it; to return
+    /// a value the host keeps as well, retain it first. [`Vm::register_fn`] does this for
+    /// typed closures.
+    ///
     /// Calling back (re-entry) nests: each level costs about 0.9 KiB of native stack in a
     /// release build on x86-64 (see [`MAX_REENTRY`](crate::MAX_REENTRY)) plus the closure's
     /// own frame. A nested execution is refused with a limit error

@@ -18,6 +18,7 @@ mod foreign;
 mod gc;
 mod heap_api;
 mod host;
+mod rooted;
 mod typed;
 mod typed_host;
 mod val;
@@ -47,6 +48,7 @@ use val::val_to_value;
 pub use convert::{FromVal, IntoVal};
 pub use gc::GcStats;
 pub use host::HostFn;
+pub use rooted::Rooted;
 pub use typed::{Args, Func, IntoArgs};
 pub use typed_host::{HostArg, HostReturn, IntoHostFn};
 pub use val::Val;
@@ -92,6 +94,8 @@ pub struct Vm {
     nested_failure: Option<Box<host::NestedFailure>>,
     /// This VM's serial, unique in the process: a [`Func`] names the VM it came from.
     serial: u64,
+    /// Ids of dropped [`Rooted`]s, released at the next execution or heap call.
+    drops: std::sync::Arc<rooted::DropQueue>,
 }
 
 /// Receives one line per executed instruction (see [`Vm::set_trace`]).
@@ -136,6 +140,7 @@ impl Vm {
             host_args: Vec::new(),
             nested_failure: None,
             serial: typed::next_vm_serial(),
+            drops: Default::default(),
         }
     }
 
