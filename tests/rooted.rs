@@ -12,13 +12,8 @@ fn objects_created_and_dropped_in_a_loop_leave_no_live_handle() {
     }
     assert_eq!(vm.gc_stats().live_handles, 0);
     // The queued ids are really released at the next call, and the objects collected.
-    let _: Val = vm
-        .call("create_object", ())
-        .map(|v| {
-            vm.release(&v).unwrap();
-            v
-        })
-        .unwrap();
+    let probe: Val = vm.call("create_object", ()).unwrap();
+    vm.release(&probe).unwrap();
     vm.collect_all();
     let stats = vm.gc_stats();
     assert_eq!(stats.live_handles, 0);
