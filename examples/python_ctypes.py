@@ -155,6 +155,7 @@ lib.stoffel_set_print_callback.restype = c_int
 
 # Return codes (the #defines of include/stoffel_vm.h).
 STOFFEL_OK = 0
+STOFFEL_ERROR_NULL = -1
 STOFFEL_ERROR_EXECUTE = -3
 STOFFEL_ERROR_EXECUTE_WITH_ARGS = -4
 STOFFEL_ERROR_INVALID_HANDLE = -6
@@ -485,6 +486,12 @@ def main():
         print(f"FAIL  a destroyed VM handle gave {code}")
         return 1
     print(f"ok    a destroyed VM handle -> {code}: {last_error(None)}")
+    # A NULL handle gets StoffelVM's code for it.
+    code = lib.stoffel_execute(None, b"banner", ctypes.byref(result))
+    if code != STOFFEL_ERROR_NULL:
+        print(f"FAIL  a NULL VM handle gave {code}")
+        return 1
+    print(f"ok    a NULL VM handle -> {code}: {last_error(None)}")
     print("all Python ctypes checks passed")
     return 0
 

@@ -19,7 +19,8 @@
 #define STOFFEL_OK 0
 
 /**
- * A required pointer was NULL, or an argument was out of range (a negative or huge count).
+ * A required pointer was NULL (the VM handle included, as in StoffelVM), or an argument was
+ * out of range (a negative or huge count).
  */
 #define STOFFEL_ERROR_NULL -1
 
@@ -29,9 +30,23 @@
 #define STOFFEL_ERROR_UTF8 -2
 
 /**
- * `stoffel_load_bytecode` / `stoffel_load_assembly`: the code could not be loaded.
+ * `stoffel_load_bytecode` / `stoffel_load_assembly`: the code could not be loaded (for
+ * bytecode: the bytes do not decode; see also `STOFFEL_ERROR_INVALID_FUNCTION`).
  */
 #define STOFFEL_ERROR_PARSE -2
+
+/**
+ * `stoffel_register_foreign_object(_ex)`: the object could not be registered (StoffelVM's
+ * code for it; running out of room is `STOFFEL_ERROR_LIMIT`).
+ */
+#define STOFFEL_ERROR_REGISTER_OBJECT -2
+
+/**
+ * `stoffel_load_bytecode`: the bytes decode, but a function is invalid (a jump to an unknown
+ * label or beyond its code, a constant index out of range, ...): StoffelVM's "function
+ * registration failed".
+ */
+#define STOFFEL_ERROR_INVALID_FUNCTION -3
 
 /**
  * `stoffel_execute`: the execution failed (unknown function, runtime error).
@@ -84,7 +99,7 @@
 #define STOFFEL_ERROR_REENTRANCY -9
 
 /**
- * The VM handle is NULL, destroyed or not a VM.
+ * The VM handle is destroyed or not a VM (a NULL handle is `STOFFEL_ERROR_NULL`).
  */
 #define STOFFEL_ERROR_INVALID_VM -10
 
@@ -308,7 +323,9 @@ int stoffel_register_foreign_function_ex(VMHandle handle,
 
 /**
  * Wraps a host pointer as a FOREIGN value; `*result` gets its id (owned by the caller). The
- * VM never dereferences the pointer. Returns 0 or `STOFFEL_ERROR_NULL`.
+ * VM never dereferences the pointer. Returns 0, `STOFFEL_ERROR_NULL` (NULL handle, object or
+ * result) or `STOFFEL_ERROR_LIMIT` (no room for it; any other failure to register it would be
+ * `STOFFEL_ERROR_REGISTER_OBJECT`, -2, as in StoffelVM).
  *
  * # Safety
  * `result` must be NULL or writable.
@@ -471,15 +488,19 @@ VMHandle stoffel_create_vm(void);
 void stoffel_destroy_vm(VMHandle handle);
 
 /**
- * Loads STFL bytecode, versions 0 to 9 (`len` bytes at `bytecode`). Loading adds to what is
- * loaded (a function with an existing name replaces it); a failed load changes nothing.
- * Returns 0, `STOFFEL_ERROR_NULL` (-1) or `STOFFEL_ERROR_PARSE` (-2; the message names the
- * byte offset, function and instruction).
+ * Loads STFL bytecode, versions 0 to 9 (`len` bytes at `bytecode`). Loading adds to what is loaded (a
+ * function with an existing name replaces it); a failed load changes nothing.
+ * Returns 0, `STOFFEL_ERROR_NULL` (-1), `STOFFEL_ERROR_PARSE` (-2: the bytes do not decode,
+ * there is no memory for what they promise, or the program needs an MPC engine) or `STOFFEL_ERROR_INVALID_FUNCTION` (-3: a
+ * function jumps to an unknown label or beyond its code, or loads a constant the pool lacks);
+ * the message names the byte offset, function and instruction.
  *
  * # Safety
  * `bytecode` must point to `len` readable bytes.
  */
-int stoffel_load_bytecode(VMHandle handle, const uint8_t *bytecode, size_t len);
+int stoffel_load_bytecode(VMHandle handle,
+                          const uint8_t *bytecode,
+                          size_t len);
 
 /**
  * Assembles and loads text assembly (the syntax of the README). Returns 0,

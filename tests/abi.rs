@@ -44,6 +44,8 @@ fn return_codes_keep_their_numbers() {
         (STOFFEL_ERROR_NULL, -1),
         (STOFFEL_ERROR_UTF8, -2),
         (STOFFEL_ERROR_PARSE, -2),
+        (STOFFEL_ERROR_REGISTER_OBJECT, -2),
+        (STOFFEL_ERROR_INVALID_FUNCTION, -3),
         (STOFFEL_ERROR_EXECUTE, -3),
         (STOFFEL_ERROR_RESULT, -4),
         (STOFFEL_ERROR_ARGUMENT, -3),

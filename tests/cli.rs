@@ -372,7 +372,7 @@ fn trace_with_a_closed_stdout_or_stderr_ends_quietly() {
 fn help_to_a_closed_stdout_ends_quietly() {
     let out = stoffel_run(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(text(&out.stdout).contains("--memory-limit SIZE"));
+    assert!(text(&out.stdout).contains("--memory-limit <SIZE>"));
     let out = run_with_closed_stdout(&["--help"]);
     assert_quiet_exit(&out, "--help, stdout closed from the start");
 }
@@ -490,4 +490,210 @@ fn memory_limit_sizes() {
     // A small limit is a runtime error of the program, not a usage error.
     let out = stoffel_run(&["examples/objects.sasm", "--memory-limit", "100"]);
     assert_memory_limit_error(&out, 100, "objects.sasm with 100 bytes");
+}
+
+// ----- entry arguments, --version, assemble and disasm -----
+
+/// `add(a, b)` returns a + b; `show(x)` prints x and returns it.
+const ADD_AND_SHOW: &[u8] = b".function add(a, b)
+    ADD r2, r0, r1
+    RET r2
+.function show(x)
+    MOV r1, r0
+    PUSHARG r1
+    CALL print
+    RET r1
+";
+
+#[test]
+fn arguments_after_the_entry_are_passed_with_their_types() {
+    let src = temp_file("args.sasm", ADD_AND_SHOW);
+    let out = stoffel_run(&[&src, "add", "40", "2", "--print-result"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "42\n");
+    // Negative numbers are arguments, not options; options may come after them.
+    let out = stoffel_run(&[&src, "add", "-5", "-6", "--print-result"]);
+    assert_eq!(text(&out.stdout), "-11\n", "{}", text(&out.stderr));
+    let out = stoffel_run(&[&src, "add", "1.5", "2.25", "--print-result"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "3.75f64\n");
+
+    // `type` names the kind each argument arrived as.
+    let typed = temp_file(
+        "typed.sasm",
+        b".function kind(x)\n PUSHARG r0\n CALL type\n RET r0\n",
+    );
+    for (arg, kind) in [
+        ("7", "int64"),
+        ("-7", "int64"),
+        ("7.0", "float"),
+        ("1e3", "float"),
+        ("true", "boolean"),
+        ("false", "boolean"),
+        ("hello", "string"),
+        ("s:7", "string"),
+        ("s:true", "string"),
+        ("inf", "string"),
+    ] {
+        let out = stoffel_run(&[&typed, "kind", arg, "--print-result"]);
+        assert_eq!(out.status.code(), Some(0), "{arg}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), format!("{kind}\n"), "{arg}");
+    }
+
+    // `s:` is stripped once; `--` passes text that looks like an option.
+    let out = stoffel_run(&[&src, "show", "s:s:42"]);
+    assert_eq!(text(&out.stdout), "s:42\n", "{}", text(&out.stderr));
+    let out = stoffel_run(&[&src, "--print-result", "show", "--", "--not-an-option"]);
+    assert_eq!(
+        text(&out.stdout),
+        "--not-an-option\n--not-an-option\n",
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn bad_arguments_are_errors() {
+    let src = temp_file("args_bad.sasm", ADD_AND_SHOW);
+    // Too large for an int64: a usage error that says how to pass it as a string.
+    let out = stoffel_run(&[&src, "show", "99999999999999999999"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("s:99999999999999999999"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The wrong number of arguments is an error of the call (status 1).
+    let out = stoffel_run(&[&src, "add", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("expects 2 arguments but got 1"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let out = stoffel_run(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        text(&out.stdout),
+        format!("stoffel-run {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let out = run_with_closed_stdout(&["--version"]);
+    assert_quiet_exit(&out, "--version, stdout closed from the start");
+}
+
+#[test]
+fn assemble_then_run_gives_the_same_result() {
+    let dir = std::env::temp_dir().join(format!("stoffel-cli-asm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out_path = dir.join("fib.stflb");
+    let out_path = out_path.to_str().unwrap();
+    let out = stoffel_run(&["assemble", "examples/fib.sasm", "-o", out_path]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    let bytes = std::fs::read(out_path).unwrap();
+    assert!(bytes.starts_with(b"STFL"));
+    let out = stoffel_run(&[out_path, "main", "--print-result"]);
+    assert_eq!(text(&out.stdout), "832040\n", "{}", text(&out.stderr));
+
+    // Without -o: next to the input, with the extension .stflb; the same bytes.
+    let src = dir.join("copy.sasm");
+    std::fs::copy("examples/fib.sasm", &src).unwrap();
+    let out = stoffel_run(&["assemble", src.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(dir.join("copy.stflb")).unwrap(), bytes);
+
+    // The bytecode disassembles to assembly that assembles to the same bytes.
+    let out = stoffel_run(&["disasm", out_path]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let listing = dir.join("listing.sasm");
+    std::fs::write(&listing, &out.stdout).unwrap();
+    let again = dir.join("again.stflb");
+    let out = stoffel_run(&[
+        "assemble",
+        listing.to_str().unwrap(),
+        "--output",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(&again).unwrap(), bytes);
+}
+
+#[test]
+fn assemble_errors_name_line_and_column() {
+    let bad = temp_file(
+        "bad_for_assemble.sasm",
+        b".function main\n    LDI r1, 1\n  FROB r1\n",
+    );
+    let out = stoffel_run(&["assemble", &bad, "-o", "/dev/null"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("{bad}:3:3: ")), "{err}");
+    assert!(err.contains("FROB"), "{err}");
+
+    // Bytecode is not assembly; a missing input is a clear error.
+    let out = stoffel_run(&[
+        "assemble",
+        "tests/conformance/factorial.stflb",
+        "-o",
+        "/dev/null",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("already STFL bytecode"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = stoffel_run(&["assemble", "/no/such/file.sasm"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot read"));
+    assert_eq!(stoffel_run(&["assemble"]).status.code(), Some(2));
+}
+
+#[test]
+fn disasm_subcommand_matches_the_flag_and_reports_byte_offsets() {
+    let file = "tests/conformance/fibonacci_recursive.stflb";
+    let by_flag = stoffel_run(&[file, "--disasm"]);
+    let by_command = stoffel_run(&["disasm", file]);
+    assert_eq!(by_command.status.code(), Some(0));
+    assert_eq!(by_command.stdout, by_flag.stdout);
+
+    // A truncated file: the message names the byte offset of what is missing.
+    let bytes = std::fs::read(file).unwrap();
+    let cut = temp_file("cut.stflb", &bytes[..bytes.len() / 2]);
+    let out = stoffel_run(&["disasm", &cut]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("byte 0x"), "{err}");
+    let out = run_with_closed_stdout(&["disasm", file]);
+    assert_quiet_exit(&out, "disasm, stdout closed from the start");
+}
+
+#[test]
+fn a_file_named_like_a_subcommand_runs_after_a_double_dash() {
+    let dir = std::env::temp_dir().join(format!("stoffel-cli-named-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy("examples/fib.sasm", dir.join("disasm")).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    // The subcommand wins...
+    let out = run(&["disasm", "disasm"]);
+    assert!(
+        text(&out.stdout).starts_with(".function"),
+        "{}",
+        text(&out.stderr)
+    );
+    // ...and `--` (or a path such as ./disasm) runs the file.
+    let out = run(&["--print-result", "--", "disasm"]);
+    assert_eq!(text(&out.stdout), "832040\n", "{}", text(&out.stderr));
+    let out = run(&["./disasm", "--print-result"]);
+    assert_eq!(text(&out.stdout), "832040\n", "{}", text(&out.stderr));
 }

@@ -187,6 +187,56 @@ fn fresh_store(name: &str) -> PathBuf {
     path
 }
 
+/// Runs one case as a user of the toolchain does: `stoffel-run FILE ENTRY --print-result`
+/// (with `--local-store`, as the current VM's run had a store); `Err` says how it differed.
+fn run_case_cli(case: &Case) -> Result<(), String> {
+    let file = dir().join(format!("{}.stflb", case.name));
+    let store = fresh_store(&format!("cli-{}", case.name));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stoffel-run"))
+        .arg(&file)
+        .arg(&case.entry)
+        .arg("--print-result")
+        .arg("--local-store")
+        .arg(&store)
+        .output()
+        .map_err(|e| format!("cannot run stoffel-run: {e}"))?;
+    let _ = std::fs::remove_dir_all(&store);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let code = out.status.code();
+    let (expected_code, expected_stdout) = match case.result.as_str() {
+        "<error>" => (Some(1), case.stdout.clone()),
+        result => (Some(0), format!("{}{result}\n", case.stdout)),
+    };
+    if code != expected_code || stdout != expected_stdout {
+        return Err(format!(
+            "expected exit {expected_code:?} and stdout {expected_stdout:?}; got exit {code:?}, stdout {stdout:?}, stderr {stderr:?}"
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn every_v9_program_gives_the_expected_output_and_result_through_stoffel_run() {
+    let cases = cases();
+    assert_eq!(cases.len(), 64, "expected.tsv rows");
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|case| {
+            run_case_cli(case)
+                .err()
+                .map(|e| format!("{}: {e}", case.name))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} programs differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
 #[test]
 fn every_v9_program_gives_the_expected_output_and_result() {
     let cases = cases();

@@ -662,10 +662,13 @@ const TYPE: c_int = STOFFEL_ERROR_TYPE;
 const LIMIT: c_int = STOFFEL_ERROR_LIMIT;
 const REENTRANCY: c_int = STOFFEL_ERROR_REENTRANCY;
 const INVALID_VM: c_int = STOFFEL_ERROR_INVALID_VM;
+const INVALID_FUNCTION: c_int = STOFFEL_ERROR_INVALID_FUNCTION;
 
 /// The codes each kind of call documents (besides `STOFFEL_OK`, and the VM-level
 /// `STOFFEL_ERROR_INVALID_VM` / `STOFFEL_ERROR_REENTRANCY`, which the state decides).
 const LOAD: &[c_int] = &[NULL, PARSE, LIMIT];
+/// Bytecode also has StoffelVM's -3: the bytes decode, a function does not hold together.
+const LOAD_BYTES: &[c_int] = &[NULL, PARSE, INVALID_FUNCTION, LIMIT];
 const EXEC: &[c_int] = &[NULL, UTF8, EXECUTE, RESULT, LIMIT];
 const EXEC_ARGS: &[c_int] = &[
     NULL,
@@ -1184,7 +1187,7 @@ fn step(op: &Op, frame: Option<&mut Frame>) {
             let rc = on(h, || unsafe {
                 stoffel_load_bytecode(h, bytes.as_ptr(), bytes.len())
             });
-            expect(h, st, rc, LOAD, "stoffel_load_bytecode");
+            expect(h, st, rc, LOAD_BYTES, "stoffel_load_bytecode");
         }
         Op::LoadAsm(sel, bytes) => {
             let (h, st) = pick(*sel);

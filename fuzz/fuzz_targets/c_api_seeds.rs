@@ -167,6 +167,53 @@ fn ints(a: i64, b: i64) -> Vec<Arg> {
     vec![Arg::Int(a), Arg::Int(b)]
 }
 
+/// STFL v9 files (`corpus/load_bytecode`): compiled programs, spill slots (LDS/STS, NOP),
+/// every FunctionType tag, a manifest with clients and demand, a store to slot 2^32-1.
+const V9_FILES: [(&str, &[u8]); 5] = [
+    (
+        "fibonacci",
+        include_bytes!("../corpus/load_bytecode/v9-tests-stfl-fibonacci"),
+    ),
+    (
+        "spill",
+        include_bytes!("../corpus/load_bytecode/hand-v9-spill"),
+    ),
+    (
+        "types",
+        include_bytes!("../corpus/load_bytecode/hand-v9-types"),
+    ),
+    (
+        "manifest",
+        include_bytes!("../corpus/load_bytecode/hand-v9-manifest"),
+    ),
+    (
+        "huge-slot",
+        include_bytes!("../corpus/load_bytecode/hand-v9-sts-huge-slot"),
+    ),
+];
+
+/// Each v9 file loaded into a VM that already has `PROGRAM` (bytecode and callbacks), then
+/// its `main` run, and a prepared program loaded over it.
+fn v9_seeds() -> Vec<(String, Vec<Op>)> {
+    use Op::*;
+    V9_FILES
+        .iter()
+        .map(|(name, bytes)| {
+            let ops = vec![
+                Register(0, 0, 0),
+                Load(0, P_MAIN, true),
+                LoadBytes(0, bytes.to_vec()),
+                ExecuteBadName(0, b"main".to_vec()),
+                Execute(0, CALLS_CBS, ints(1, 2)),
+                Load(0, P_SWAP, false),
+                ExecuteBadName(0, b"main".to_vec()),
+                Stats(0),
+            ];
+            (format!("v9-{name}"), ops)
+        })
+        .collect()
+}
+
 fn list() -> Vec<(&'static str, Vec<Op>)> {
     use Op::*;
     vec![
@@ -429,7 +476,8 @@ fn list() -> Vec<(&'static str, Vec<Op>)> {
 
 pub fn write(dir: &std::path::Path) {
     std::fs::create_dir_all(dir).expect("seed directory");
-    for (name, ops) in list() {
+    let seeds = list().into_iter().map(|(name, ops)| (name.to_owned(), ops));
+    for (name, ops) in seeds.chain(v9_seeds()) {
         let mut bytes = Vec::new();
         for op in &ops {
             bytes.push(1);

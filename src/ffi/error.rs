@@ -12,12 +12,21 @@ use crate::{ApiError, VmError};
 
 /// Success.
 pub const STOFFEL_OK: c_int = 0;
-/// A required pointer was NULL, or an argument was out of range (a negative or huge count).
+/// A required pointer was NULL (the VM handle included, as in StoffelVM), or an argument was
+/// out of range (a negative or huge count).
 pub const STOFFEL_ERROR_NULL: c_int = -1;
 /// A name or string was not valid UTF-8.
 pub const STOFFEL_ERROR_UTF8: c_int = -2;
-/// `stoffel_load_bytecode` / `stoffel_load_assembly`: the code could not be loaded.
+/// `stoffel_load_bytecode` / `stoffel_load_assembly`: the code could not be loaded (for
+/// bytecode: the bytes do not decode; see also `STOFFEL_ERROR_INVALID_FUNCTION`).
 pub const STOFFEL_ERROR_PARSE: c_int = -2;
+/// `stoffel_register_foreign_object(_ex)`: the object could not be registered (StoffelVM's
+/// code for it; running out of room is `STOFFEL_ERROR_LIMIT`).
+pub const STOFFEL_ERROR_REGISTER_OBJECT: c_int = -2;
+/// `stoffel_load_bytecode`: the bytes decode, but a function is invalid (a jump to an unknown
+/// label or beyond its code, a constant index out of range, ...): StoffelVM's "function
+/// registration failed".
+pub const STOFFEL_ERROR_INVALID_FUNCTION: c_int = -3;
 /// `stoffel_execute`: the execution failed (unknown function, runtime error).
 pub const STOFFEL_ERROR_EXECUTE: c_int = -3;
 /// `stoffel_execute`: the result cannot be represented in C (a u64 above INT64_MAX, a
@@ -41,7 +50,7 @@ pub const STOFFEL_ERROR_LIMIT: c_int = -8;
 /// The VM is busy: called from a print callback or finalizer, or from another thread
 /// while in use.
 pub const STOFFEL_ERROR_REENTRANCY: c_int = -9;
-/// The VM handle is NULL, destroyed or not a VM.
+/// The VM handle is destroyed or not a VM (a NULL handle is `STOFFEL_ERROR_NULL`).
 pub const STOFFEL_ERROR_INVALID_VM: c_int = -10;
 /// An internal error (a caught panic); the message says where. Please report it.
 pub const STOFFEL_ERROR_PANIC: c_int = -11;

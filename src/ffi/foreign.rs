@@ -5,7 +5,8 @@ use std::rc::Rc;
 
 use super::convert::{make_value, read_value, write_value};
 use super::error::{
-    Failure, STOFFEL_ERROR_LIMIT, STOFFEL_ERROR_NULL, STOFFEL_ERROR_TYPE, STOFFEL_OK,
+    Failure, STOFFEL_ERROR_LIMIT, STOFFEL_ERROR_NULL, STOFFEL_ERROR_REGISTER_OBJECT,
+    STOFFEL_ERROR_TYPE, STOFFEL_OK,
 };
 use super::gate::{ShellRef, with_vm};
 use super::strings::{read_name, try_c_string};
@@ -224,17 +225,28 @@ fn register_object(
     if result.is_null() {
         return Err(Failure::new(STOFFEL_ERROR_NULL, "result is NULL"));
     }
+    // StoffelVM returns -2 when registering fails; running out of room stays a limit.
     let v = vm
         .create_foreign(Box::new(CForeign { object, finalizer }))
-        .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_TYPE))?;
-    let c = make_value(&v)?;
+        .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_REGISTER_OBJECT))?;
+    let c = make_value(&v).map_err(|f| {
+        let _ = vm.release(&v);
+        let code = if f.code == STOFFEL_ERROR_LIMIT {
+            STOFFEL_ERROR_LIMIT
+        } else {
+            STOFFEL_ERROR_REGISTER_OBJECT
+        };
+        Failure::new(code, f.message)
+    })?;
     // SAFETY: non-NULL and writable by the caller's guarantee.
     unsafe { write_value(result, c) };
     Ok(STOFFEL_OK)
 }
 
 /// Wraps a host pointer as a FOREIGN value; `*result` gets its id (owned by the caller). The
-/// VM never dereferences the pointer. Returns 0 or `STOFFEL_ERROR_NULL`.
+/// VM never dereferences the pointer. Returns 0, `STOFFEL_ERROR_NULL` (NULL handle, object or
+/// result) or `STOFFEL_ERROR_LIMIT` (no room for it; any other failure to register it would be
+/// `STOFFEL_ERROR_REGISTER_OBJECT`, -2, as in StoffelVM).
 ///
 /// # Safety
 /// `result` must be NULL or writable.

@@ -5,15 +5,15 @@ use std::ffi::{CString, c_char, c_int, c_void};
 use super::convert::{make_value, read_value_into, write_value};
 use super::error::{
     Failure, STOFFEL_ERROR_ARGUMENT, STOFFEL_ERROR_EXECUTE, STOFFEL_ERROR_EXECUTE_WITH_ARGS,
-    STOFFEL_ERROR_INVALID_HANDLE, STOFFEL_ERROR_LIMIT, STOFFEL_ERROR_NULL, STOFFEL_ERROR_PARSE,
-    STOFFEL_ERROR_RESULT, STOFFEL_ERROR_RESULT_WITH_ARGS, STOFFEL_OK, guard, set_thread_error,
-    set_thread_error_static,
+    STOFFEL_ERROR_INVALID_FUNCTION, STOFFEL_ERROR_INVALID_HANDLE, STOFFEL_ERROR_LIMIT,
+    STOFFEL_ERROR_NULL, STOFFEL_ERROR_PARSE, STOFFEL_ERROR_RESULT, STOFFEL_ERROR_RESULT_WITH_ARGS,
+    STOFFEL_OK, guard, set_thread_error, set_thread_error_static,
 };
 use super::gate::{self, CVm, ShellRef, stack_position, with_vm};
 use super::process;
 use super::strings::{out_of_memory, read_name, to_c_string_lossy};
 use super::types::{StoffelGcStats, StoffelPrintCallback, StoffelValue, VMHandle};
-use crate::{Output, Val, Vm};
+use crate::{Output, Val, Vm, VmError};
 
 /// Most arguments `stoffel_execute_with_args` and `stoffel_call_closure` accept.
 pub const STOFFEL_MAX_ARGS: c_int = 1024;
@@ -65,10 +65,12 @@ pub extern "C" fn stoffel_destroy_vm(handle: VMHandle) {
     });
 }
 
-/// Loads STFL bytecode, versions 0 to 9 (`len` bytes at `bytecode`). Loading adds to what is
-/// loaded (a function with an existing name replaces it); a failed load changes nothing.
-/// Returns 0, `STOFFEL_ERROR_NULL` (-1) or `STOFFEL_ERROR_PARSE` (-2; the message names the
-/// byte offset, function and instruction).
+/// Loads STFL bytecode, versions 0 to 9 (`len` bytes at `bytecode`). Loading adds to what is loaded (a
+/// function with an existing name replaces it); a failed load changes nothing.
+/// Returns 0, `STOFFEL_ERROR_NULL` (-1), `STOFFEL_ERROR_PARSE` (-2: the bytes do not decode,
+/// there is no memory for what they promise, or the program needs an MPC engine) or `STOFFEL_ERROR_INVALID_FUNCTION` (-3: a
+/// function jumps to an unknown label or beyond its code, or loads a constant the pool lacks);
+/// the message names the byte offset, function and instruction.
 ///
 /// # Safety
 /// `bytecode` must point to `len` readable bytes.
@@ -84,8 +86,14 @@ pub unsafe extern "C" fn stoffel_load_bytecode(
         }
         // SAFETY: the caller guarantees `len` readable bytes at `bytecode`.
         let bytes = unsafe { std::slice::from_raw_parts(bytecode, len) };
-        vm.load_bytecode(bytes)
-            .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_PARSE))?;
+        vm.load_bytecode(bytes).map_err(|e| match &e {
+            // StoffelVM decodes the bytes (-2), then converts and registers each function
+            // (-3): a function that decodes but does not hold together gets its -3.
+            VmError::Load(load) if load.kind.is_invalid_function() => {
+                Failure::new(STOFFEL_ERROR_INVALID_FUNCTION, e.to_string())
+            }
+            _ => Failure::from_vm(e, STOFFEL_ERROR_PARSE),
+        })?;
         Ok(STOFFEL_OK)
     })
 }

@@ -122,6 +122,18 @@ pub enum LoadErrorKind {
     Invalid(Box<ProgramError>),
 }
 
+impl LoadErrorKind {
+    /// Whether the bytes decoded but a function does not hold together (a jump to an unknown
+    /// label or beyond the code, a constant index out of range, ...), as opposed to bytes that
+    /// do not decode. StoffelVM's C API tells the two apart (-3 and -2), so ours does too.
+    pub fn is_invalid_function(&self) -> bool {
+        matches!(
+            self,
+            LoadErrorKind::UnknownLabel { .. } | LoadErrorKind::Invalid(_)
+        )
+    }
+}
+
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "byte 0x{:04x}", self.offset)?;

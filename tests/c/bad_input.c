@@ -117,9 +117,10 @@ static const char BAD_UTF8_1[] = {(char)0xff, (char)0xfe, 0};
 static const char BAD_UTF8_2[] = {'a', (char)0xc0, (char)0xaf, 0};
 static const char BAD_UTF8_3[] = {'x', (char)0xe2, (char)0x82, 0};
 
-/* Every function that takes a VM, called with the bad handle `h`: each must return
- * STOFFEL_ERROR_INVALID_VM and name itself in the thread's last error. */
-static void check_invalid_vm(VMHandle h, VMHandle good)
+/* Every function that takes a VM, called with the bad handle `h`: each must return `code`
+ * (STOFFEL_ERROR_NULL for NULL, as StoffelVM; STOFFEL_ERROR_INVALID_VM for any other bad
+ * handle) and name itself in the thread's last error. */
+static void check_invalid_vm(VMHandle h, VMHandle good, int code)
 {
     StoffelValue r;
     StoffelValue obj;
@@ -132,7 +133,7 @@ static void check_invalid_vm(VMHandle h, VMHandle good)
     uint8_t bytes[4] = {0};
     StoffelGcStats stats;
 
-#define INVALID(call, name) CHECK_ERR(h, call, STOFFEL_ERROR_INVALID_VM, name)
+#define INVALID(call, name) CHECK_ERR(h, call, code, name)
     INVALID(stoffel_register_foreign_function(h, "f", cb), "stoffel_register_foreign_function");
     INVALID(stoffel_register_foreign_function_ex(h, "f", cb_ex, NULL),
             "stoffel_register_foreign_function_ex");
@@ -313,10 +314,11 @@ int main(void)
     stoffel_destroy_vm(dead);
     /* (No VM is created from here on until the checks with `dead` are done, so its address
      * cannot be reused by a new VM.) */
-    check_invalid_vm(NULL, vm);
-    check_invalid_vm(dead, vm);
-    check_invalid_vm((VMHandle)(uintptr_t)0x1234, vm);
-    check_invalid_vm((VMHandle)&cb_calls, vm); /* a real address that is not a VM */
+    check_invalid_vm(NULL, vm, STOFFEL_ERROR_NULL);
+    check_invalid_vm(dead, vm, STOFFEL_ERROR_INVALID_VM);
+    check_invalid_vm((VMHandle)(uintptr_t)0x1234, vm, STOFFEL_ERROR_INVALID_VM);
+    /* a real address that is not a VM */
+    check_invalid_vm((VMHandle)&cb_calls, vm, STOFFEL_ERROR_INVALID_VM);
     CHECK(stoffel_last_error(dead) != NULL);   /* the thread's last error */
     stoffel_destroy_vm(dead);                   /* destroying twice is ignored */
     CHECK_THREAD_ERROR("stoffel_destroy_vm");
@@ -331,13 +333,13 @@ int main(void)
         stoffel_destroy_vm(first);
         VMHandle second = stoffel_create_vm();
         CHECK(second != NULL && second != first);
-        check_invalid_vm(first, vm);
+        check_invalid_vm(first, vm, STOFFEL_ERROR_INVALID_VM);
         CHECK_OK(second, stoffel_load_assembly(second, PROGRAM));
         CHECK_VM_WORKS(second);
-        check_invalid_vm(first, vm);
+        check_invalid_vm(first, vm, STOFFEL_ERROR_INVALID_VM);
         CHECK_VM_WORKS(second);
         stoffel_destroy_vm(second);
-        check_invalid_vm(second, vm);
+        check_invalid_vm(second, vm, STOFFEL_ERROR_INVALID_VM);
     }
 
     /* ---- 2. NULL pointers. ---- */
@@ -616,6 +618,20 @@ int main(void)
         CHECK_ERR(vm, stoffel_load_bytecode(vm, garbage, 0), STOFFEL_ERROR_PARSE, "truncated");
         CHECK_ERR(vm, stoffel_load_bytecode(vm, (const uint8_t *)"hello", 5),
                   STOFFEL_ERROR_PARSE, "magic");
+        /* Bytes that decode but a function that does not hold together: StoffelVM's -3
+         * ("function registration failed"), here STOFFEL_ERROR_INVALID_FUNCTION. One v1
+         * function `f`: JMP to the label "x", which it does not define. */
+        const uint8_t unknown_label[] = {'S', 'T', 'F', 'L', 1, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+                                         1, 0, 'f', 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+                                         0x0e, 1, 0, 'x'};
+        CHECK_ERR(vm, stoffel_load_bytecode(vm, unknown_label, sizeof unknown_label),
+                  STOFFEL_ERROR_INVALID_FUNCTION, "label");
+        /* The same function with LDI r0, constant 5 of an empty pool. */
+        const uint8_t bad_constant[] = {'S', 'T', 'F', 'L', 1, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+                                        1, 0, 'f', 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+                                        0x01, 0, 0, 0, 0, 5, 0, 0, 0};
+        CHECK_ERR(vm, stoffel_load_bytecode(vm, bad_constant, sizeof bad_constant),
+                  STOFFEL_ERROR_INVALID_FUNCTION, "constant");
         CHECK_ERR(vm, stoffel_load_assembly(vm, ".function f\n    ADD r1\n"),
                   STOFFEL_ERROR_PARSE, "line 2");
         CHECK_ERR(vm, stoffel_load_assembly(vm, "NOP\n"), STOFFEL_ERROR_PARSE, "line 1");

@@ -64,7 +64,7 @@ static int exercise(const char *where, VMHandle live)
     stoffel_destroy_vm(NULL);
     EXPECT(stoffel_last_error(NULL) != NULL);
     EXPECT(stoffel_execute(stale, "add", &r) == STOFFEL_ERROR_INVALID_VM);
-    EXPECT(stoffel_execute_with_args(NULL, "add", args, 2, &r) == STOFFEL_ERROR_INVALID_VM);
+    EXPECT(stoffel_execute_with_args(NULL, "add", args, 2, &r) == STOFFEL_ERROR_NULL);
     EXPECT(stoffel_gc_stats(stale, &stats) == STOFFEL_ERROR_INVALID_VM);
     EXPECT(stoffel_gc_collect((VMHandle)(uintptr_t)0x12345) == STOFFEL_ERROR_INVALID_VM);
     EXPECT(stoffel_last_error(stale) != NULL);

@@ -34,8 +34,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::error::{
-    FfiResult, STOFFEL_ERROR_INVALID_VM, STOFFEL_ERROR_PANIC, STOFFEL_ERROR_REENTRANCY,
-    drop_payload, guard, set_thread_error, thread_error,
+    FfiResult, STOFFEL_ERROR_INVALID_VM, STOFFEL_ERROR_NULL, STOFFEL_ERROR_PANIC,
+    STOFFEL_ERROR_REENTRANCY, drop_payload, guard, set_thread_error, thread_error,
 };
 use super::hash::AddressMap;
 use super::process::thread_stack;
@@ -350,6 +350,11 @@ pub(crate) fn with_vm(
     f: impl FnOnce(&mut Vm, ShellRef) -> FfiResult,
 ) -> c_int {
     guard(name, || {
+        // StoffelVM's code for a NULL handle; a dead or unknown one has a code of its own.
+        if handle.is_null() {
+            set_thread_error(&format!("{name}: NULL VM handle"));
+            return STOFFEL_ERROR_NULL;
+        }
         let (cvm_ptr, owned) = match claim(handle) {
             Ok(Claim::Owned(p)) => (p, true),
             Ok(Claim::Reentered(p)) => (p, false),
