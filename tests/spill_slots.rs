@@ -192,7 +192,7 @@ fn slots_are_freed_when_an_activation_fails() {
         let err = vm.call::<Val>("main", &[]).unwrap_err();
         assert!(!err.is_limit(), "run {run}: {err}");
         assert!(
-            err.to_string().contains("division by zero"),
+            err.to_string().contains("Division by zero"),
             "run {run}: {err}"
         );
     }
