@@ -1,12 +1,13 @@
-//! Embedding stoffel-vm in a Rust program: load code, register a host function with captured
-//! state, execute with arguments, work with heap values through handles, set limits.
+//! Embedding stoffel-vm in a Rust program: load code, register a typed host function with
+//! captured state, call with Rust arguments, read an object's fields as Rust values through
+//! a handle that releases itself, set limits.
 //!
 //! Run with `cargo run --example embed`.
 
 use std::cell::Cell;
 use std::rc::Rc;
 
-use stoffel_vm::{HostError, Val, Vm, VmError};
+use stoffel_vm::{Rooted, Vm, VmError};
 
 const PROGRAM: &str = r#"
 ; Builds {name: NAME, score: SCORE * 2} and reports it through the host's `log` function.
@@ -41,33 +42,24 @@ fn main() -> Result<(), VmError> {
     let mut vm = Vm::new();
     vm.load_assembly(PROGRAM)?;
 
-    // A host function with its own state: counts calls, prints its arguments.
+    // A typed host function with its own state; the VM checks and converts its arguments.
     let calls = Rc::new(Cell::new(0));
     let counter = calls.clone();
-    vm.register_function("log", move |_vm, args| {
+    vm.register_fn("log", move |name: String, score: i64| {
         counter.set(counter.get() + 1);
-        match args {
-            [Val::String(name), Val::I64(score)] => {
-                println!("log #{}: {name} scored {score}", counter.get());
-                Ok(Val::Unit)
-            }
-            other => Err(HostError::new(format!(
-                "log: unexpected arguments {other:?}"
-            ))),
-        }
+        println!("log #{}: {name} scored {score}", counter.get());
     });
 
-    // Execute with arguments; the object comes back as a handle we own.
-    let record = vm.execute("make_record", &[Val::from("ada"), Val::I64(21)])?;
-    let score = vm.get_field(&record, &Val::from("score"))?;
-    println!("record {} has score {score:?}", vm.display(&record)?);
-    vm.release(&record)?; // now the collector may reclaim it
+    // Call with Rust arguments; the object comes back as a handle that releases itself.
+    let record: Rooted = vm.call("make_record", ("ada", 21i64))?;
+    let score: i64 = vm.get(&record, "score")?;
+    println!("record {} has score {score}", vm.display(&record)?);
+    drop(record); // the collector may now reclaim it
 
     // Limits turn runaway code into an error; the VM stays usable.
     vm.set_instruction_limit(Some(1_000_000));
-    match vm.execute("spin", &[]) {
-        Err(e) => println!("spin stopped: {e}"),
-        Ok(v) => println!("spin returned {v:?}?"),
+    if let Err(e) = vm.call::<()>("spin", ()) {
+        println!("spin stopped: {e}");
     }
     vm.collect_all();
     println!("host calls: {}, gc: {:?}", calls.get(), vm.gc_stats());

@@ -39,3 +39,8 @@ pub use vm::{
     Args, FromVal, Func, GcStats, HostArg, HostFn, HostReturn, IntoArgs, IntoHostFn, IntoVal,
     Rooted, TraceSink, Val, Vm,
 };
+
+/// The README's Rust code, compiled and run as a doctest so the quick start stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
