@@ -397,6 +397,18 @@ int stoffel_release_value(VMHandle handle, const StoffelValue *value);
 int stoffel_retain_value(VMHandle handle, const StoffelValue *value);
 
 /**
+ * Whether `a` and `b` are the same value: for objects, arrays, closures and foreign objects
+ * the same heap value (two ids of one object are the same, `*same` = 1), otherwise equal
+ * kind and value (strings by content). Writes 1 or 0 to `*same`. Returns 0,
+ * `STOFFEL_ERROR_NULL` or `STOFFEL_ERROR_INVALID_HANDLE` (a stale or forged id: an error, not
+ * "different").
+ *
+ * # Safety
+ * `a` and `b` must be NULL or point to readable `StoffelValue`s; `same` NULL or writable.
+ */
+int stoffel_same_value(VMHandle handle, const StoffelValue *a, const StoffelValue *b, int *same);
+
+/**
  * Creates an empty object; `*result` gets its id (owned by the caller).
  *
  * # Safety
@@ -557,6 +569,15 @@ int stoffel_execute_with_args(VMHandle handle,
  * static message saying so.
  */
 const char *stoffel_last_error(VMHandle handle);
+
+/**
+ * The name of return code `code`, e.g. `"STOFFEL_ERROR_LIMIT"`, for logs. Codes that several
+ * names share (StoffelVM's codes differ by function) give every name, e.g. -2 is
+ * `"STOFFEL_ERROR_UTF8 | STOFFEL_ERROR_PARSE | STOFFEL_ERROR_REGISTER_OBJECT"`; a code that is
+ * none of ours gives `"unknown return code"`. The string is static: never NULL, never freed.
+ * Safe to call from any thread at any time.
+ */
+const char *stoffel_error_name(int code);
 
 /**
  * Instructions one top-level execution may run; 0 means unlimited (the default). Exceeding

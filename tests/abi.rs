@@ -97,6 +97,8 @@ const PROTOTYPES: &[&str] = &[
     "int stoffel_gc_stats(VMHandle handle, StoffelGcStats *stats);",
     "int stoffel_set_print_callback(VMHandle handle, StoffelPrintCallback callback, void *user_data);",
     "const char *stoffel_version(void);",
+    "const char *stoffel_error_name(int code);",
+    "int stoffel_same_value(VMHandle handle, const StoffelValue *a, const StoffelValue *b, int *same);",
 ];
 
 /// The header's text without comments, whitespace collapsed.

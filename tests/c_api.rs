@@ -736,3 +736,18 @@ fn fork_while_other_threads_use_the_library() {
         "{stdout}"
     );
 }
+
+#[test]
+fn error_names_identity_and_failed_callback_results() {
+    // issue 17: stoffel_error_name, stoffel_same_value, and an id a failing callback wrote to
+    // *result released by the VM.
+    let out = common::build_and_run_c("ergonomics");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ergonomics exited with {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ergonomics: all "), "{stdout}");
+}

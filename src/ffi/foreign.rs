@@ -101,6 +101,7 @@ fn host_function(
         });
         scratch.set(values);
         if code != 0 {
+            discard_failed_result(vm, &result, args, cvm.string_cap());
             let message = format!("C function '{name}' returned error code {code}");
             return Err(
                 match (vm.nested_error(), cvm.failure_since(failures_before)) {
@@ -142,6 +143,29 @@ fn host_function(
             vm.check(&value).map_err(|e| invalid(e.to_string()))?;
         }
         Ok(value)
+    }
+}
+
+/// A callback that failed may still have written an id to `*result` (a fresh object it
+/// meant to return): the VM takes it over as it would a result, and so releases it. An id of
+/// one of the arguments, or anything that is not a live id of this VM, is left alone.
+fn discard_failed_result(vm: &mut Vm, result: &StoffelValue, args: &[Val], string_cap: usize) {
+    // SAFETY: `result` is our own initialised value; C wrote (at most) a value into it.
+    // Strings are not read: only the tag and an id matter here, and a STRING's pointer may
+    // already dangle.
+    let tag = unsafe { std::ptr::addr_of!(result.value_type).cast::<c_int>().read() };
+    if tag == StoffelValueType::STOFFEL_VALUE_STRING as c_int {
+        return;
+    }
+    // SAFETY: as above; a non-string value is plain data.
+    let Ok(value) = (unsafe { read_value(result, string_cap) }) else {
+        return;
+    };
+    if let Some(h) = value.handle()
+        && !args.iter().any(|a| a.handle() == Some(h))
+        && vm.check(&value).is_ok()
+    {
+        let _ = vm.release(&value);
     }
 }
 

@@ -100,6 +100,38 @@ pub unsafe extern "C" fn stoffel_retain_value(
     })
 }
 
+/// Whether `a` and `b` are the same value: for objects, arrays, closures and foreign objects
+/// the same heap value (two ids of one object are the same, `*same` = 1), otherwise equal
+/// kind and value (strings by content). Writes 1 or 0 to `*same`. Returns 0,
+/// `STOFFEL_ERROR_NULL` or `STOFFEL_ERROR_INVALID_HANDLE` (a stale or forged id: an error, not
+/// "different").
+///
+/// # Safety
+/// `a` and `b` must be NULL or point to readable `StoffelValue`s; `same` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_same_value(
+    handle: VMHandle,
+    a: *const StoffelValue,
+    b: *const StoffelValue,
+    same: *mut c_int,
+) -> c_int {
+    with_vm(handle, "stoffel_same_value", |vm, cvm| {
+        if same.is_null() {
+            return Err(Failure::new(STOFFEL_ERROR_NULL, "same is NULL"));
+        }
+        // SAFETY: readable by the caller's guarantee (NULL is checked first).
+        let a = unsafe { read_one(a, "a", cvm) }?;
+        // SAFETY: as above.
+        let b = unsafe { read_one(b, "b", cvm) }?;
+        let result = vm
+            .same(&a, &b)
+            .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_TYPE))?;
+        // SAFETY: `same` is not NULL (checked above) and writable by the caller's guarantee.
+        unsafe { same.write(c_int::from(result)) };
+        Ok(STOFFEL_OK)
+    })
+}
+
 /// Reads one value argument, refusing NULL.
 ///
 /// # Safety

@@ -5,9 +5,11 @@ use std::ffi::{CString, c_char, c_int, c_void};
 use super::convert::{make_value, read_value_into, write_value};
 use super::error::{
     Failure, STOFFEL_ERROR_ARGUMENT, STOFFEL_ERROR_EXECUTE, STOFFEL_ERROR_EXECUTE_WITH_ARGS,
-    STOFFEL_ERROR_INVALID_FUNCTION, STOFFEL_ERROR_INVALID_HANDLE, STOFFEL_ERROR_LIMIT,
-    STOFFEL_ERROR_NULL, STOFFEL_ERROR_PARSE, STOFFEL_ERROR_RESULT, STOFFEL_ERROR_RESULT_WITH_ARGS,
-    STOFFEL_OK, guard, set_thread_error, set_thread_error_static,
+    STOFFEL_ERROR_INVALID_FUNCTION, STOFFEL_ERROR_INVALID_HANDLE, STOFFEL_ERROR_INVALID_VM,
+    STOFFEL_ERROR_LIMIT, STOFFEL_ERROR_NULL, STOFFEL_ERROR_PANIC, STOFFEL_ERROR_PARSE,
+    STOFFEL_ERROR_REENTRANCY, STOFFEL_ERROR_RESULT, STOFFEL_ERROR_RESULT_WITH_ARGS,
+    STOFFEL_ERROR_TYPE, STOFFEL_ERROR_UTF8, STOFFEL_OK, guard, set_thread_error,
+    set_thread_error_static,
 };
 use super::gate::{self, CVm, ShellRef, stack_position, with_vm};
 use super::process;
@@ -324,6 +326,35 @@ pub extern "C" fn stoffel_last_error(handle: VMHandle) -> *const c_char {
         STOFFEL_OK
     });
     message
+}
+
+/// The name of return code `code`, e.g. `"STOFFEL_ERROR_LIMIT"`, for logs. Codes that several
+/// names share (StoffelVM's codes differ by function) give every name, e.g. -2 is
+/// `"STOFFEL_ERROR_UTF8 | STOFFEL_ERROR_PARSE | STOFFEL_ERROR_REGISTER_OBJECT"`; a code that is
+/// none of ours gives `"unknown return code"`. The string is static: never NULL, never freed.
+/// Safe to call from any thread at any time.
+#[unsafe(no_mangle)]
+pub extern "C" fn stoffel_error_name(code: c_int) -> *const c_char {
+    let name: &'static std::ffi::CStr = match code {
+        STOFFEL_OK => c"STOFFEL_OK",
+        STOFFEL_ERROR_NULL => c"STOFFEL_ERROR_NULL",
+        STOFFEL_ERROR_UTF8 => {
+            c"STOFFEL_ERROR_UTF8 | STOFFEL_ERROR_PARSE | STOFFEL_ERROR_REGISTER_OBJECT"
+        }
+        STOFFEL_ERROR_EXECUTE => {
+            c"STOFFEL_ERROR_EXECUTE | STOFFEL_ERROR_ARGUMENT | STOFFEL_ERROR_INVALID_FUNCTION"
+        }
+        STOFFEL_ERROR_RESULT => c"STOFFEL_ERROR_RESULT | STOFFEL_ERROR_EXECUTE_WITH_ARGS",
+        STOFFEL_ERROR_RESULT_WITH_ARGS => c"STOFFEL_ERROR_RESULT_WITH_ARGS",
+        STOFFEL_ERROR_INVALID_HANDLE => c"STOFFEL_ERROR_INVALID_HANDLE",
+        STOFFEL_ERROR_TYPE => c"STOFFEL_ERROR_TYPE",
+        STOFFEL_ERROR_LIMIT => c"STOFFEL_ERROR_LIMIT",
+        STOFFEL_ERROR_REENTRANCY => c"STOFFEL_ERROR_REENTRANCY",
+        STOFFEL_ERROR_INVALID_VM => c"STOFFEL_ERROR_INVALID_VM",
+        STOFFEL_ERROR_PANIC => c"STOFFEL_ERROR_PANIC",
+        _ => c"unknown return code",
+    };
+    name.as_ptr()
 }
 
 /// Instructions one top-level execution may run; 0 means unlimited (the default). Exceeding
