@@ -187,6 +187,28 @@ fn trace_lists_executed_instructions_on_stderr() {
 }
 
 #[test]
+fn an_errors_instruction_index_is_found_in_the_listing_and_the_trace_names_labels() {
+    // issue 17 item 6: `disasm` prints each instruction's index, the one errors name, and
+    // `--trace` writes jump targets by their label.
+    let src = temp_file(
+        "idx.sasm",
+        b".function main registers 3\n    LDI r1, 1\n    LDI r2, 0\n    CMP r1, r2\n    JMPGT divide\n    RET r1\ndivide:\n    DIV r0, r1, r2\n    RET r0\n",
+    );
+    let out = stoffel_run(&[&src]);
+    assert_eq!(out.status.code(), Some(1));
+    let error = text(&out.stderr);
+    assert!(error.contains("at instruction 5"), "{error}");
+    let listing = text(&stoffel_run(&["disasm", &src]).stdout);
+    let line = listing
+        .lines()
+        .find(|l| l.trim_end().ends_with("; 5"))
+        .unwrap_or_else(|| panic!("no instruction 5 in\n{listing}"));
+    assert!(line.trim_start().starts_with("DIV r0, r1, r2"), "{line}");
+    let trace = text(&stoffel_run(&[&src, "--trace"]).stderr);
+    assert!(trace.contains("main[3]: JMPGT divide\n"), "{trace}");
+}
+
+#[test]
 fn a_non_utf8_argument_is_a_usage_error() {
     use std::os::unix::ffi::OsStrExt;
     let out = Command::new(BIN)

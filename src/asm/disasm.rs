@@ -13,16 +13,30 @@ use super::printer::{OperandNames, instruction_text};
 /// Prints a program as assembly text that [`assemble`](super::assemble) turns back into an
 /// equal program.
 pub fn disassemble(program: &Program) -> String {
+    listing(program, false)
+}
+
+/// Like [`disassemble`], with each instruction's index in its function as a comment
+/// (`; 3`): the index a runtime error names ("at instruction 3"). The comments assemble away,
+/// so the listing still assembles back to an equal program.
+pub fn disassemble_with_indices(program: &Program) -> String {
+    listing(program, true)
+}
+
+fn listing(program: &Program, indices: bool) -> String {
     let mut out = super::meta::header_text(program);
     for (index, function) in program.functions().iter().enumerate() {
         if index > 0 || !out.is_empty() {
             out.push('\n');
         }
         // Writing to a String cannot fail.
-        let _ = write_function(&mut out, program, function);
+        let _ = write_function(&mut out, program, function, indices);
     }
     out
 }
+
+/// The column the index comments start at (instructions longer than this get one space).
+const INDEX_COLUMN: usize = 36;
 
 fn write_name_list(out: &mut String, names: &[String]) -> fmt::Result {
     for (i, name) in names.iter().enumerate() {
@@ -34,7 +48,12 @@ fn write_name_list(out: &mut String, names: &[String]) -> fmt::Result {
     Ok(())
 }
 
-fn write_function(out: &mut String, program: &Program, function: &Function) -> fmt::Result {
+fn write_function(
+    out: &mut String,
+    program: &Program,
+    function: &Function,
+    indices: bool,
+) -> fmt::Result {
     write!(out, ".function {}", name_text(&function.name))?;
     if !function.params.is_empty() {
         out.push('(');
@@ -73,8 +92,13 @@ fn write_function(out: &mut String, program: &Program, function: &Function) -> f
                 writeln!(out, "{}:", name_text(name))?;
             }
         }
+        let text = instruction_text(instruction, &operand_names);
         out.push_str("    ");
-        out.push_str(&instruction_text(instruction, &operand_names));
+        out.push_str(&text);
+        if indices {
+            let pad = INDEX_COLUMN.saturating_sub(4 + text.chars().count()).max(1);
+            write!(out, "{:pad$}; {index}", "")?;
+        }
         out.push('\n');
     }
     // Labels at the end (and, defensively, any beyond it).

@@ -117,8 +117,14 @@ mod meta;
 mod printer;
 
 pub use assembler::assemble;
-pub use disasm::disassemble;
+pub use disasm::{disassemble, disassemble_with_indices};
 pub use printer::{OperandNames, instruction_text};
+
+/// A label or function name as assembly writes it: bare when it is a plain identifier,
+/// quoted with escapes otherwise.
+pub fn label_text(name: &str) -> String {
+    literal::name_text(name).into_owned()
+}
 
 use crate::stfl;
 

@@ -53,6 +53,22 @@ pub struct LinkedFunction {
 const INDEXED_PARAMS: usize = 8;
 
 impl LinkedFunction {
+    /// The name of a label at instruction `target` in the source of this function, if the
+    /// program it came from is still loaded (for traces).
+    pub fn label_at<'a>(&self, code: &'a Code, target: u32) -> Option<&'a str> {
+        let program = code.programs.get(self.program as usize)?;
+        let source = program
+            .functions()
+            .iter()
+            .rev()
+            .find(|f| f.name.as_str() == &*self.name)?;
+        source
+            .labels
+            .iter()
+            .find(|l| l.target == target)
+            .map(|l| l.name.as_str())
+    }
+
     fn index_params(&mut self) {
         if self.params.len() > INDEXED_PARAMS {
             let mut index = HashMap::with_capacity(self.params.len());

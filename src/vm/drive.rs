@@ -419,7 +419,7 @@ impl Vm {
         };
         let f = &self.code.functions[func as usize];
         let text = match f.code.get(ip as usize) {
-            Some(ins) => asm::instruction_text(ins, &LinkedNames(self)),
+            Some(ins) => asm::instruction_text(ins, &LinkedNames(self, func)),
             None => "(end of function)".to_owned(),
         };
         let line = format!("{}[{}]: {}", f.name, ip, text);
@@ -472,7 +472,9 @@ impl Vm {
 
 /// How linked code's operands read in a trace: callees by the name of their slot, constants
 /// by value, jump targets as instruction indices (`@12`).
-struct LinkedNames<'a>(&'a Vm);
+/// Operand names in linked code: callees from the name table, constants from the VM's
+/// table, jump targets by the source's label name (`@N` if none).
+struct LinkedNames<'a>(&'a Vm, u32);
 
 impl OperandNames for LinkedNames<'_> {
     fn callee(&self, index: u32) -> Cow<'_, str> {
@@ -492,7 +494,15 @@ impl OperandNames for LinkedNames<'_> {
     }
 
     fn label(&self, target: u32) -> Cow<'_, str> {
-        Cow::Owned(format!("@{target}"))
+        let code = &self.0.code;
+        match code
+            .functions
+            .get(self.1 as usize)
+            .and_then(|f| f.label_at(code, target))
+        {
+            Some(name) => Cow::Owned(asm::label_text(name)),
+            None => Cow::Owned(format!("@{target}")),
+        }
     }
 }
 

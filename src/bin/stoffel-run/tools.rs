@@ -30,7 +30,7 @@ pub fn load_file(path: &str) -> Result<(Program, usize), String> {
 
 /// Prints `program` as assembly, noting trailing bytes the file had.
 pub fn print_listing(program: &Program, trailing: usize) -> ExitCode {
-    let mut listing = asm::disassemble(program);
+    let mut listing = asm::disassemble_with_indices(program);
     if trailing > 0 {
         listing.push_str(&format!(
             "; {trailing} trailing bytes after the last function were ignored\n"
