@@ -571,6 +571,20 @@ int stoffel_execute_with_args(VMHandle handle,
 const char *stoffel_last_error(VMHandle handle);
 
 /**
+ * Copies the message `stoffel_last_error(handle)` would return into `buffer` (at most
+ * `size` bytes, NUL included; truncated at a UTF-8 character boundary if it does not fit),
+ * for hosts that keep messages beyond the next call or hand them to another thread. Returns
+ * the message's full length in bytes without the NUL (so a return ≥ `size` means it was
+ * truncated), 0 with an empty `buffer` when there is no message, or `STOFFEL_ERROR_NULL`
+ * for a NULL `buffer` with a non-zero `size`. `buffer` may be NULL with `size` 0 to ask for
+ * the length.
+ *
+ * # Safety
+ * `buffer` must be NULL or point to `size` writable bytes.
+ */
+ptrdiff_t stoffel_last_error_copy(VMHandle handle, char *buffer, size_t size);
+
+/**
  * The name of return code `code`, e.g. `"STOFFEL_ERROR_LIMIT"`, for logs. Codes that several
  * names share (StoffelVM's codes differ by function) give every name, e.g. -2 is
  * `"STOFFEL_ERROR_UTF8 | STOFFEL_ERROR_PARSE | STOFFEL_ERROR_REGISTER_OBJECT"`; a code that is

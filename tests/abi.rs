@@ -98,6 +98,7 @@ const PROTOTYPES: &[&str] = &[
     "int stoffel_set_print_callback(VMHandle handle, StoffelPrintCallback callback, void *user_data);",
     "const char *stoffel_version(void);",
     "const char *stoffel_error_name(int code);",
+    "ptrdiff_t stoffel_last_error_copy(VMHandle handle, char *buffer, size_t size);",
     "int stoffel_same_value(VMHandle handle, const StoffelValue *a, const StoffelValue *b, int *same);",
 ];
 

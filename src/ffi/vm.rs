@@ -328,6 +328,61 @@ pub extern "C" fn stoffel_last_error(handle: VMHandle) -> *const c_char {
     message
 }
 
+/// Copies the message `stoffel_last_error(handle)` would return into `buffer` (at most
+/// `size` bytes, NUL included; truncated at a UTF-8 character boundary if it does not fit),
+/// for hosts that keep messages beyond the next call or hand them to another thread. Returns
+/// the message's full length in bytes without the NUL (so a return ≥ `size` means it was
+/// truncated), 0 with an empty `buffer` when there is no message, or `STOFFEL_ERROR_NULL`
+/// for a NULL `buffer` with a non-zero `size`. `buffer` may be NULL with `size` 0 to ask for
+/// the length.
+///
+/// # Safety
+/// `buffer` must be NULL or point to `size` writable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_last_error_copy(
+    handle: VMHandle,
+    buffer: *mut c_char,
+    size: usize,
+) -> isize {
+    let mut length: isize = 0;
+    let code = guard("stoffel_last_error_copy", || {
+        if buffer.is_null() && size != 0 {
+            return STOFFEL_ERROR_NULL;
+        }
+        let message = gate::last_error(handle);
+        let bytes: &[u8] = if message.is_null() {
+            &[]
+        } else {
+            // SAFETY: `last_error` returns NULL or a NUL-terminated string that stays valid
+            // until the next failing call on this VM or thread, which cannot happen while
+            // this call runs on it.
+            unsafe { std::ffi::CStr::from_ptr(message) }.to_bytes()
+        };
+        length = isize::try_from(bytes.len()).unwrap_or(isize::MAX);
+        if size == 0 {
+            return STOFFEL_OK;
+        }
+        let mut n = bytes.len().min(size - 1);
+        // Not in the middle of a UTF-8 character.
+        while n > 0 && n < bytes.len() && (bytes[n] & 0xC0) == 0x80 {
+            n -= 1;
+        }
+        // SAFETY: `buffer` is not NULL (checked above, `size` > 0) and has `size` writable
+        // bytes by the caller's guarantee; `n` + 1 ≤ `size`; the regions cannot overlap (the
+        // message is ours).
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), buffer.cast::<u8>(), n);
+            buffer.add(n).write(0);
+        }
+        STOFFEL_OK
+    });
+    if code == STOFFEL_OK {
+        length
+    } else {
+        code as isize
+    }
+}
+
 /// The name of return code `code`, e.g. `"STOFFEL_ERROR_LIMIT"`, for logs. Codes that several
 /// names share (StoffelVM's codes differ by function) give every name, e.g. -2 is
 /// `"STOFFEL_ERROR_UTF8 | STOFFEL_ERROR_PARSE | STOFFEL_ERROR_REGISTER_OBJECT"`; a code that is

@@ -4,6 +4,8 @@
  * ids of one object are the same); an id a failing callback wrote to *result is released by
  * the VM, so 10,000 failing calls leave no live id. Prints "ergonomics: all N checks passed".
  */
+#include <stddef.h>
+
 #include "check.h"
 
 /* Makes a fresh object, writes its id to *result, then reports failure. */
@@ -94,6 +96,22 @@ int main(void)
     StoffelGcStats stats;
     CHECK_OK(vm, stoffel_gc_stats(vm, &stats));
     CHECK(stats.live_handles == 0);
+
+    /* The last error, copied: whole, truncated at a character boundary, or just its length. */
+    CHECK(stoffel_execute(vm, "no_such_function", &r) == STOFFEL_ERROR_EXECUTE);
+    const char *message = stoffel_last_error(vm);
+    CHECK(message != NULL);
+    size_t length = strlen(message);
+    char copy[256];
+    CHECK(stoffel_last_error_copy(vm, NULL, 0) == (ptrdiff_t)length);
+    CHECK(stoffel_last_error_copy(vm, copy, sizeof copy) == (ptrdiff_t)length);
+    CHECK(strcmp(copy, message) == 0);
+    char small[8];
+    CHECK(stoffel_last_error_copy(vm, small, sizeof small) == (ptrdiff_t)length);
+    CHECK(strlen(small) == 7 && strncmp(small, message, 7) == 0);
+    CHECK(stoffel_last_error_copy(vm, NULL, 4) == STOFFEL_ERROR_NULL);
+    /* No VM: the thread's message (here: of that NULL call). */
+    CHECK(stoffel_last_error_copy(NULL, copy, sizeof copy) >= 0);
 
     stoffel_destroy_vm(vm);
     printf("ergonomics: all %ld checks passed\n", checks_passed);
