@@ -1,9 +1,49 @@
 //! stoffel-vm: an embeddable, garbage-collected, register-based VM for StoffelVM bytecode.
 //!
-//! Embed it with [`Vm`]: load bytecode ([`Vm::load_bytecode`], an STFL file from the
-//! StoffelLang compiler) or text assembly ([`Vm::load_assembly`]), register host functions,
-//! set limits, and [`Vm::execute`]. Values cross as [`Val`]; heap values as [`Handle`]s the
-//! VM owns. The C API is [`ffi`] (header `include/stoffel_vm.h`).
+//! # Quick start
+//!
+//! ```
+//! use stoffel_vm::{Rooted, Vm, VmError};
+//!
+//! fn main() -> Result<(), VmError> {
+//!     let mut vm = Vm::new();
+//!     // A compiled `.stflb` from the StoffelLang compiler: `vm.load_bytecode(&bytes)?`.
+//!     vm.load_assembly(
+//!         ".function greet(name)
+//!              PUSHARG r0
+//!              CALL shout          ; a host function
+//!              RET r0",
+//!     )?;
+//!     vm.register_fn("shout", |s: String| format!("{}!", s.to_uppercase()));
+//!     vm.set_instruction_limit(Some(1_000_000)); // a runaway program is an error, not a hang
+//!     assert_eq!(vm.call::<String>("greet", ("ada",))?, "ADA!");
+//!
+//!     // Heap values come back as handles; a `Rooted` releases its handle when dropped.
+//!     let list: Rooted = vm.call("range", (0i64, 5i64))?;
+//!     assert_eq!(vm.from_val::<Vec<i64>>(&list)?, [0, 1, 2, 3, 4]);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # The pieces
+//!
+//! [`Vm`] loads bytecode ([`Vm::load_bytecode`]: STFL versions 0 to 9) or text assembly
+//! ([`Vm::load_assembly`], see [`asm`]), registers host functions ([`Vm::register_fn`] for
+//! typed closures, [`Vm::register_function`] for `&[Val]` ones), sets limits (instructions,
+//! call depth, memory) and runs code ([`Vm::call`], [`Vm::execute`]). Values cross as [`Val`]:
+//! numbers and strings by value, objects, arrays, closures and foreign objects as [`Handle`]s
+//! of the VM's handle table, which keep them alive until released ([`Vm::release`], or a
+//! [`Rooted`]). [`IntoVal`] / [`FromVal`] convert Rust values, including vectors, tuples and
+//! maps. Errors are [`VmError`]s; every failure leaves the VM usable. The C API is [`ffi`]
+//! (header `include/stoffel_vm.h`, guide `include/README.md`).
+//!
+//! # Threads
+//!
+//! A [`Vm`] is not `Send`: it lives on the thread that made it, with its host functions
+//! (which may hold `Rc`s and other thread-bound state). Run one VM per thread, or one per
+//! task on a thread that owns it. The C API lets a VM move between threads (one thread at a
+//! time; a second thread gets `STOFFEL_ERROR_REENTRANCY`), because C callbacks carry no Rust
+//! thread rules.
 //!
 //! Data flows one way: bytes ([`stfl`]) or text ([`asm`]) → a validated [`program::Program`]
 //! → linked into a [`Vm`] → run by the interpreter on values in a gc-arena heap → out to the
