@@ -342,6 +342,19 @@ fn nop_lds_and_sts_decode_in_every_version() {
     }
 }
 
+#[test]
+fn a_function_of_nops_loads_however_short_each_instruction_is() {
+    // NOP is one byte: the count check before allocating must not assume longer
+    // instructions (the stfl_roundtrip fuzz target found a written program refused).
+    let mut spec = Spec::new(9);
+    spec.code = vec![vec![0x17]; 40];
+    spec.code.push(vec![0x12, 0, 0, 0, 0]);
+    let (bytes, _) = file(&spec);
+    let program = stfl::load(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(program.functions()[0].code.len(), 41);
+    assert_eq!(stfl::write(&program).unwrap(), bytes);
+}
+
 // ---------------------------------------------------------------- rejections
 
 #[test]

@@ -31,8 +31,9 @@ const MIN_CONSTANT_BYTES: u64 = 1;
 const MIN_FUNCTION_BYTES: u64 = 15;
 /// The smallest encoding of one label: name length (2) and target (4).
 const MIN_LABEL_BYTES: u64 = 6;
-/// The smallest encoding of one instruction: a jump or CALL with an empty name (1+2).
-const MIN_INSTRUCTION_BYTES: u64 = 3;
+/// The smallest encoding of one instruction: NOP, an opcode alone (every version's reader
+/// decodes it).
+const MIN_INSTRUCTION_BYTES: u64 = 1;
 /// The smallest encoding of one parameter or upvalue name: its length (2).
 const MIN_NAME_BYTES: u64 = 2;
 /// The smallest encoding of one function type: a bare tag.
