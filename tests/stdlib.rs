@@ -1212,6 +1212,13 @@ fn mpc_builtins_are_refused_as_needing_an_engine() {
         RuntimeErrorKind::FunctionNotFound("Shares.open".to_owned())
     );
     let (mut vm, _) = vm_with(".function main\n    CALL Mpc.party_id\n    RET r0\n");
+    // Executed by name from the host: the same refusal.
+    let e = runtime_error(vm.execute("Share.open", &[]));
+    assert_eq!(e.kind, RuntimeErrorKind::NeedsMpc("Share.open".to_owned()));
+    assert!(matches!(
+        vm.execute("Shares.open", &[]),
+        Err(VmError::Api(stoffel_vm::ApiError::FunctionNotFound(_)))
+    ));
     vm.register_function("Mpc.party_id", |_, _| Ok(Val::I64(3)));
     assert_eq!(vm.execute("main", &[]).unwrap(), Val::I64(3));
 }

@@ -42,6 +42,7 @@ pub use error::{ExternalError, RuntimeError, RuntimeErrorKind};
 pub(crate) use lower::{Op, WINDOW, lower};
 pub use ops::BinOp;
 pub use stack::{Interp, Step};
+pub(crate) use stdlib::mpc::is_mpc_name;
 
 /// Where `print` writes.
 pub enum Output {

@@ -509,6 +509,15 @@ impl OperandNames for LinkedNames<'_> {
 #[cold]
 #[inline(never)]
 fn not_found(name: &str) -> VmError {
+    // An MPC builtin's name says so, as a call from bytecode does.
+    if interp::is_mpc_name(name) {
+        return RuntimeError {
+            function: name.to_owned(),
+            instruction: 0,
+            kind: RuntimeErrorKind::NeedsMpc(name.to_owned()),
+        }
+        .into();
+    }
     ApiError::FunctionNotFound(name.to_owned()).into()
 }
 

@@ -12,7 +12,7 @@
 mod bytes;
 mod codec;
 mod lists;
-mod mpc;
+pub(crate) mod mpc;
 mod seq;
 mod storage;
 mod text;
