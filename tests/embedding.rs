@@ -519,3 +519,36 @@ done:
     vm.release(&back).unwrap();
     assert_eq!(vm.gc_stats().live_handles, 0);
 }
+
+#[test]
+fn user_data_is_one_value_per_type_and_foreign_data_changes_in_place() {
+    // issue 17 item 4: a typed per-VM user-data slot and foreign_data_mut.
+    let mut vm = Vm::new();
+    assert!(vm.user_data::<u32>().is_none());
+    assert_eq!(vm.set_user_data(5u32), None);
+    assert_eq!(vm.set_user_data(String::from("config")), None);
+    assert_eq!(vm.set_user_data(6u32), Some(5));
+    *vm.user_data_mut::<u32>().unwrap() += 1;
+    assert_eq!(vm.user_data::<u32>(), Some(&7));
+    assert_eq!(vm.user_data::<String>().map(String::as_str), Some("config"));
+    assert_eq!(vm.take_user_data::<String>(), Some("config".to_owned()));
+    assert!(vm.user_data::<String>().is_none());
+
+    let list = vm.create_foreign(Box::new(vec![1, 2])).unwrap();
+    vm.foreign_data_mut(&list)
+        .unwrap()
+        .downcast_mut::<Vec<i32>>()
+        .unwrap()
+        .push(3);
+    assert_eq!(
+        vm.foreign_data(&list).unwrap().downcast_ref::<Vec<i32>>(),
+        Some(&vec![1, 2, 3])
+    );
+    let not_foreign = vm.create_object().unwrap();
+    assert!(vm.foreign_data_mut(&not_foreign).is_err());
+    vm.release(&list).unwrap();
+    assert!(
+        vm.foreign_data_mut(&list).is_err(),
+        "a released id is refused"
+    );
+}

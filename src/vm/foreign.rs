@@ -52,7 +52,77 @@ impl Vm {
 
     /// The data of a foreign object.
     pub fn foreign_data(&self, value: &Val) -> Result<&dyn Any, VmError> {
-        let id = self.arena.mutate(|_, root| match value {
+        let id = self.foreign_id(value)?;
+        // Data is dropped only after its object became unreachable, which a live handle
+        // prevents; a missing entry would mean the handle died meanwhile.
+        self.foreign_data
+            .get(&id)
+            .map(|b| &**b)
+            .ok_or_else(|| dead_foreign(value))
+    }
+
+    /// The data of a foreign object, to change in place.
+    ///
+    /// ```
+    /// # use stoffel_vm::Vm;
+    /// let mut vm = Vm::new();
+    /// let counter = vm.create_foreign(Box::new(0u32)).unwrap();
+    /// *vm.foreign_data_mut(&counter).unwrap().downcast_mut::<u32>().unwrap() += 1;
+    /// assert_eq!(vm.foreign_data(&counter).unwrap().downcast_ref::<u32>(), Some(&1));
+    /// ```
+    pub fn foreign_data_mut(&mut self, value: &Val) -> Result<&mut dyn Any, VmError> {
+        let id = self.foreign_id(value)?;
+        self.foreign_data
+            .get_mut(&id)
+            .map(|b| &mut **b)
+            .ok_or_else(|| dead_foreign(value))
+    }
+
+    /// Sets the VM's user data of type `T` (one value per type), returning the previous one:
+    /// state host functions reach through the `&mut Vm` they get.
+    ///
+    /// ```
+    /// # use stoffel_vm::{Val, Vm};
+    /// struct Calls(u32);
+    /// let mut vm = Vm::new();
+    /// vm.set_user_data(Calls(0));
+    /// vm.register_function("tick", |vm, _| {
+    ///     vm.user_data_mut::<Calls>().unwrap().0 += 1;
+    ///     Ok(Val::Unit)
+    /// });
+    /// vm.execute("tick", &[]).unwrap();
+    /// assert_eq!(vm.user_data::<Calls>().unwrap().0, 1);
+    /// ```
+    pub fn set_user_data<T: Any>(&mut self, data: T) -> Option<T> {
+        self.user_data
+            .insert(std::any::TypeId::of::<T>(), Box::new(data))
+            .and_then(|old| old.downcast().ok().map(|b| *b))
+    }
+
+    /// The VM's user data of type `T`, if set.
+    pub fn user_data<T: Any>(&self) -> Option<&T> {
+        self.user_data
+            .get(&std::any::TypeId::of::<T>())
+            .and_then(|b| b.downcast_ref())
+    }
+
+    /// The VM's user data of type `T`, to change in place.
+    pub fn user_data_mut<T: Any>(&mut self) -> Option<&mut T> {
+        self.user_data
+            .get_mut(&std::any::TypeId::of::<T>())
+            .and_then(|b| b.downcast_mut())
+    }
+
+    /// Removes and returns the VM's user data of type `T`.
+    pub fn take_user_data<T: Any>(&mut self) -> Option<T> {
+        self.user_data
+            .remove(&std::any::TypeId::of::<T>())
+            .and_then(|b| b.downcast().ok().map(|b| *b))
+    }
+
+    /// The foreign id behind a FOREIGN value's handle.
+    fn foreign_id(&self, value: &Val) -> Result<u64, VmError> {
+        self.arena.mutate(|_, root| match value {
             Val::Foreign(h) => match root.handles.get(*h)? {
                 Value::Foreign(f) => Ok(f.id),
                 other => Err(VmError::from(ApiError::WrongKind {
@@ -65,12 +135,6 @@ impl Vm {
                 got: other.kind().type_name(),
             }
             .into()),
-        })?;
-        // Data is dropped only after its object became unreachable, which a live handle
-        // prevents; a missing entry would mean the handle died meanwhile.
-        self.foreign_data.get(&id).map(|b| &**b).ok_or_else(|| {
-            let handle = value.handle().map_or(0, |h| h.id());
-            ApiError::Handle(HandleError::NotLive(handle)).into()
         })
     }
 
@@ -115,4 +179,10 @@ pub(super) fn dead_foreigns<'gc>(
             }
         });
     dead
+}
+
+/// The error for a foreign value whose data is gone (its handle died meanwhile).
+fn dead_foreign(value: &Val) -> VmError {
+    let handle = value.handle().map_or(0, |h| h.id());
+    ApiError::Handle(HandleError::NotLive(handle)).into()
 }

@@ -96,6 +96,8 @@ pub struct Vm {
     serial: u64,
     /// Ids of dropped [`Rooted`]s, released at the next execution or heap call.
     drops: std::sync::Arc<rooted::DropQueue>,
+    /// The host's data, one value per type ([`Vm::set_user_data`]).
+    user_data: std::collections::HashMap<std::any::TypeId, Box<dyn Any>>,
 }
 
 /// Receives one line per executed instruction (see [`Vm::set_trace`]).
@@ -141,6 +143,7 @@ impl Vm {
             nested_failure: None,
             serial: typed::next_vm_serial(),
             drops: Default::default(),
+            user_data: Default::default(),
         }
     }
 
