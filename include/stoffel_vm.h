@@ -109,6 +109,11 @@
 #define STOFFEL_ERROR_PANIC -11
 
 /**
+ * The execution was stopped by `stoffel_interrupt`. The VM stays usable.
+ */
+#define STOFFEL_ERROR_INTERRUPTED -12
+
+/**
  * Most arguments `stoffel_execute_with_args` and `stoffel_call_closure` accept.
  */
 #define STOFFEL_MAX_ARGS 1024
@@ -583,6 +588,17 @@ const char *stoffel_last_error(VMHandle handle);
  * `buffer` must be NULL or point to `size` writable bytes.
  */
 ptrdiff_t stoffel_last_error_copy(VMHandle handle, char *buffer, size_t size);
+
+/**
+ * Asks the execution running on `vm` to stop: it fails at its next check (within 4,096
+ * instructions, or when a C callback it called returns) with `STOFFEL_ERROR_INTERRUPTED`,
+ * and the VM stays usable. The one function that may be called from **any thread at any
+ * time**, also while another thread is inside a call on `vm` (a watchdog); not from a signal
+ * handler (it takes a lock). An interrupt that arrives while nothing runs is ignored: each
+ * top-level execution starts uninterrupted. Returns 0, `STOFFEL_ERROR_NULL` or
+ * `STOFFEL_ERROR_INVALID_VM` (destroyed or unknown handle).
+ */
+int stoffel_interrupt(VMHandle handle);
 
 /**
  * The name of return code `code`, e.g. `"STOFFEL_ERROR_LIMIT"`, for logs. Codes that several

@@ -76,8 +76,8 @@ pub use interp::{ExternalError, Output, RuntimeError, RuntimeErrorKind};
 pub use limits::{DEFAULT_MAX_DEPTH, MAX_REENTRY, STACK_RESERVE};
 pub use value::Kind;
 pub use vm::{
-    Args, FromVal, Func, GcStats, HostArg, HostFn, HostReturn, IntoArgs, IntoHostFn, IntoVal,
-    Rooted, TraceSink, Val, Vm,
+    Args, FromVal, Func, GcStats, HostArg, HostFn, HostReturn, InterruptHandle, IntoArgs,
+    IntoHostFn, IntoVal, Rooted, TraceSink, Val, Vm,
 };
 
 /// The README's Rust code, compiled and run as a doctest so the quick start stays true.

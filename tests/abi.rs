@@ -57,6 +57,7 @@ fn return_codes_keep_their_numbers() {
         (STOFFEL_ERROR_REENTRANCY, -9),
         (STOFFEL_ERROR_INVALID_VM, -10),
         (STOFFEL_ERROR_PANIC, -11),
+        (STOFFEL_ERROR_INTERRUPTED, -12),
         (vm::STOFFEL_MAX_ARGS, 1024),
     ];
     for (code, number) in pinned {
@@ -99,6 +100,7 @@ const PROTOTYPES: &[&str] = &[
     "const char *stoffel_version(void);",
     "const char *stoffel_error_name(int code);",
     "ptrdiff_t stoffel_last_error_copy(VMHandle handle, char *buffer, size_t size);",
+    "int stoffel_interrupt(VMHandle handle);",
     "int stoffel_same_value(VMHandle handle, const StoffelValue *a, const StoffelValue *b, int *same);",
 ];
 
@@ -157,6 +159,7 @@ fn the_header_defines_every_pinned_constant() {
         ("STOFFEL_VALUE_CLOSURE", "8"),
         ("STOFFEL_OK", "0"),
         ("STOFFEL_ERROR_PANIC", "-11"),
+        ("STOFFEL_ERROR_INTERRUPTED", "-12"),
         ("STOFFEL_MAX_ARGS", "1024"),
     ] {
         let pattern = if name.starts_with("STOFFEL_VALUE") {

@@ -549,6 +549,28 @@ fn long_running_example_soaks_cleanly() {
     assert!(figure(end, "collections") > 0.0, "{end}");
 }
 
+/// Issue 16 item 2: `examples/watchdog.c`, a thread that interrupts an endless loop after
+/// 100 ms. The execution fails with `STOFFEL_ERROR_INTERRUPTED` within a second, and the VM
+/// answers afterwards.
+#[test]
+fn watchdog_example_interrupts_an_endless_loop() {
+    let _lock = shared();
+    let scratch = Scratch::new("watchdog");
+    let exe = build_c("examples/watchdog.c", &scratch, &["-lpthread"]);
+    let stdout = run_ok(&exe, &[]);
+    let stopped = line_with(&stdout, "watchdog: spin stopped after");
+    assert!(stopped.contains("interrupted"), "{stopped}");
+    let ms = stopped
+        .split_whitespace()
+        .find_map(|w| w.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no time in {stopped}"));
+    assert!((100.0..5000.0).contains(&ms), "{stopped}");
+    assert!(
+        stdout.contains("watchdog: the VM answered 42 afterwards"),
+        "{stdout}"
+    );
+}
+
 // ---- Hostile hosts (issue 18): exit time, destroy races, non-local exits, memory, fork,
 // destroy chains. Each of these failed (aborted, hung, crashed or leaked) before the fix.
 

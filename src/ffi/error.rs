@@ -54,6 +54,8 @@ pub const STOFFEL_ERROR_REENTRANCY: c_int = -9;
 pub const STOFFEL_ERROR_INVALID_VM: c_int = -10;
 /// An internal error (a caught panic); the message says where. Please report it.
 pub const STOFFEL_ERROR_PANIC: c_int = -11;
+/// The execution was stopped by `stoffel_interrupt`. The VM stays usable.
+pub const STOFFEL_ERROR_INTERRUPTED: c_int = -12;
 
 /// A failed call: its code and message.
 pub(crate) struct Failure {
@@ -75,6 +77,9 @@ impl Failure {
             VmError::Load(_) | VmError::Assembly(_) => STOFFEL_ERROR_PARSE,
             // Before the handle arm: a full handle table or spent ids are limits, not bad ids.
             _ if e.is_limit() => STOFFEL_ERROR_LIMIT,
+            VmError::Runtime(r) if r.kind == crate::RuntimeErrorKind::Interrupted => {
+                STOFFEL_ERROR_INTERRUPTED
+            }
             VmError::Api(ApiError::Handle(_)) => STOFFEL_ERROR_INVALID_HANDLE,
             VmError::Api(ApiError::WrongKind { .. }) => STOFFEL_ERROR_INVALID_HANDLE,
             VmError::Runtime(_) => exec_code,

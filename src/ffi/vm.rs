@@ -5,11 +5,11 @@ use std::ffi::{CString, c_char, c_int, c_void};
 use super::convert::{make_value, read_value_into, write_value};
 use super::error::{
     Failure, STOFFEL_ERROR_ARGUMENT, STOFFEL_ERROR_EXECUTE, STOFFEL_ERROR_EXECUTE_WITH_ARGS,
-    STOFFEL_ERROR_INVALID_FUNCTION, STOFFEL_ERROR_INVALID_HANDLE, STOFFEL_ERROR_INVALID_VM,
-    STOFFEL_ERROR_LIMIT, STOFFEL_ERROR_NULL, STOFFEL_ERROR_PANIC, STOFFEL_ERROR_PARSE,
-    STOFFEL_ERROR_REENTRANCY, STOFFEL_ERROR_RESULT, STOFFEL_ERROR_RESULT_WITH_ARGS,
-    STOFFEL_ERROR_TYPE, STOFFEL_ERROR_UTF8, STOFFEL_OK, guard, set_thread_error,
-    set_thread_error_static,
+    STOFFEL_ERROR_INTERRUPTED, STOFFEL_ERROR_INVALID_FUNCTION, STOFFEL_ERROR_INVALID_HANDLE,
+    STOFFEL_ERROR_INVALID_VM, STOFFEL_ERROR_LIMIT, STOFFEL_ERROR_NULL, STOFFEL_ERROR_PANIC,
+    STOFFEL_ERROR_PARSE, STOFFEL_ERROR_REENTRANCY, STOFFEL_ERROR_RESULT,
+    STOFFEL_ERROR_RESULT_WITH_ARGS, STOFFEL_ERROR_TYPE, STOFFEL_ERROR_UTF8, STOFFEL_OK, guard,
+    set_thread_error, set_thread_error_static,
 };
 use super::gate::{self, CVm, ShellRef, stack_position, with_vm};
 use super::process;
@@ -383,6 +383,18 @@ pub unsafe extern "C" fn stoffel_last_error_copy(
     }
 }
 
+/// Asks the execution running on `vm` to stop: it fails at its next check (within 4,096
+/// instructions, or when a C callback it called returns) with `STOFFEL_ERROR_INTERRUPTED`,
+/// and the VM stays usable. The one function that may be called from **any thread at any
+/// time**, also while another thread is inside a call on `vm` (a watchdog); not from a signal
+/// handler (it takes a lock). An interrupt that arrives while nothing runs is ignored: each
+/// top-level execution starts uninterrupted. Returns 0, `STOFFEL_ERROR_NULL` or
+/// `STOFFEL_ERROR_INVALID_VM` (destroyed or unknown handle).
+#[unsafe(no_mangle)]
+pub extern "C" fn stoffel_interrupt(handle: VMHandle) -> c_int {
+    guard("stoffel_interrupt", || gate::interrupt(handle))
+}
+
 /// The name of return code `code`, e.g. `"STOFFEL_ERROR_LIMIT"`, for logs. Codes that several
 /// names share (StoffelVM's codes differ by function) give every name, e.g. -2 is
 /// `"STOFFEL_ERROR_UTF8 | STOFFEL_ERROR_PARSE | STOFFEL_ERROR_REGISTER_OBJECT"`; a code that is
@@ -407,6 +419,7 @@ pub extern "C" fn stoffel_error_name(code: c_int) -> *const c_char {
         STOFFEL_ERROR_REENTRANCY => c"STOFFEL_ERROR_REENTRANCY",
         STOFFEL_ERROR_INVALID_VM => c"STOFFEL_ERROR_INVALID_VM",
         STOFFEL_ERROR_PANIC => c"STOFFEL_ERROR_PANIC",
+        STOFFEL_ERROR_INTERRUPTED => c"STOFFEL_ERROR_INTERRUPTED",
         _ => c"unknown return code",
     };
     name.as_ptr()

@@ -122,6 +122,10 @@ pub enum RuntimeErrorKind {
     /// `print` could not write its output.
     #[error("print failed: {0}")]
     Output(String),
+    /// The host interrupted the execution ([`InterruptHandle`](crate::InterruptHandle),
+    /// `stoffel_interrupt`).
+    #[error("execution interrupted by the host")]
+    Interrupted,
     /// A broken interpreter invariant: a bug in this crate, reported instead of a panic.
     #[error("internal interpreter error: {0}")]
     Internal(&'static str),

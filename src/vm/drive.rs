@@ -79,7 +79,11 @@ impl Vm {
         lenient: bool,
     ) -> Result<Val, VmError> {
         if self.nesting.get() == 0 {
-            self.run_binding(binding, name, args, lenient, true)
+            let result = self.run_binding(binding, name, args, lenient, true);
+            match result {
+                Err(e) if self.interrupt.is_set() => Err(self.interrupted_failure(e)),
+                result => result,
+            }
         } else {
             self.run_nested(binding, name, args, lenient)
         }
@@ -170,8 +174,10 @@ impl Vm {
             return Err(Refused::Stack { depth, remaining });
         }
         if depth == 0 {
-            // A top-level execution: fresh budget, and no state left by a host panic.
+            // A top-level execution: fresh budget, no interrupt from while nothing ran, and no
+            // state left by a host panic.
             self.fuel.refill(self.rt.limits.instructions);
+            self.interrupt.clear();
             if self.arena.mutate(|_, root| root.interp.activation_count()) > 0 {
                 self.arena.mutate_root(|_, root| root.interp.reset());
             }
@@ -310,6 +316,9 @@ impl Vm {
         }
         loop {
             let budget = match self.fuel.slice(self.trace.is_some()) {
+                Ok(_) if self.interrupt.is_set() => {
+                    return Err(self.fail_activation(RuntimeErrorKind::Interrupted));
+                }
                 Ok(budget) => budget,
                 Err(e) => return Err(self.fail_activation(e.into())),
             };

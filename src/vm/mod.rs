@@ -18,6 +18,7 @@ mod foreign;
 mod gc;
 mod heap_api;
 mod host;
+mod interrupt;
 mod rooted;
 mod typed;
 mod typed_host;
@@ -48,6 +49,7 @@ use val::val_to_value;
 pub use convert::{FromVal, IntoVal};
 pub use gc::GcStats;
 pub use host::HostFn;
+pub use interrupt::InterruptHandle;
 pub use rooted::Rooted;
 pub use typed::{Args, Func, IntoArgs};
 pub use typed_host::{HostArg, HostReturn, IntoHostFn};
@@ -96,6 +98,8 @@ pub struct Vm {
     serial: u64,
     /// Ids of dropped [`Rooted`]s, released at the next execution or heap call.
     drops: std::sync::Arc<rooted::DropQueue>,
+    /// Set by an [`InterruptHandle`]; read between steps.
+    interrupt: interrupt::InterruptFlag,
     /// The host's data, one value per type ([`Vm::set_user_data`]).
     user_data: std::collections::HashMap<std::any::TypeId, Box<dyn Any>>,
 }
@@ -143,6 +147,7 @@ impl Vm {
             nested_failure: None,
             serial: typed::next_vm_serial(),
             drops: Default::default(),
+            interrupt: Default::default(),
             user_data: Default::default(),
         }
     }

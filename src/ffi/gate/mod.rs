@@ -35,7 +35,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::error::{
     FfiResult, STOFFEL_ERROR_INVALID_VM, STOFFEL_ERROR_NULL, STOFFEL_ERROR_PANIC,
-    STOFFEL_ERROR_REENTRANCY, drop_payload, guard, set_thread_error, thread_error,
+    STOFFEL_ERROR_REENTRANCY, STOFFEL_OK, drop_payload, guard, set_thread_error, thread_error,
 };
 use super::hash::AddressMap;
 use super::process::thread_stack;
@@ -136,6 +136,9 @@ pub struct CVm {
     failures: Cell<u64>,
     /// The next shell in this thread's destroy queue (see [`GateCache::queue`]).
     next_doomed: Cell<*mut CVm>,
+    /// The VM's interrupt handle, for `stoffel_interrupt` from any thread: set when a VM is
+    /// installed, before its handle is registered, and read under the registry's lock.
+    interrupt: Mutex<Option<crate::InterruptHandle>>,
 }
 
 impl CVm {
@@ -153,6 +156,7 @@ impl CVm {
             last_error: RefCell::new(None),
             failures: Cell::new(0),
             next_doomed: Cell::new(std::ptr::null_mut()),
+            interrupt: Mutex::new(None),
         }
     }
 
@@ -165,6 +169,7 @@ impl CVm {
             Some(shell) => shell,
             None => new_shell(me)?,
         };
+        *shell.interrupt.lock().unwrap_or_else(|p| p.into_inner()) = Some(vm.interrupt_handle());
         // SAFETY: this thread owns the empty shell, so nothing else reads or writes its VM.
         unsafe { *shell.vm.get() = Some(vm) };
         let token = new_token();
@@ -536,6 +541,36 @@ fn new_token() -> usize {
 /// The `CVm` a handle names, if it is live.
 fn resolve(live: &AddressMap<usize>, handle: VMHandle) -> Option<*mut CVm> {
     live.get(&(handle as usize)).map(|&p| p as *mut CVm)
+}
+
+/// `stoffel_interrupt`: asks the execution running on the VM behind `handle` to stop. Not
+/// through `with_vm`: it must work while another thread (or this one, in a callback) is inside
+/// a call on the VM. It touches only the registry and the shell's interrupt handle, each
+/// under its lock, held for a few instructions.
+pub(crate) fn interrupt(handle: VMHandle) -> c_int {
+    if handle.is_null() {
+        set_thread_error("stoffel_interrupt: NULL VM handle");
+        return STOFFEL_ERROR_NULL;
+    }
+    let live = registry();
+    let Some(ptr) = resolve(&live, handle) else {
+        drop(live);
+        set_thread_error("stoffel_interrupt: invalid VM handle");
+        return STOFFEL_ERROR_INVALID_VM;
+    };
+    // SAFETY: registered, so it points to a shell (never freed) holding this handle's VM, and
+    // the registry lock (held until the handle is copied out) keeps it registered.
+    let cvm = unsafe { &*ptr };
+    let handle = cvm
+        .interrupt
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    drop(live);
+    if let Some(handle) = handle {
+        handle.interrupt();
+    }
+    STOFFEL_OK
 }
 
 /// `stoffel_last_error`: the last failure's message on the VM behind `handle` or, for NULL, an
