@@ -344,6 +344,8 @@ enum Op {
     PrintCallback(Sel, bool),
     /// In a scripted callback: its result (ignored elsewhere).
     Result(Res),
+    /// `stoffel_interrupt`: from a callback, it stops the executions running on the VM.
+    Interrupt(Sel),
 }
 
 // ----- the model -----
@@ -663,13 +665,14 @@ const LIMIT: c_int = STOFFEL_ERROR_LIMIT;
 const REENTRANCY: c_int = STOFFEL_ERROR_REENTRANCY;
 const INVALID_VM: c_int = STOFFEL_ERROR_INVALID_VM;
 const INVALID_FUNCTION: c_int = STOFFEL_ERROR_INVALID_FUNCTION;
+const INTERRUPTED: c_int = STOFFEL_ERROR_INTERRUPTED;
 
 /// The codes each kind of call documents (besides `STOFFEL_OK`, and the VM-level
 /// `STOFFEL_ERROR_INVALID_VM` / `STOFFEL_ERROR_REENTRANCY`, which the state decides).
 const LOAD: &[c_int] = &[NULL, PARSE, LIMIT];
 /// Bytecode also has StoffelVM's -3: the bytes decode, a function does not hold together.
 const LOAD_BYTES: &[c_int] = &[NULL, PARSE, INVALID_FUNCTION, LIMIT];
-const EXEC: &[c_int] = &[NULL, UTF8, EXECUTE, RESULT, LIMIT];
+const EXEC: &[c_int] = &[NULL, UTF8, EXECUTE, RESULT, LIMIT, INTERRUPTED];
 const EXEC_ARGS: &[c_int] = &[
     NULL,
     UTF8,
@@ -678,6 +681,7 @@ const EXEC_ARGS: &[c_int] = &[
     RESULT_WITH_ARGS,
     INVALID_HANDLE,
     LIMIT,
+    INTERRUPTED,
 ];
 /// `stoffel_call_closure` says "as `stoffel_execute_with_args`", but a bad tag in the closure
 /// value itself is `STOFFEL_ERROR_TYPE` (as for the heap calls, and in the guide's table).
@@ -690,9 +694,10 @@ const CLOSURE: &[c_int] = &[
     INVALID_HANDLE,
     TYPE,
     LIMIT,
+    INTERRUPTED,
 ];
 const HEAP: &[c_int] = &[NULL, UTF8, TYPE, INVALID_HANDLE, LIMIT, RESULT_WITH_ARGS];
-const CREATE: &[c_int] = &[EXECUTE_WITH_ARGS, RESULT_WITH_ARGS, LIMIT];
+const CREATE: &[c_int] = &[EXECUTE_WITH_ARGS, RESULT_WITH_ARGS, LIMIT, INTERRUPTED];
 const STRING: &[c_int] = &[NULL, UTF8, LIMIT];
 const NONE: &[c_int] = &[];
 
@@ -1477,6 +1482,15 @@ fn step(op: &Op, frame: Option<&mut Frame>) {
             let (h, st) = pick(*sel);
             let rc = on(h, || stoffel_gc_collect(h));
             expect(h, st, rc, NONE, "stoffel_gc_collect");
+        }
+        Op::Interrupt(sel) => {
+            let (h, st) = pick(*sel);
+            // Not through the gate: it works on a VM this thread is inside a call on.
+            let rc = stoffel_interrupt(h);
+            match st {
+                State::Dead => assert_eq!(rc, INVALID_VM, "stoffel_interrupt on a destroyed VM"),
+                State::Busy | State::Ready => assert_eq!(rc, OK, "stoffel_interrupt: {rc}"),
+            }
         }
         Op::Stats(sel) => stats(world(|w| w.pick(*sel))),
         Op::CreateString(sel, bytes) => {

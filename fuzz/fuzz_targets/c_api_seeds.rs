@@ -108,7 +108,7 @@ enc_enum!(Res, 10, {
     Res::Fail(c) => 9, [c];
 });
 
-enc_enum!(Op, 33, {
+enc_enum!(Op, 34, {
     Op::NewVm => 0, [];
     Op::Destroy(s) => 1, [s];
     Op::Load(s, w, b) => 2, [s, w, b];
@@ -142,6 +142,7 @@ enc_enum!(Op, 33, {
     Op::FreeBogus(x) => 30, [x];
     Op::PrintCallback(s, b) => 31, [s, b];
     Op::Result(r) => 32, [r];
+    Op::Interrupt(s) => 33, [s];
 });
 
 /// The current VM (see [`Sel`]).
@@ -265,6 +266,26 @@ fn list() -> Vec<(&'static str, Vec<Op>)> {
                     vec![Load(CUR, P_MAIN, true), Result(Res::NewObject)],
                 ),
                 Execute(0, LOOP_CB, vec![Arg::Int(1)]),
+                Stats(0),
+            ],
+        ),
+        // A callback interrupts the execution that called it, then keeps using the VM: the
+        // loop it runs in stops (INTERRUPTED), and the next top-level execution runs.
+        (
+            "interrupt-in-callback",
+            vec![
+                RegisterScript(
+                    0,
+                    CB0,
+                    vec![
+                        Interrupt(CUR),
+                        Execute(CUR, MAKE_OBJ, vec![Arg::Int(2)]),
+                        Result(Res::Int(1)),
+                    ],
+                ),
+                Interrupt(0),
+                Execute(0, LOOP_CB, vec![Arg::Int(1)]),
+                Execute(0, MAKE_OBJ, vec![Arg::Int(3)]),
                 Stats(0),
             ],
         ),
