@@ -19,6 +19,11 @@
 #define STOFFEL_OK 0
 
 /**
+ * `stoffel_object_next`: there is no field after the key (a success: the walk is over).
+ */
+#define STOFFEL_END 1
+
+/**
  * A required pointer was NULL (the VM handle included, as in StoffelVM), or an argument was
  * out of range (a negative or huge count).
  */
@@ -443,6 +448,25 @@ int stoffel_get_field(VMHandle handle,
                       const StoffelValue *container,
                       const StoffelValue *key,
                       StoffelValue *result);
+
+/**
+ * Walks an object's fields in insertion order, as Lua's `lua_next`: with a UNIT `key`,
+ * writes the first field's key and value to `*next_key` and `*value`; with a field's key,
+ * the field after it. Returns 0, or `STOFFEL_END` (1, leaving both outputs UNIT) after the
+ * last field. Keys and values are as `stoffel_get_field` gives them (a STRING is a copy to
+ * free, an id a new id the caller owns). Errors: `STOFFEL_ERROR_NULL`,
+ * `STOFFEL_ERROR_TYPE` (`object` is not an object), `STOFFEL_ERROR_ARGUMENT` (`key` is not
+ * a field of it), `STOFFEL_ERROR_INVALID_HANDLE`, `STOFFEL_ERROR_RESULT_WITH_ARGS` (a key or
+ * value with no C form; nothing is written), `STOFFEL_ERROR_LIMIT`.
+ *
+ * # Safety
+ * `object` and `key` must be NULL or readable; `next_key` and `value` NULL or writable.
+ */
+int stoffel_object_next(VMHandle handle,
+                        const StoffelValue *object,
+                        const StoffelValue *key,
+                        StoffelValue *next_key,
+                        StoffelValue *value);
 
 /**
  * `set_field(container, key, value)` on an object or array (an INT key ≥ 0 is an array index).

@@ -250,6 +250,10 @@ pub enum ApiError {
         /// Clients the manifest declares.
         clients: usize,
     },
+    /// [`Vm::next_field`](crate::Vm::next_field): the key to continue from is not a field of
+    /// the object.
+    #[error("the key is not a field of the object")]
+    NotAField,
     /// A [`crate::Func`] was called on a VM other than the one that looked it up.
     #[error("function handle '{0}' belongs to another VM")]
     ForeignFunc(String),

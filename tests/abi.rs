@@ -58,6 +58,7 @@ fn return_codes_keep_their_numbers() {
         (STOFFEL_ERROR_INVALID_VM, -10),
         (STOFFEL_ERROR_PANIC, -11),
         (STOFFEL_ERROR_INTERRUPTED, -12),
+        (STOFFEL_END, 1),
         (vm::STOFFEL_MAX_ARGS, 1024),
     ];
     for (code, number) in pinned {
@@ -101,6 +102,7 @@ const PROTOTYPES: &[&str] = &[
     "const char *stoffel_error_name(int code);",
     "ptrdiff_t stoffel_last_error_copy(VMHandle handle, char *buffer, size_t size);",
     "int stoffel_interrupt(VMHandle handle);",
+    "int stoffel_object_next(VMHandle handle, const StoffelValue *object, const StoffelValue *key, StoffelValue *next_key, StoffelValue *value);",
     "int stoffel_same_value(VMHandle handle, const StoffelValue *a, const StoffelValue *b, int *same);",
 ];
 

@@ -12,6 +12,8 @@ use crate::{ApiError, VmError};
 
 /// Success.
 pub const STOFFEL_OK: c_int = 0;
+/// `stoffel_object_next`: there is no field after the key (a success: the walk is over).
+pub const STOFFEL_END: c_int = 1;
 /// A required pointer was NULL (the VM handle included, as in StoffelVM), or an argument was
 /// out of range (a negative or huge count).
 pub const STOFFEL_ERROR_NULL: c_int = -1;

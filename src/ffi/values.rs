@@ -2,10 +2,11 @@
 
 use std::ffi::{c_char, c_int};
 
-use super::convert::{read_value, write_value};
+use super::convert::{make_value, read_value, write_value};
 use super::error::{
-    Failure, STOFFEL_ERROR_EXECUTE_WITH_ARGS, STOFFEL_ERROR_NULL, STOFFEL_ERROR_RESULT_WITH_ARGS,
-    STOFFEL_ERROR_TYPE, STOFFEL_OK, guard, set_thread_error,
+    Failure, STOFFEL_END, STOFFEL_ERROR_ARGUMENT, STOFFEL_ERROR_EXECUTE_WITH_ARGS,
+    STOFFEL_ERROR_LIMIT, STOFFEL_ERROR_NULL, STOFFEL_ERROR_RESULT_WITH_ARGS, STOFFEL_ERROR_TYPE,
+    STOFFEL_OK, guard, set_thread_error,
 };
 use super::gate::{ShellRef, with_vm};
 use super::strings::{give_string, read_name, take_back_string};
@@ -217,6 +218,95 @@ pub unsafe extern "C" fn stoffel_get_field(
             .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_TYPE))?;
         deliver(vm, &v, result, STOFFEL_ERROR_RESULT_WITH_ARGS)
     })
+}
+
+/// Walks an object's fields in insertion order, as Lua's `lua_next`: with a UNIT `key`,
+/// writes the first field's key and value to `*next_key` and `*value`; with a field's key,
+/// the field after it. Returns 0, or `STOFFEL_END` (1, leaving both outputs UNIT) after the
+/// last field. Keys and values are as `stoffel_get_field` gives them (a STRING is a copy to
+/// free, an id a new id the caller owns). Errors: `STOFFEL_ERROR_NULL`,
+/// `STOFFEL_ERROR_TYPE` (`object` is not an object), `STOFFEL_ERROR_ARGUMENT` (`key` is not
+/// a field of it), `STOFFEL_ERROR_INVALID_HANDLE`, `STOFFEL_ERROR_RESULT_WITH_ARGS` (a key or
+/// value with no C form; nothing is written), `STOFFEL_ERROR_LIMIT`.
+///
+/// # Safety
+/// `object` and `key` must be NULL or readable; `next_key` and `value` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stoffel_object_next(
+    handle: VMHandle,
+    object: *const StoffelValue,
+    key: *const StoffelValue,
+    next_key: *mut StoffelValue,
+    value: *mut StoffelValue,
+) -> c_int {
+    with_vm(handle, "stoffel_object_next", |vm, cvm| {
+        // SAFETY: readable by the caller's guarantee (NULL is checked).
+        let (o, k) = unsafe { (read_one(object, "object", cvm)?, read_one(key, "key", cvm)?) };
+        need_out(next_key)?;
+        need_out(value)?;
+        if !matches!(o, Val::Object(_)) {
+            return Err(Failure::new(
+                STOFFEL_ERROR_TYPE,
+                format!(
+                    "stoffel_object_next: expected an object, got {}",
+                    o.kind().type_name()
+                ),
+            ));
+        }
+        let next = vm.next_field(&o, &k).map_err(|e| match e {
+            crate::VmError::Api(crate::ApiError::NotAField) => {
+                Failure::new(STOFFEL_ERROR_ARGUMENT, e.to_string())
+            }
+            e => Failure::from_vm(e, STOFFEL_ERROR_TYPE),
+        })?;
+        let Some((k, v)) = next else {
+            let unit = StoffelValue {
+                value_type: StoffelValueType::STOFFEL_VALUE_UNIT,
+                data: StoffelValueData { int_val: 0 },
+            };
+            // SAFETY: both checked non-NULL; writable by the caller's guarantee.
+            unsafe {
+                write_value(next_key, unit);
+                write_value(value, unit);
+            }
+            return Ok(STOFFEL_END);
+        };
+        let converted = make_value(&k).and_then(|ck| match make_value(&v) {
+            Ok(cv) => Ok((ck, cv)),
+            Err(f) => {
+                forget_c_value(&ck);
+                Err(f)
+            }
+        });
+        match converted {
+            Ok((ck, cv)) => {
+                // SAFETY: both checked non-NULL; writable by the caller's guarantee.
+                unsafe {
+                    write_value(next_key, ck);
+                    write_value(value, cv);
+                }
+                Ok(STOFFEL_OK)
+            }
+            Err(f) => {
+                let _ = vm.release(&k);
+                let _ = vm.release(&v);
+                let code = if f.code == STOFFEL_ERROR_LIMIT {
+                    STOFFEL_ERROR_LIMIT
+                } else {
+                    STOFFEL_ERROR_RESULT_WITH_ARGS
+                };
+                Err(Failure::new(code, f.message))
+            }
+        }
+    })
+}
+
+/// Frees the string a C value made by `make_value` carries, if any (one not handed out).
+fn forget_c_value(v: &StoffelValue) {
+    if v.value_type == StoffelValueType::STOFFEL_VALUE_STRING {
+        // SAFETY: a STRING from `make_value` holds the `string_val` member.
+        take_back_string(unsafe { v.data.string_val });
+    }
 }
 
 /// `set_field(container, key, value)` on an object or array (an INT key ≥ 0 is an array index).

@@ -356,6 +356,34 @@ impl<'gc> Fields<'gc> {
         )
     }
 
+    /// The field after the one under `key` (the first for `None`), in insertion order:
+    /// `Ok(None)` after the last, `Err(())` when `key` is not a field. Constant time for a
+    /// large object, so walking all fields this way is linear.
+    #[allow(clippy::result_unit_err)]
+    pub fn next_after(
+        &self,
+        key: Option<&Key<'gc>>,
+    ) -> Result<Option<(Value<'gc>, Value<'gc>)>, ()> {
+        let at = |list: &[(Key<'gc>, Value<'gc>)]| -> Result<Option<(Value<'gc>, Value<'gc>)>, ()> {
+            let next = match key {
+                None => 0,
+                Some(key) => find_key(list, key).ok_or(())? + 1,
+            };
+            Ok(list.get(next).map(|(k, v)| (k.0, *v)))
+        };
+        match self {
+            Fields::Inline { len, entries } => at(&entries[..*len as usize]),
+            Fields::Small(list) => at(list),
+            Fields::Map(map) => {
+                let next = match key {
+                    None => 0,
+                    Some(key) => map.get_index_of(key).ok_or(())? + 1,
+                };
+                Ok(map.get_index(next).map(|(k, v)| (k.0, *v)))
+            }
+        }
+    }
+
     /// Bytes held outside the object itself.
     fn bytes(&self) -> usize {
         match self {

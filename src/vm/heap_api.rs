@@ -7,7 +7,7 @@ use super::val::{val_to_value, value_to_val};
 use crate::Val;
 use crate::error::{ApiError, VmError};
 use crate::interp::builtins::Builtin;
-use crate::value::Value;
+use crate::value::{Key, Value};
 
 impl Vm {
     /// Drops the caller's reference to a heap value (no-op for non-heap values). Releasing a
@@ -173,6 +173,73 @@ impl Vm {
         });
         self.collect_debt();
         fields
+    }
+
+    /// The same as [`Vm::fields`] (the name the Rust SDK of StoffelVM uses).
+    pub fn entries(&mut self, object: &Val) -> Result<Vec<(Val, Val)>, VmError> {
+        self.fields(object)
+    }
+
+    /// The field after `key` in `object` (the first for a Unit `key`), in insertion order, as
+    /// (key, value) with heap values as new handles the caller owns; `None` after the last.
+    /// A `key` that is not a field is an error. What `stoffel_object_next` does.
+    ///
+    /// ```
+    /// # use stoffel_vm::{Val, Vm};
+    /// let mut vm = Vm::new();
+    /// let obj = vm.create_object().unwrap();
+    /// vm.set(&obj, "a", 1i64).unwrap();
+    /// vm.set(&obj, "b", 2i64).unwrap();
+    /// let mut key = Val::Unit;
+    /// let mut seen = Vec::new();
+    /// while let Some((k, v)) = vm.next_field(&obj, &key).unwrap() {
+    ///     seen.push((k.clone(), v));
+    ///     key = k;
+    /// }
+    /// assert_eq!(seen, [(Val::from("a"), Val::I64(1)), (Val::from("b"), Val::I64(2))]);
+    /// assert!(vm.next_field(&obj, &Val::from("zz")).is_err());
+    /// ```
+    pub fn next_field(&mut self, object: &Val, key: &Val) -> Result<Option<(Val, Val)>, VmError> {
+        if !matches!(object, Val::Object(_)) {
+            return Err(ApiError::WrongKind {
+                expected: "object",
+                got: object.kind().type_name(),
+            }
+            .into());
+        }
+        let _guard = self.enter()?;
+        let meter = &self.rt.meter;
+        let next = self.arena.mutate_root(|mc, root| {
+            let Value::Object(obj) = val_to_value(mc, meter, &root.handles, object)? else {
+                return Err(VmError::from(ApiError::WrongKind {
+                    expected: "object",
+                    got: object.kind().type_name(),
+                }));
+            };
+            let key = match key {
+                Val::Unit => None,
+                other => Some(Key(val_to_value(mc, meter, &root.handles, other)?)),
+            };
+            let next = obj.borrow().fields.next_after(key.as_ref());
+            match next {
+                Err(()) => Err(ApiError::NotAField.into()),
+                Ok(None) => Ok(None),
+                Ok(Some((k, v))) => {
+                    let k = value_to_val(k, &mut root.handles)?;
+                    match value_to_val(v, &mut root.handles) {
+                        Ok(v) => Ok(Some((k, v))),
+                        Err(e) => {
+                            if let Some(h) = k.handle() {
+                                let _ = root.handles.release(h);
+                            }
+                            Err(e)
+                        }
+                    }
+                }
+            }
+        });
+        self.collect_debt();
+        next
     }
 
     /// `call_closure(closure, args…)`.

@@ -97,6 +97,47 @@ int main(void)
     CHECK_OK(vm, stoffel_gc_stats(vm, &stats));
     CHECK(stats.live_handles == 0);
 
+    /* Walking an object's fields (stoffel_object_next), small and large (a hash map inside). */
+    for (int size = 3; size <= 40; size += 37) {
+        StoffelValue o, k, v, next_key, value;
+        CHECK_OK(vm, stoffel_create_object(vm, &o));
+        for (int i = 0; i < size; i++) {
+            char name[16];
+            snprintf(name, sizeof name, "f%d", i);
+            k.value_type = STOFFEL_VALUE_STRING;
+            k.data.string_val = name;
+            v.value_type = STOFFEL_VALUE_INT;
+            v.data.int_val = i * 10;
+            CHECK_OK(vm, stoffel_set_field(vm, &o, &k, &v));
+        }
+        StoffelValue key = { .value_type = STOFFEL_VALUE_UNIT };
+        char previous[16] = "";
+        int seen = 0;
+        int rc;
+        while ((rc = stoffel_object_next(vm, &o, &key, &next_key, &value)) == STOFFEL_OK) {
+            char expected[16];
+            snprintf(expected, sizeof expected, "f%d", seen);
+            CHECK(next_key.value_type == STOFFEL_VALUE_STRING);
+            CHECK(strcmp(next_key.data.string_val, expected) == 0);
+            CHECK(value.value_type == STOFFEL_VALUE_INT && value.data.int_val == seen * 10);
+            snprintf(previous, sizeof previous, "%s", next_key.data.string_val);
+            stoffel_free_string((char *)next_key.data.string_val);
+            key.value_type = STOFFEL_VALUE_STRING;
+            key.data.string_val = previous;
+            seen++;
+        }
+        CHECK(rc == STOFFEL_END);
+        CHECK(seen == size);
+        CHECK(next_key.value_type == STOFFEL_VALUE_UNIT && value.value_type == STOFFEL_VALUE_UNIT);
+        key.data.string_val = "no such field";
+        CHECK(stoffel_object_next(vm, &o, &key, &next_key, &value) == STOFFEL_ERROR_ARGUMENT);
+        StoffelValue number = { .value_type = STOFFEL_VALUE_INT, .data.int_val = 1 };
+        key.value_type = STOFFEL_VALUE_UNIT;
+        CHECK(stoffel_object_next(vm, &number, &key, &next_key, &value) == STOFFEL_ERROR_TYPE);
+        CHECK(stoffel_object_next(vm, &o, &key, NULL, &value) == STOFFEL_ERROR_NULL);
+        CHECK_OK(vm, stoffel_release_value(vm, &o));
+    }
+
     /* The last error, copied: whole, truncated at a character boundary, or just its length. */
     CHECK(stoffel_execute(vm, "no_such_function", &r) == STOFFEL_ERROR_EXECUTE);
     const char *message = stoffel_last_error(vm);
