@@ -346,6 +346,8 @@ enum Op {
     Result(Res),
     /// `stoffel_interrupt`: from a callback, it stops the executions running on the VM.
     Interrupt(Sel),
+    /// `stoffel_object_next` from a key (a pool value, an argument, ...).
+    ObjectNext(Sel, Arg, Arg),
 }
 
 // ----- the model -----
@@ -666,6 +668,7 @@ const REENTRANCY: c_int = STOFFEL_ERROR_REENTRANCY;
 const INVALID_VM: c_int = STOFFEL_ERROR_INVALID_VM;
 const INVALID_FUNCTION: c_int = STOFFEL_ERROR_INVALID_FUNCTION;
 const INTERRUPTED: c_int = STOFFEL_ERROR_INTERRUPTED;
+const END: c_int = STOFFEL_END;
 
 /// The codes each kind of call documents (besides `STOFFEL_OK`, and the VM-level
 /// `STOFFEL_ERROR_INVALID_VM` / `STOFFEL_ERROR_REENTRANCY`, which the state decides).
@@ -699,6 +702,17 @@ const CLOSURE: &[c_int] = &[
 const HEAP: &[c_int] = &[NULL, UTF8, TYPE, INVALID_HANDLE, LIMIT, RESULT_WITH_ARGS];
 const CREATE: &[c_int] = &[EXECUTE_WITH_ARGS, RESULT_WITH_ARGS, LIMIT, INTERRUPTED];
 const STRING: &[c_int] = &[NULL, UTF8, LIMIT];
+/// `stoffel_object_next`: the heap codes, a key that is not a field, and the end.
+const NEXT: &[c_int] = &[
+    NULL,
+    UTF8,
+    TYPE,
+    ARGUMENT,
+    INVALID_HANDLE,
+    LIMIT,
+    RESULT_WITH_ARGS,
+    END,
+];
 const NONE: &[c_int] = &[];
 
 /// `STOFFEL_FUZZ_TRACE=1` prints every op and call (to see what an input does).
@@ -731,7 +745,8 @@ fn expect(h: VMHandle, st: State, rc: c_int, allowed: &[c_int], what: &str) {
         ),
     }
     // (A VM destroyed during the call took its message with it.)
-    if rc != OK && (st != State::Ready || world(|w| w.alive(h))) {
+    // (`STOFFEL_END` is a success, not a failure.)
+    if rc < OK && (st != State::Ready || world(|w| w.alive(h))) {
         assert!(
             !stoffel_last_error(h).is_null(),
             "{what}: a failing call (code {rc}) must leave a message"
@@ -1389,6 +1404,26 @@ fn step(op: &Op, frame: Option<&mut Frame>) {
             expect(h, st, rc, CREATE, "stoffel_create_object/array");
             if rc == OK {
                 world(|w| w.keep_result(h, out));
+            }
+        }
+        Op::ObjectNext(sel, o, k) => {
+            let (h, st) = pick(*sel);
+            let mut keep = Vec::new();
+            let (o, k) = (
+                arg(o, frame.as_deref(), &mut keep),
+                arg(k, frame.as_deref(), &mut keep),
+            );
+            let (mut next_key, mut value) = (unit(), unit());
+            // SAFETY: valid pointers.
+            let rc = on(h, || unsafe {
+                stoffel_object_next(h, &o, &k, &mut next_key, &mut value)
+            });
+            expect(h, st, rc, NEXT, "stoffel_object_next");
+            if rc == OK {
+                world(|w| {
+                    w.keep_result(h, next_key);
+                    w.keep_result(h, value);
+                });
             }
         }
         Op::GetField(sel, c, k) => {

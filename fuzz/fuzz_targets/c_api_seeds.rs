@@ -108,7 +108,7 @@ enc_enum!(Res, 10, {
     Res::Fail(c) => 9, [c];
 });
 
-enc_enum!(Op, 34, {
+enc_enum!(Op, 35, {
     Op::NewVm => 0, [];
     Op::Destroy(s) => 1, [s];
     Op::Load(s, w, b) => 2, [s, w, b];
@@ -143,6 +143,7 @@ enc_enum!(Op, 34, {
     Op::PrintCallback(s, b) => 31, [s, b];
     Op::Result(r) => 32, [r];
     Op::Interrupt(s) => 33, [s];
+    Op::ObjectNext(s, o, k) => 34, [s, o, k];
 });
 
 /// The current VM (see [`Sel`]).
@@ -266,6 +267,22 @@ fn list() -> Vec<(&'static str, Vec<Op>)> {
                     vec![Load(CUR, P_MAIN, true), Result(Res::NewObject)],
                 ),
                 Execute(0, LOOP_CB, vec![Arg::Int(1)]),
+                Stats(0),
+            ],
+        ),
+        // Walking an object's fields with stoffel_object_next: first, next, the end, a key
+        // that is not a field, a non-object.
+        (
+            "object-next",
+            vec![
+                CreateObject(0),
+                SetField(0, Arg::Last, Arg::Str(b"a".to_vec()), Arg::Int(1)),
+                SetField(0, Arg::Last, Arg::Str(b"b".to_vec()), Arg::Str(b"x".to_vec())),
+                ObjectNext(0, Arg::Last, Arg::Param(0)),
+                ObjectNext(0, Arg::Last, Arg::Str(b"a".to_vec())),
+                ObjectNext(0, Arg::Last, Arg::Str(b"b".to_vec())),
+                ObjectNext(0, Arg::Last, Arg::Str(b"zz".to_vec())),
+                ObjectNext(0, Arg::Int(1), Arg::Param(0)),
                 Stats(0),
             ],
         ),
