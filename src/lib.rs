@@ -72,7 +72,9 @@ pub use error::{ApiError, ConvertError, HostError, VmError};
 #[doc(hidden)]
 pub use handles::__advance_handle_counter_for_tests;
 pub use handles::{Handle, HandleError, MAX_LIVE_HANDLES};
-pub use interp::{ExternalError, Output, RuntimeError, RuntimeErrorKind};
+pub use interp::{
+    BACKTRACE_ENDS, ExternalError, Output, RuntimeError, RuntimeErrorKind, TraceEntry,
+};
 pub use limits::{DEFAULT_MAX_DEPTH, MAX_REENTRY, STACK_RESERVE};
 pub use value::Kind;
 pub use vm::{

@@ -87,8 +87,21 @@ impl Failure {
             VmError::Runtime(_) => exec_code,
             VmError::Api(_) => exec_code,
         };
-        Failure::new(code, e.to_string())
+        Failure::new(code, vm_error_message(&e))
     }
+}
+
+/// The message C gets for a VM error: its text, then, for a failure inside calls, the call
+/// chain (`backtrace (innermost first):` and one line per entry).
+pub(crate) fn vm_error_message(e: &VmError) -> String {
+    let mut message = e.to_string();
+    if let VmError::Runtime(r) = e
+        && r.backtrace.len() > 1
+    {
+        message.push_str("\nbacktrace (innermost first):\n");
+        message.push_str(&r.backtrace_text());
+    }
+    message
 }
 
 /// What the body of a call returns: a return code, or the failure to record.

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use super::convert::{make_value, read_value, write_value};
 use super::error::{
     Failure, STOFFEL_ERROR_LIMIT, STOFFEL_ERROR_NULL, STOFFEL_ERROR_REGISTER_OBJECT,
-    STOFFEL_ERROR_TYPE, STOFFEL_OK,
+    STOFFEL_ERROR_TYPE, STOFFEL_OK, vm_error_message,
 };
 use super::gate::{ShellRef, with_vm};
 use super::strings::{read_name, try_c_string};
@@ -107,7 +107,7 @@ fn host_function(
                 match (vm.nested_error(), cvm.failure_since(failures_before)) {
                     // Its last error was a failed nested execution: passed on as the cause, so a
                     // failure through many levels names the innermost error and the depth.
-                    (Some(e), Some(last)) if last == e.to_string() => {
+                    (Some(e), Some(last)) if last == vm_error_message(e) => {
                         HostError::caused_by(message, e.clone())
                     }
                     (_, Some(last)) => HostError::new(format!(

@@ -191,7 +191,9 @@ impl From<Exceeded> for RuntimeErrorKind {
     }
 }
 
-/// A runtime error: what went wrong, in which function, at which instruction.
+/// A runtime error: what went wrong, in which function, at which instruction, and the call
+/// chain that led there ([`RuntimeError::backtrace`]; its text is
+/// [`RuntimeError::backtrace_text`], not part of `Display`).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("runtime error in function '{function}' at instruction {instruction}: {kind}")]
 pub struct RuntimeError {
@@ -201,4 +203,64 @@ pub struct RuntimeError {
     pub instruction: usize,
     /// What went wrong.
     pub kind: RuntimeErrorKind,
+    /// The call chain, innermost first: the failing frame, its caller at its CALL, … with
+    /// the host function between the frames of a nested execution and the host function
+    /// that started it. Deep chains keep their first and last [`BACKTRACE_ENDS`] entries
+    /// around one [`TraceEntry::Omitted`]. Empty for failures outside any frame (a host
+    /// call by name, an argument refused at entry).
+    pub backtrace: Vec<TraceEntry>,
+}
+
+/// Entries kept at each end of a long backtrace.
+pub const BACKTRACE_ENDS: usize = 16;
+
+/// One entry of a [`RuntimeError::backtrace`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraceEntry {
+    /// A bytecode frame, at the instruction that failed (innermost) or its CALL (callers).
+    Frame {
+        /// The function.
+        function: String,
+        /// The instruction index.
+        instruction: usize,
+    },
+    /// A host function (or C callback) that started the frames above it (a nested
+    /// execution); `None` when the host call did not come from bytecode's CALL.
+    Host {
+        /// The host function's name.
+        function: Option<String>,
+    },
+    /// Entries left out of a deep chain.
+    Omitted(usize),
+}
+
+impl RuntimeError {
+    /// An error with no backtrace.
+    pub fn new(function: impl Into<String>, instruction: usize, kind: RuntimeErrorKind) -> Self {
+        RuntimeError {
+            function: function.into(),
+            instruction,
+            kind,
+            backtrace: Vec::new(),
+        }
+    }
+
+    /// The backtrace as text, one entry per line (`  at f, instruction 3`, `  in host
+    /// function 'cb'`, `  ... 9,968 entries left out ...`); empty when there is none.
+    pub fn backtrace_text(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        for entry in &self.backtrace {
+            let _ = match entry {
+                TraceEntry::Frame {
+                    function,
+                    instruction,
+                } => writeln!(out, "  at {function}, instruction {instruction}"),
+                TraceEntry::Host { function: Some(f) } => writeln!(out, "  in host function '{f}'"),
+                TraceEntry::Host { function: None } => writeln!(out, "  in a host call"),
+                TraceEntry::Omitted(n) => writeln!(out, "  ... {n} entries left out ..."),
+            };
+        }
+        out
+    }
 }

@@ -38,7 +38,7 @@ use crate::limits::Limits;
 use crate::value::Value;
 
 pub use dispatch::run;
-pub use error::{ExternalError, RuntimeError, RuntimeErrorKind};
+pub use error::{BACKTRACE_ENDS, ExternalError, RuntimeError, RuntimeErrorKind, TraceEntry};
 pub(crate) use lower::{Op, WINDOW, lower};
 pub use ops::BinOp;
 pub use stack::{Interp, Step};

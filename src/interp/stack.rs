@@ -19,7 +19,7 @@ use gc_arena::{Collect, Gc, Mutation};
 
 use super::builtins::{self, Builtin, Outcome};
 use super::code::Code;
-use super::{Runtime, RuntimeError, RuntimeErrorKind, WINDOW};
+use super::{BACKTRACE_ENDS, Runtime, RuntimeError, RuntimeErrorKind, TraceEntry, WINDOW};
 use crate::heap::{Cells, Env, Meter, Str, Upvalue, alloc_env, reserve_vec, reserve_vec_with};
 use crate::value::Value;
 
@@ -385,11 +385,7 @@ impl<'gc> Interp<'gc> {
         lenient: bool,
     ) -> Result<(), RuntimeError> {
         let f = &code.functions[func as usize];
-        let entry_error = |kind| RuntimeError {
-            function: f.name.to_string(),
-            instruction: 0,
-            kind,
-        };
+        let entry_error = |kind| RuntimeError::new(f.name.to_string(), 0, kind);
         if !(lenient && args.is_empty()) && args.len() != f.params.len() {
             return Err(entry_error(RuntimeErrorKind::Arity {
                 function: f.name.to_string(),
@@ -467,11 +463,7 @@ impl<'gc> Interp<'gc> {
         args: &[Value<'gc>],
     ) -> Result<bool, RuntimeError> {
         if let Err(kind) = self.reserve_activation(rt, args.len()) {
-            return Err(RuntimeError {
-                function: b.name().to_string(),
-                instruction: 0,
-                kind: *kind,
-            });
+            return Err(RuntimeError::new(b.name(), 0, *kind));
         }
         let act = self.begin_activation();
         self.calls.pending.extend_from_slice(args);
@@ -494,20 +486,12 @@ impl<'gc> Interp<'gc> {
                 Ok(()) => Ok(false),
                 Err(kind) => {
                     self.unwind();
-                    Err(RuntimeError {
-                        function: b.name().to_string(),
-                        instruction: 0,
-                        kind: *kind,
-                    })
+                    Err(RuntimeError::new(b.name(), 0, *kind))
                 }
             },
             Err(kind) => {
                 self.unwind();
-                Err(RuntimeError {
-                    function: b.name().to_string(),
-                    instruction: 0,
-                    kind,
-                })
+                Err(RuntimeError::new(b.name(), 0, kind))
             }
         }
     }
@@ -537,24 +521,76 @@ impl<'gc> Interp<'gc> {
     }
 
     pub(super) fn error_here(&self, code: &Code, kind: RuntimeErrorKind) -> RuntimeError {
-        match self.calls.frames.last() {
-            Some(frame) => RuntimeError {
+        let Some(frame) = self.calls.frames.last() else {
+            return RuntimeError::new(String::new(), 0, kind);
+        };
+        // ip points past the failing instruction, or (after a yield) at the instruction that
+        // did not run.
+        let instruction = if self.yielded {
+            frame.ip as usize
+        } else {
+            (frame.ip as usize).saturating_sub(1)
+        };
+        RuntimeError {
+            function: code.functions[frame.func as usize].name.to_string(),
+            instruction,
+            kind,
+            backtrace: self.backtrace(code, instruction),
+        }
+    }
+
+    /// The call chain, innermost first (see [`RuntimeError::backtrace`]): `innermost` is the
+    /// failing frame's instruction; a caller is at its CALL (the instruction before its ip).
+    /// Between an activation's entry frame and the frame below it sits the host function
+    /// that started the activation, named by that frame's CALL when it is one.
+    fn backtrace(&self, code: &Code, innermost: usize) -> Vec<TraceEntry> {
+        let frames = &self.calls.frames;
+        let entry_at = |i: usize| -> TraceEntry {
+            let frame = &frames[i];
+            TraceEntry::Frame {
                 function: code.functions[frame.func as usize].name.to_string(),
-                // ip points past the failing instruction, or (after a yield) at the
-                // instruction that did not run.
-                instruction: if self.yielded {
-                    frame.ip as usize
+                instruction: if i + 1 == frames.len() {
+                    innermost
                 } else {
                     (frame.ip as usize).saturating_sub(1)
                 },
-                kind,
-            },
-            None => RuntimeError {
-                function: String::new(),
-                instruction: 0,
-                kind,
-            },
+            }
+        };
+        let host_below = |i: usize| -> Option<TraceEntry> {
+            if !frames[i].entry || i == 0 {
+                return None;
+            }
+            let caller = &frames[i - 1];
+            let at = (caller.ip as usize).checked_sub(1)?;
+            let function = match code.functions[caller.func as usize].code.get(at) {
+                Some(crate::program::Instruction::Call { callee }) => {
+                    code.names.get(*callee as usize).map(|n| n.to_string())
+                }
+                _ => None,
+            };
+            Some(TraceEntry::Host { function })
+        };
+        // Entries innermost first, built only at the two ends of a deep chain.
+        let count = frames.len();
+        let mut out = Vec::new();
+        let mut omitted = 0usize;
+        for i in (0..count).rev() {
+            let from_top = count - 1 - i;
+            let keep = from_top < BACKTRACE_ENDS || i < BACKTRACE_ENDS;
+            if keep {
+                if omitted > 0 {
+                    out.push(TraceEntry::Omitted(omitted));
+                    omitted = 0;
+                }
+                out.push(entry_at(i));
+                if let Some(host) = host_below(i) {
+                    out.push(host);
+                }
+            } else {
+                omitted += 1;
+            }
         }
+        out
     }
 
     /// Clears the registers from `base` to the top, which becomes `base`.

@@ -520,12 +520,7 @@ impl OperandNames for LinkedNames<'_> {
 fn not_found(name: &str) -> VmError {
     // An MPC builtin's name says so, as a call from bytecode does.
     if interp::is_mpc_name(name) {
-        return RuntimeError {
-            function: name.to_owned(),
-            instruction: 0,
-            kind: RuntimeErrorKind::NeedsMpc(name.to_owned()),
-        }
-        .into();
+        return RuntimeError::new(name, 0, RuntimeErrorKind::NeedsMpc(name.to_owned())).into();
     }
     ApiError::FunctionNotFound(name.to_owned()).into()
 }

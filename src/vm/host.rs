@@ -213,11 +213,12 @@ impl Vm {
         inner: Option<Box<NestedFailure>>,
     ) -> VmError {
         let (message, chain, external) = failure_message(e, inner);
-        let error = self.fail_activation(RuntimeErrorKind::Host {
+        let mut error = self.fail_activation(RuntimeErrorKind::Host {
             function: name.to_owned(),
             message,
             external,
         });
+        whole_chain(&mut error, &chain);
         self.note_chain(&error, chain);
         error
     }
@@ -289,16 +290,17 @@ impl Vm {
         inner: Option<Box<NestedFailure>>,
     ) -> VmError {
         let (message, chain, external) = failure_message(e, inner);
-        let error: VmError = RuntimeError {
-            function: name.to_owned(),
-            instruction: 0,
-            kind: RuntimeErrorKind::Host {
+        let mut error: VmError = RuntimeError::new(
+            name,
+            0,
+            RuntimeErrorKind::Host {
                 function: name.to_owned(),
                 message,
                 external,
             },
-        }
+        )
         .into();
+        whole_chain(&mut error, &chain);
         self.note_chain(&error, chain);
         error
     }
@@ -387,4 +389,15 @@ fn failure_message(
         let _ = write!(message, " (innermost error of {levels} nested executions)");
     }
     (message, Some((innermost, levels)), external)
+}
+
+/// A host function failed because a nested execution did: the innermost error's backtrace
+/// runs from the innermost frame through every host boundary to the outermost frame, so the
+/// failure reported here carries that whole chain.
+fn whole_chain(error: &mut VmError, chain: &Option<(VmError, u32)>) {
+    if let (VmError::Runtime(outer), Some((VmError::Runtime(inner), _))) = (error, chain)
+        && !inner.backtrace.is_empty()
+    {
+        outer.backtrace = inner.backtrace.clone();
+    }
 }

@@ -76,11 +76,13 @@ impl Vm {
             VmError::Runtime(RuntimeError {
                 function,
                 instruction,
+                backtrace,
                 ..
             }) => RuntimeError {
                 function,
                 instruction,
                 kind: RuntimeErrorKind::Interrupted,
+                backtrace,
             }
             .into(),
             other => other,

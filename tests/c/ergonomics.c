@@ -138,6 +138,20 @@ int main(void)
         CHECK_OK(vm, stoffel_release_value(vm, &o));
     }
 
+    /* A failure inside calls: the message ends with the call chain, innermost first. */
+    CHECK_OK(vm, stoffel_load_assembly(vm, ".function outer registers 1\n"
+                                           "    CALL inner\n"
+                                           "    RET r0\n"
+                                           ".function inner registers 3\n"
+                                           "    LDI r1, 1\n"
+                                           "    LDI r2, 0\n"
+                                           "    DIV r0, r1, r2\n"
+                                           "    RET r0\n"));
+    CHECK(stoffel_execute(vm, "outer", &r) == STOFFEL_ERROR_EXECUTE);
+    CHECK(strstr(stoffel_last_error(vm),
+                 "Division by zero\nbacktrace (innermost first):\n"
+                 "  at inner, instruction 2\n  at outer, instruction 0\n") != NULL);
+
     /* The last error, copied: whole, truncated at a character boundary, or just its length. */
     CHECK(stoffel_execute(vm, "no_such_function", &r) == STOFFEL_ERROR_EXECUTE);
     const char *message = stoffel_last_error(vm);

@@ -36,6 +36,20 @@ fn report(message: impl Display) {
     let _ = writeln!(io::stderr().lock(), "stoffel-run: {message}");
 }
 
+/// Writes a runtime failure's call chain to stderr after its message (`backtrace (innermost
+/// first):` and one line per entry), when it has more than the failing frame.
+fn report_backtrace(error: &VmError) {
+    if let VmError::Runtime(r) = error
+        && r.backtrace.len() > 1
+    {
+        let _ = write!(
+            io::stderr().lock(),
+            "backtrace (innermost first):\n{}",
+            r.backtrace_text()
+        );
+    }
+}
+
 /// Writes `text` to stdout and flushes it.
 fn write_stdout(text: &str) -> io::Result<()> {
     let mut out = io::stdout().lock();
@@ -229,10 +243,12 @@ fn run(options: &RunArgs) -> ExitCode {
             report(format_args!(
                 "{e} (--memory-limit SIZE sets the limit; the default is 1G)"
             ));
+            report_backtrace(&e);
             ExitCode::from(1)
         }
         Err(e) => {
-            report(e);
+            report(&e);
+            report_backtrace(&e);
             ExitCode::from(1)
         }
     }

@@ -96,6 +96,9 @@ fn pop_queue(gate: &GateCache) -> Option<*mut CVm> {
 }
 
 fn destroy_one(cvm: &CVm) {
+    // The VM's interrupt flag goes with it (a shell lives for good: anything it kept of a
+    // destroyed VM would pin that VM's memory in pieces).
+    cvm.forget_interrupt();
     // SAFETY: owned by this thread and idle, so no reference into the VM exists.
     let vm = unsafe { (*cvm.vm.get()).take() };
     // Dropping runs foreign finalizers; a finalizer that calls the API with this handle gets

@@ -160,6 +160,11 @@ impl CVm {
         }
     }
 
+    /// Drops the shell's copy of its VM's interrupt handle (when the VM leaves the shell).
+    fn forget_interrupt(&self) {
+        *self.interrupt.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     /// Puts `vm` in a shell under a new token and registers it: a free shell if there is one,
     /// else a new one; returns its handle. `None` if the memory for a new shell or for the
     /// registry to grow cannot be had (the VM is dropped).
@@ -178,6 +183,7 @@ impl CVm {
         if live.try_reserve(1).is_err() {
             drop(live);
             shell.token.store(0, Ordering::Relaxed);
+            shell.forget_interrupt();
             // SAFETY: owned by this thread, and never registered.
             let vm = unsafe { (*shell.vm.get()).take() };
             shell.owner.store(0, Ordering::Release);
