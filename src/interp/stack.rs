@@ -520,6 +520,10 @@ impl<'gc> Interp<'gc> {
         error
     }
 
+    /// The error `kind` at the running instruction, with the call chain. Out of line: the
+    /// dispatch loop reaches it from every failing op.
+    #[cold]
+    #[inline(never)]
     pub(super) fn error_here(&self, code: &Code, kind: RuntimeErrorKind) -> RuntimeError {
         let Some(frame) = self.calls.frames.last() else {
             return RuntimeError::new(String::new(), 0, kind);
