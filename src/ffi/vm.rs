@@ -304,7 +304,7 @@ pub unsafe extern "C" fn stoffel_execute_with_args(
             }
         }
         // Delivered from where `call` put it (moving it out first would copy it whole).
-        match vm.call(name, values) {
+        match vm.call_vals(name, values) {
             Ok(ref value) => deliver(vm, value, result, STOFFEL_ERROR_RESULT_WITH_ARGS),
             Err(e) => Err(Failure::from_vm(e, STOFFEL_ERROR_EXECUTE_WITH_ARGS)),
         }

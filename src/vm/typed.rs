@@ -219,6 +219,12 @@ impl Vm {
         stored.and(released)
     }
 
+    /// [`Vm::call`] for arguments the caller keeps and a [`Val`] result: no conversion, no
+    /// copy of the arguments (the C API's `stoffel_execute_with_args` path).
+    pub fn call_vals(&mut self, name: &str, args: &[Val]) -> Result<Val, VmError> {
+        self.run_named(name, args, false)
+    }
+
     fn call_binding<R: FromVal>(
         &mut self,
         binding: Binding,
