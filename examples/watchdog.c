@@ -1,7 +1,8 @@
 /*
  * watchdog.c: a watchdog thread stops a runaway program. The main thread runs an endless
  * loop on a VM; a second thread calls stoffel_interrupt on the same VM after 100 ms (the one
- * call that is safe from any thread while the VM runs). The execution fails with
+ * call that is safe from any thread while the VM runs), and again every 10 ms until the
+ * execution has returned. The execution fails with
  * STOFFEL_ERROR_INTERRUPTED, and the VM is usable afterwards.
  *
  * Build (from the crate root, after `cargo build --release`):
@@ -31,13 +32,32 @@ static double now(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+/* Set by the main thread once the execution returned. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int finished = 0;
+
+static int is_finished(void)
+{
+    pthread_mutex_lock(&lock);
+    int f = finished;
+    pthread_mutex_unlock(&lock);
+    return f;
+}
+
+/* Interrupts after 100 ms, then every 10 ms until the execution has returned: an interrupt
+ * that arrives before the execution starts is ignored (each execution starts uninterrupted),
+ * so a watchdog repeats it. */
 static void *watchdog(void *vm)
 {
-    struct timespec wait = { 0, 100 * 1000 * 1000 };
-    nanosleep(&wait, NULL);
-    int rc = stoffel_interrupt((VMHandle)vm);
-    if (rc != STOFFEL_OK) {
-        fprintf(stderr, "stoffel_interrupt returned %d\n", rc);
+    struct timespec first = { 0, 100 * 1000 * 1000 };
+    struct timespec again = { 0, 10 * 1000 * 1000 };
+    nanosleep(&first, NULL);
+    while (!is_finished()) {
+        int rc = stoffel_interrupt((VMHandle)vm);
+        if (rc != STOFFEL_OK) {
+            fprintf(stderr, "stoffel_interrupt returned %d\n", rc);
+        }
+        nanosleep(&again, NULL);
     }
     return NULL;
 }
@@ -49,15 +69,18 @@ int main(void)
         fprintf(stderr, "set-up failed\n");
         return 1;
     }
+    StoffelValue result;
+    double start = now();
     pthread_t thread;
     if (pthread_create(&thread, NULL, watchdog, vm) != 0) {
         fprintf(stderr, "pthread_create failed\n");
         return 1;
     }
-    StoffelValue result;
-    double start = now();
     int rc = stoffel_execute(vm, "spin", &result);
     double elapsed = now() - start;
+    pthread_mutex_lock(&lock);
+    finished = 1;
+    pthread_mutex_unlock(&lock);
     pthread_join(thread, NULL);
     if (rc != STOFFEL_ERROR_INTERRUPTED) {
         fprintf(stderr, "spin returned %d (%s), expected STOFFEL_ERROR_INTERRUPTED\n", rc,

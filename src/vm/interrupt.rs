@@ -17,18 +17,28 @@ use crate::interp::{RuntimeError, RuntimeErrorKind};
 /// [`RuntimeErrorKind::Interrupted`], and the VM stays usable. Calling it while nothing runs
 /// does nothing. `Send + Sync + Clone`; it may outlive the VM.
 ///
+/// An interrupt that arrives before the execution starts is ignored, so a watchdog repeats
+/// it until the execution has returned:
+///
 /// ```
+/// # use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+/// # use std::time::Duration;
 /// # use stoffel_vm::{RuntimeErrorKind, Vm, VmError};
 /// let mut vm = Vm::new();
 /// vm.load_assembly(".function spin\ntop:\n    JMP top\n").unwrap();
-/// let stop = vm.interrupt_handle();
+/// let (stop, done) = (vm.interrupt_handle(), Arc::new(AtomicBool::new(false)));
+/// let finished = done.clone();
 /// let watchdog = std::thread::spawn(move || {
-///     std::thread::sleep(std::time::Duration::from_millis(50));
-///     stop.interrupt();
+///     std::thread::sleep(Duration::from_millis(50));
+///     while !finished.load(Ordering::Relaxed) {
+///         stop.interrupt();
+///         std::thread::sleep(Duration::from_millis(10));
+///     }
 /// });
 /// let err = vm.execute("spin", &[]).unwrap_err();
-/// assert!(matches!(err, VmError::Runtime(ref e) if e.kind == RuntimeErrorKind::Interrupted));
+/// done.store(true, Ordering::Relaxed);
 /// watchdog.join().unwrap();
+/// assert!(matches!(err, VmError::Runtime(ref e) if e.kind == RuntimeErrorKind::Interrupted));
 /// ```
 #[derive(Clone, Debug)]
 pub struct InterruptHandle(Arc<AtomicBool>);
