@@ -103,13 +103,9 @@ loop:
     );
 }
 
-#[test]
-fn get_upvalue_over_a_closure_of_50000_cells_is_bounded_by_the_fuel() {
-    // A closure capturing `target` and then `other` 50,000 times; the closure looks up
-    // `target`, its first cell, so each lookup passes all the others.
-    let program = |body: &str| {
-        format!(
-            r#"
+/// `outer(target, other)`: a closure of `inner` capturing `target` and then `other` 50,000
+/// times, called.
+const FIFTY_THOUSAND_CELLS: &str = r#"
 .function outer(target, other) registers 8
     LDI r2, "inner"
     LDI r3, "target"
@@ -128,7 +124,16 @@ fill:
     PUSHARG r0
     CALL call_closure
     RET r0
+"#;
 
+#[test]
+fn get_upvalue_over_a_closure_of_50000_cells_is_bounded_by_the_fuel() {
+    // A closure capturing `target` and then `other` 50,000 times; the closure looks up
+    // `target`, its first cell, so each lookup passes all the others.
+    let outer = FIFTY_THOUSAND_CELLS;
+    let program = |body: &str| {
+        format!(
+            r#"{outer}
 .function inner registers 4
     LDI r1, "target"
     LDI r2, 5
@@ -237,28 +242,10 @@ loop:
 #[test]
 fn upvalue_access_in_a_closure_of_50000_cells_costs_a_constant() {
     // Cells are kept by name: reading the first of 50,001 cells is one lookup.
+    let outer = FIFTY_THOUSAND_CELLS;
     let program = |body: &str| {
         format!(
-            r#"
-.function outer(target, other) registers 8
-    LDI r2, "inner"
-    LDI r3, "target"
-    LDI r4, "other"
-    LDI r5, 0
-    LDI r6, 1
-    LDI r7, 50000
-    PUSHARG r2
-    PUSHARG r3
-fill:
-    PUSHARG r4
-    ADD r5, r5, r6
-    CMP r5, r7
-    JMPLT fill
-    CALL create_closure
-    PUSHARG r0
-    CALL call_closure
-    RET r0
-
+            r#"{outer}
 .function inner registers 8
     LDI r1, "target"
     LDI r2, 5

@@ -1,58 +1,19 @@
 //! Runs every program in `tests/conformance/` (real StoffelLang compiler output) and checks
 //! its stdout and result against `expected.tsv`.
 
+mod common;
+
+use common::Case;
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use stoffel_vm::{Output, Vm};
 
-struct Case {
-    name: String,
-    entry: String,
-    stdout: String,
-    result: String,
-}
-
-fn unescape(field: &str) -> String {
-    let mut out = String::new();
-    let mut chars = field.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next() {
-                Some('n') => out.push('\n'),
-                Some('t') => out.push('\t'),
-                Some('\\') => out.push('\\'),
-                Some(other) => panic!("unknown escape \\{other} in expected.tsv"),
-                None => panic!("dangling backslash in expected.tsv"),
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 fn cases() -> Vec<Case> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance");
-    let table = std::fs::read_to_string(format!("{dir}/expected.tsv")).unwrap();
-    let mut lines = table.lines();
-    let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
-    assert_eq!(
-        &header[..4],
-        ["name", "entry", "expected_stdout", "expected_result"]
-    );
-    lines
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let cols: Vec<&str> = line.split('\t').collect();
-            Case {
-                name: cols[0].to_owned(),
-                entry: cols[1].to_owned(),
-                stdout: unescape(cols[2]),
-                result: cols[3].to_owned(),
-            }
-        })
-        .collect()
+    common::expected_cases(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/conformance"
+    )))
 }
 
 fn run_case(vm: &mut Vm, case: &Case) -> Result<(), String> {

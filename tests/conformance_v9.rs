@@ -2,7 +2,11 @@
 //! output, see its README): every one loads, load → write → load is the identity, and the
 //! writer gives back the very bytes for the files already in canonical form, and every one
 //! gives `expected.tsv`'s output and result (what the current StoffelVM gave), run through
-//! the Rust API here and through `stoffel-run` in `tests/conformance_v9_cli.rs`.
+//! the Rust API and through `stoffel-run FILE main --print-result`.
+
+mod common;
+
+use common::Case;
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -95,50 +99,8 @@ fn load_write_load_is_the_identity_on_every_v9_program() {
     }
 }
 
-struct Case {
-    name: String,
-    entry: String,
-    stdout: String,
-    result: String,
-}
-
-fn unescape(field: &str) -> String {
-    let mut out = String::new();
-    let mut chars = field.chars();
-    while let Some(c) = chars.next() {
-        match (c, c == '\\') {
-            (_, true) => match chars.next() {
-                Some('n') => out.push('\n'),
-                Some('t') => out.push('\t'),
-                Some('\\') => out.push('\\'),
-                other => panic!("bad escape {other:?} in expected.tsv"),
-            },
-            (c, false) => out.push(c),
-        }
-    }
-    out
-}
-
 fn cases() -> Vec<Case> {
-    let table = std::fs::read_to_string(dir().join("expected.tsv")).unwrap();
-    let mut lines = table.lines();
-    let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
-    assert_eq!(
-        &header[..4],
-        ["name", "entry", "expected_stdout", "expected_result"]
-    );
-    lines
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let cols: Vec<&str> = line.split('\t').collect();
-            Case {
-                name: cols[0].to_owned(),
-                entry: cols[1].to_owned(),
-                stdout: unescape(cols[2]),
-                result: cols[3].to_owned(),
-            }
-        })
-        .collect()
+    common::expected_cases(&dir())
 }
 
 /// Runs one case; `Err` says how it differed.

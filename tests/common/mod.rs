@@ -111,3 +111,54 @@ pub fn build_and_run_c(name: &str) -> std::process::Output {
     let _ = std::fs::remove_dir_all(&dir);
     out
 }
+
+/// One row of a conformance `expected.tsv`: a program, its entry, and what it must print and
+/// return (`<error>` for a runtime error).
+pub struct Case {
+    pub name: String,
+    pub entry: String,
+    pub stdout: String,
+    pub result: String,
+}
+
+/// `expected.tsv`'s escapes (`\n`, `\t`, `\\`).
+fn unescape(field: &str) -> String {
+    let mut out = String::new();
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some('\\') => out.push('\\'),
+                other => panic!("bad escape {other:?} in expected.tsv"),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The rows of `dir/expected.tsv` (columns name, entry, expected_stdout, expected_result, …).
+pub fn expected_cases(dir: &std::path::Path) -> Vec<Case> {
+    let table = std::fs::read_to_string(dir.join("expected.tsv")).unwrap();
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
+    assert_eq!(
+        &header[..4],
+        ["name", "entry", "expected_stdout", "expected_result"]
+    );
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            Case {
+                name: cols[0].to_owned(),
+                entry: cols[1].to_owned(),
+                stdout: unescape(cols[2]),
+                result: cols[3].to_owned(),
+            }
+        })
+        .collect()
+}
