@@ -571,6 +571,58 @@ fn watchdog_example_interrupts_an_endless_loop() {
     );
 }
 
+/// Issue 16 item 4: `examples/object_fields.c` walks an object's fields with
+/// `stoffel_object_next`, in insertion order, each value of its own kind, ending at
+/// `STOFFEL_END`; a key that is not a field is an error. Valgrind-clean: every key and string
+/// freed, every id released.
+#[test]
+fn object_fields_example_walks_in_insertion_order() {
+    let _lock = shared();
+    let scratch = Scratch::new("object_fields");
+    let exe = build_c("examples/object_fields.c", &scratch, &[]);
+    let lines = [
+        "settings.name = \"render\"",
+        "settings.width = 1280",
+        "settings.height = 720",
+        "settings.vsync = true",
+        "settings.ratio = 1.5",
+        "settings.layers = an array",
+        "object_fields: 6 fields",
+        "object_fields: next after \"depth\": code -3: the key is not a field of the object",
+    ];
+    let stdout = run_ok(&exe, &[]);
+    assert_lines_in_order(&stdout, &lines);
+    assert_eq!(stdout.lines().count(), lines.len(), "{stdout}");
+    if let Some((vg, _)) = valgrind(&exe, &[]) {
+        assert_lines_in_order(&vg, &lines);
+    }
+}
+
+/// Issue 16 item 3: `examples/backtrace.c`: a division by zero below a C callback. The
+/// message C reads names the whole chain, innermost first, with the callback between the
+/// bytecode frames and each frame's instruction index. Valgrind-clean.
+#[test]
+fn backtrace_example_names_the_chain_through_a_callback() {
+    let _lock = shared();
+    let scratch = Scratch::new("backtrace");
+    let exe = build_c("examples/backtrace.c", &scratch, &[]);
+    let lines = [
+        "apply_discount: price_after failed with -4",
+        "main() failed with -3:",
+        "backtrace (innermost first):",
+        "  at price_after, instruction 2",
+        "  in host function 'apply_discount'",
+        "  at checkout, instruction 1",
+        "  at main, instruction 2",
+    ];
+    let stdout = run_ok(&exe, &[]);
+    assert_lines_in_order(&stdout, &lines);
+    assert!(stdout.contains("Division by zero"), "{stdout}");
+    if let Some((vg, _)) = valgrind(&exe, &[]) {
+        assert_lines_in_order(&vg, &lines);
+    }
+}
+
 // ---- Hostile hosts (issue 18): exit time, destroy races, non-local exits, memory, fork,
 // destroy chains. Each of these failed (aborted, hung, crashed or leaked) before the fix.
 
