@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use super::builtins::Builtin;
 use super::{Op, lower};
-use crate::program::{Instruction, Program};
+use crate::program::{Constant, Instruction, Program};
 
 /// What a name currently means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,10 +213,14 @@ impl Code {
             self.functions.push(LinkedFunction {
                 program: program_index,
                 name: Rc::from(function.name.as_str()),
-                ops: lower(&code, |slot| match self.bindings[slot as usize] {
-                    Binding::Builtin(b) => Some(b),
-                    _ => None,
-                }),
+                ops: lower(
+                    &code,
+                    |slot| match self.bindings[slot as usize] {
+                        Binding::Builtin(b) => Some(b),
+                        _ => None,
+                    },
+                    |c| bool_constant(&program, constant_base, c),
+                ),
                 code,
                 frame_size: function.frame_size(),
                 params: function
@@ -292,10 +296,15 @@ impl Code {
                         *constant = *constant - old_base + new_base;
                     }
                 }
-                f.ops = lower(&f.code, |slot| match bindings[slot as usize] {
-                    Binding::Builtin(b) => Some(b),
-                    _ => None,
-                });
+                let program = &programs[f.program as usize];
+                f.ops = lower(
+                    &f.code,
+                    |slot| match bindings[slot as usize] {
+                        Binding::Builtin(b) => Some(b),
+                        _ => None,
+                    },
+                    |c| bool_constant(program, new_base, c),
+                );
             }
             moved_to[i] = functions.len() as u32;
             functions.push(f);
@@ -310,5 +319,13 @@ impl Code {
         self.programs = programs;
         self.constant_ranges = ranges;
         true
+    }
+}
+
+/// The Bool that linked constant `c` is, for a program whose constants start at `base`.
+fn bool_constant(program: &Program, base: u32, c: u32) -> Option<bool> {
+    match program.constants().get(c.checked_sub(base)? as usize)? {
+        Constant::Bool(b) => Some(*b),
+        _ => None,
     }
 }

@@ -12,6 +12,7 @@ use gc_arena::Mutation;
 
 use super::builtins::{self, Builtin, Fused, Outcome, run_fused};
 use super::code::{Binding, Code};
+use super::lower::{FALSE_VS_FALSE, TRUE_VS_FALSE};
 use super::stack::{Interp, Step, capture, return_from_frame, window};
 use super::{BinOp, Op, Runtime, RuntimeErrorKind, WINDOW, ops};
 use crate::heap::Str;
@@ -260,6 +261,34 @@ fn run_inner<'gc>(
                     };
                 }
                 Op::Cmp { a, b } => cmp = compare!(a, b),
+                Op::CmpTest { a, b, when } => {
+                    let flag = compare!(a, b);
+                    // The shape's other ops, where lowering found them (`ip` is at +1).
+                    match (ops.get(ip + 1), ops.get(ip + 4), ops.get(ip + 6)) {
+                        (
+                            Some(&Op::Ldi { dst: tested, .. }),
+                            Some(&Op::Ldi { dst: against, .. }),
+                            Some(&Op::JmpEq { target }),
+                        ) if left >= 6 => {
+                            let holds = when.holds(flag);
+                            reg!(regs, tested) = Value::Bool(holds);
+                            reg!(regs, against) = Value::Bool(false);
+                            if holds {
+                                // CMP, JMPcc, LDI true, LDI false, CMP, JMPEQ (not taken).
+                                left -= 5;
+                                cmp = TRUE_VS_FALSE;
+                                ip += 7;
+                            } else {
+                                // CMP, JMPcc, LDI false, JMP, LDI false, CMP, JMPEQ.
+                                left -= 6;
+                                cmp = FALSE_VS_FALSE;
+                                ip = target as usize;
+                            }
+                        }
+                        // Too little budget left: just the CMP; the rest runs op by op.
+                        _ => cmp = flag,
+                    }
+                }
                 Op::CmpJump { a, b, when, target } => {
                     cmp = compare!(a, b);
                     // The jump is an instruction of its own: with no budget left for it, it

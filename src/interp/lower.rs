@@ -14,6 +14,13 @@
 //! checks at run time that the name still means the builtin and that no other argument is
 //! pending; if not, it runs as the plain first instruction of its sequence.
 //!
+//! The StoffelLang compiler turns every `if` and `while` condition into eight instructions: it
+//! materializes the comparison as a Bool and tests that against `false`
+//! (`CMP a, b; JMPcc T; LDI r, false; JMP E; T: LDI r, true; E: LDI s, false; CMP r, s;
+//! JMPEQ X`). That whole shape lowers to one [`Op::CmpTest`] at its first instruction, which
+//! writes what the eight would have written (`r`, `s`, the compare flag) and charges the six or
+//! seven instructions the taken path is long.
+//!
 //! Registers are `u16` (frames are at most [`MAX_FRAME_SIZE`] registers, checked by
 //! [`crate::program::Program`]); the loop masks them into a fixed-size window, which is what
 //! lets safe Rust access registers without a bounds check.
@@ -134,6 +141,14 @@ pub(crate) enum Op {
         when: Cond,
         target: u16,
     },
+    /// The compiler's condition shape (see the module comment): `CMP a, b`, then the Bool
+    /// `a when b` tested against `false`. Its `LDI`s and final `JMPEQ` keep their own ops
+    /// (at +2, +5 and +7), where the fused op reads its registers and target.
+    CmpTest {
+        a: R,
+        b: R,
+        when: Cond,
+    },
     /// `ADD dst, a, b` followed by a fused [`Op::CmpJump`] (whose op follows): a loop's
     /// counter step, compare and branch back, run as one op when the addition is of two
     /// integers and the budget has room for all three instructions.
@@ -235,10 +250,12 @@ fn r(reg: u32) -> R {
 }
 
 /// Lowers one function's linked code (jumps already instruction indices, calls slots,
-/// constants global). `builtin_at` tells which builtin a call slot names now, if any.
+/// constants global). `builtin_at` tells which builtin a call slot names now, if any;
+/// `bool_at` which Bool a constant is, if it is one.
 pub(crate) fn lower(
     code: &[Instruction],
     builtin_at: impl Fn(u32) -> Option<Builtin>,
+    bool_at: impl Fn(u32) -> Option<bool>,
 ) -> Box<[Op]> {
     let mut ops: Vec<Op> = code.iter().map(|&ins| lower_one(ins)).collect();
     ops.push(Op::End);
@@ -272,7 +289,80 @@ pub(crate) fn lower(
             }
         }
     }
+    for i in 0..code.len() {
+        if let Some(op) = condition_test(&code[i..], i, &bool_at) {
+            ops[i] = op;
+            // An ADD just before stays plain: its fused form expects a CmpJump after it.
+            if let Some(i) = i.checked_sub(1)
+                && let Op::AddCmpJump { dst, a, b } = ops[i]
+            {
+                ops[i] = Op::Add { dst, a, b };
+            }
+        }
+    }
     ops.into_boxed_slice()
+}
+
+/// The compare flag `CMP r, s` leaves for Bools `r` and `s` (`false < true`, as
+/// `ops::compare` orders them).
+pub(crate) const TRUE_VS_FALSE: i8 = 1;
+pub(crate) const FALSE_VS_FALSE: i8 = 0;
+
+/// [`Op::CmpTest`] if `code` (starting at instruction `at`) starts with the compiler's
+/// condition shape: `CMP a, b; JMPcc at+4; LDI r, false; JMP at+5; LDI r, true;
+/// LDI s, false; CMP r, s; JMPEQ X`, with `r` and `s` different registers.
+fn condition_test(
+    code: &[Instruction],
+    at: usize,
+    bool_at: impl Fn(u32) -> Option<bool>,
+) -> Option<Op> {
+    use Instruction as I;
+    let [
+        I::Cmp { a, b },
+        branch,
+        I::Ldi {
+            dst: bool_reg,
+            constant: r_false,
+        },
+        I::Jmp { label: end },
+        I::Ldi {
+            dst: bool_again,
+            constant: r_true,
+        },
+        I::Ldi {
+            dst: false_reg,
+            constant: s_false,
+        },
+        I::Cmp {
+            a: tested,
+            b: against,
+        },
+        I::JmpEq { .. },
+        ..,
+    ] = *code
+    else {
+        return None;
+    };
+    let (when, label) = match branch {
+        I::JmpEq { label } => (Cond::Eq, label),
+        I::JmpNeq { label } => (Cond::Neq, label),
+        I::JmpLt { label } => (Cond::Lt, label),
+        I::JmpGt { label } => (Cond::Gt, label),
+        _ => return None,
+    };
+    let shape = label as usize == at + 4
+        && end as usize == at + 5
+        && bool_reg == bool_again
+        && bool_reg != false_reg
+        && (tested, against) == (bool_reg, false_reg)
+        && bool_at(r_false) == Some(false)
+        && bool_at(r_true) == Some(true)
+        && bool_at(s_false) == Some(false);
+    shape.then_some(Op::CmpTest {
+        a: r(a),
+        b: r(b),
+        when,
+    })
 }
 
 /// The fused op for a builtin call that starts `code`, if it starts with one.
@@ -422,7 +512,7 @@ mod tests {
             Instruction::Cmp { a: 1, b: 2 },
             Instruction::Ret { src: 1 },
         ];
-        let ops = lower(&code, |_| None);
+        let ops = lower(&code, |_| None, |_| None);
         assert_eq!(ops.len(), code.len() + 1);
         assert_eq!(
             ops[0],
@@ -448,7 +538,7 @@ mod tests {
             Instruction::Cmp { a: 1, b: 3 },
             Instruction::Ret { src: 1 },
         ];
-        let ops = lower(&code, |_| None);
+        let ops = lower(&code, |_| None, |_| None);
         assert_eq!(ops[0], Op::AddCmpJump { dst: 1, a: 1, b: 2 });
         assert!(matches!(ops[1], Op::CmpJump { target: 0, .. }));
         assert_eq!(ops[2], Op::JmpLt { target: 0 });
@@ -462,7 +552,7 @@ mod tests {
             Instruction::Cmp { a: 0, b: 0 },
             Instruction::JmpEq { label: 70_000 },
         ];
-        assert_eq!(lower(&code, |_| None)[0], Op::Cmp { a: 0, b: 0 });
+        assert_eq!(lower(&code, |_| None, |_| None)[0], Op::Cmp { a: 0, b: 0 });
     }
 
     #[test]
@@ -491,7 +581,7 @@ mod tests {
             Instruction::PushArg { src: 5 },
             Instruction::Call { callee: 9 },
         ];
-        let ops = lower(&code, builtin_at);
+        let ops = lower(&code, builtin_at, |_| None);
         assert_eq!(
             ops[0],
             Op::SetField {
@@ -511,5 +601,101 @@ mod tests {
             ops.iter().map(|op| op.fused_builtin_length()).sum::<u32>(),
             4 + 3 + 2 + 3
         );
+    }
+
+    /// What the StoffelLang compiler emits for `while i < n:` (from the disassembly of a
+    /// compiled program); constants 0 and 1 are `false` and `true`.
+    fn condition(jump_back: u32) -> Vec<Instruction> {
+        vec![
+            Instruction::Cmp { a: 3, b: 1 },
+            Instruction::JmpLt { label: 5 },
+            Instruction::Ldi {
+                dst: 4,
+                constant: 0,
+            },
+            Instruction::Jmp { label: 6 },
+            Instruction::Ldi {
+                dst: 4,
+                constant: 1,
+            },
+            Instruction::Ldi {
+                dst: 5,
+                constant: 0,
+            },
+            Instruction::Cmp { a: 4, b: 5 },
+            Instruction::JmpEq { label: jump_back },
+        ]
+    }
+
+    fn bools(c: u32) -> Option<bool> {
+        [Some(false), Some(true)].get(c as usize).copied().flatten()
+    }
+
+    #[test]
+    fn fuses_the_compilers_condition_shape() {
+        let mut code = vec![Instruction::Nop];
+        code.extend(condition(99));
+        let ops = lower(&code, |_| None, bools);
+        assert_eq!(
+            ops[1],
+            Op::CmpTest {
+                a: 3,
+                b: 1,
+                when: Cond::Lt
+            }
+        );
+        // The rest keep their own ops: jumps may land on them.
+        assert_eq!(
+            ops[3],
+            Op::Ldi {
+                dst: 4,
+                constant: 0
+            }
+        );
+        assert!(matches!(ops[7], Op::CmpJump { when: Cond::Eq, .. }));
+        assert_eq!(ops[8], Op::JmpEq { target: 99 });
+    }
+
+    #[test]
+    fn near_misses_of_the_condition_shape_stay_unfused() {
+        let mut variants = Vec::new();
+        // Not Bool constants.
+        variants.push((condition(0), None));
+        // The Bool and the `false` in one register: the test is then always "equal".
+        let mut same = condition(0);
+        same[5] = Instruction::Ldi {
+            dst: 4,
+            constant: 0,
+        };
+        same[6] = Instruction::Cmp { a: 4, b: 4 };
+        variants.push((same, Some(())));
+        // The branch skips elsewhere.
+        let mut far = condition(0);
+        far[1] = Instruction::JmpLt { label: 6 };
+        variants.push((far, Some(())));
+        // `true` and `false` swapped.
+        let mut swapped = condition(0);
+        swapped[2] = Instruction::Ldi {
+            dst: 4,
+            constant: 1,
+        };
+        swapped[4] = Instruction::Ldi {
+            dst: 4,
+            constant: 0,
+        };
+        variants.push((swapped, Some(())));
+        for (i, (shape, with_bools)) in variants.into_iter().enumerate() {
+            // At instruction 1, where `condition`'s labels fit.
+            let code: Vec<Instruction> = std::iter::once(Instruction::Nop).chain(shape).collect();
+            let ops = match with_bools {
+                Some(()) => lower(&code, |_| None, bools),
+                None => lower(&code, |_| None, |_| None),
+            };
+            assert!(
+                !matches!(ops[1], Op::CmpTest { .. }),
+                "variant {i}: {:?}",
+                ops[1]
+            );
+        }
     }
 }

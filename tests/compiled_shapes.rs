@@ -1,0 +1,166 @@
+//! Fused ops are exact on real compiler output. The interpreter runs some instruction
+//! sequences as one op (compare-and-branch pairs, builtin calls with their arguments, and the
+//! StoffelLang compiler's eight-instruction condition shape); a traced execution runs one
+//! instruction per step and so never fuses. For every program of `tests/conformance-v9/`, a
+//! plain run and a traced run must agree on the result, the output, the number of
+//! instructions executed, and, under every instruction limit up to 300 and just below the
+//! total, on where the limit stopped the program.
+
+mod common;
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use common::{Case, expected_cases};
+use stoffel_vm::{Output, Vm};
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance-v9")
+}
+
+/// What one run did: its result (or error message), its output, the instructions it ran.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    result: String,
+    stdout: String,
+    instructions: u64,
+}
+
+fn run(bytes: &[u8], entry: &str, traced: bool, limit: Option<u64>) -> Outcome {
+    let mut vm = Vm::new();
+    let stdout = Rc::new(RefCell::new(String::new()));
+    let sink = Rc::clone(&stdout);
+    vm.set_output(Output::Callback(Box::new(move |text: &str| {
+        sink.borrow_mut().push_str(text)
+    })));
+    if traced {
+        vm.set_trace(Some(Box::new(|_: &str| {})));
+    }
+    vm.set_instruction_limit(limit);
+    vm.load_bytecode(bytes).expect("the program loads");
+    let before = vm.instructions_executed();
+    let result = match vm.execute(entry, &[]) {
+        Ok(v) => format!("ok {v:?}"),
+        Err(e) => format!("error {e}"),
+    };
+    let instructions = vm.instructions_executed() - before;
+    let stdout = stdout.borrow().clone();
+    Outcome {
+        result,
+        stdout,
+        instructions,
+    }
+}
+
+fn cases() -> Vec<(Case, Vec<u8>)> {
+    let cases: Vec<(Case, Vec<u8>)> = expected_cases(&dir())
+        .into_iter()
+        .map(|case| {
+            let bytes = std::fs::read(dir().join(format!("{}.stflb", case.name)))
+                .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+            (case, bytes)
+        })
+        .collect();
+    assert!(cases.len() >= 60, "only {} programs", cases.len());
+    cases
+}
+
+#[test]
+fn plain_and_traced_runs_agree_on_every_compiled_program() {
+    let mut total = 0;
+    for (case, bytes) in cases() {
+        let plain = run(&bytes, &case.entry, false, None);
+        let traced = run(&bytes, &case.entry, true, None);
+        assert_eq!(plain, traced, "{}", case.name);
+        total += plain.instructions;
+    }
+    assert!(total > 10_000, "the programs ran only {total} instructions");
+}
+
+#[test]
+fn instruction_limits_stop_fused_and_single_steps_at_the_same_place() {
+    let mut limited = 0;
+    for (case, bytes) in cases() {
+        let all = run(&bytes, &case.entry, false, None).instructions;
+        let mut limits: Vec<u64> = (1..=all.min(300)).collect();
+        limits.extend([all.saturating_sub(2), all.saturating_sub(1), all]);
+        limits.retain(|&l| l > 0);
+        limits.dedup();
+        for limit in limits {
+            let plain = run(&bytes, &case.entry, false, Some(limit));
+            let traced = run(&bytes, &case.entry, true, Some(limit));
+            assert_eq!(plain, traced, "{} with limit {limit}", case.name);
+            if limit < all {
+                assert!(
+                    plain.result.contains("instruction limit"),
+                    "{} with limit {limit} of {all}: {}",
+                    case.name,
+                    plain.result
+                );
+                limited += 1;
+            } else {
+                assert!(!plain.result.contains("instruction limit"), "{}", case.name);
+            }
+        }
+    }
+    assert!(limited > 5_000, "only {limited} limited runs");
+}
+
+/// The condition shape in assembly, with what it leaves behind read afterwards: the Bool
+/// register (`ret` = `b`), the `false` register (`ret` = `f`) and the compare flag (a branch
+/// on it right after). Same answers plain and traced, on both paths.
+#[test]
+fn the_condition_shape_leaves_its_registers_and_flag_as_the_instructions_would() {
+    let shape = |ret: &str| {
+        format!(
+            ".function main(x, y) registers 5
+    CMP r0, r1
+    JMPLT t
+    LDI r2, false
+    JMP e
+t:
+    LDI r2, true
+e:
+    LDI r3, false
+    CMP r2, r3
+    JMPEQ no
+    JMPGT yes_flag
+    LDI r4, \"flag after the true path is not 'greater'\"
+    RET r4
+yes_flag:
+    RET {ret}
+no:
+    JMPEQ no_flag
+    LDI r4, \"flag after the false path is not 'equal'\"
+    RET r4
+no_flag:
+    RET {ret}
+"
+        )
+    };
+    for (ret, expect_true, expect_false) in [
+        ("r2", "Bool(true)", "Bool(false)"),
+        ("r3", "Bool(false)", "Bool(false)"),
+    ] {
+        for traced in [false, true] {
+            for (x, y, expected) in [
+                (1, 2, expect_true),
+                (2, 1, expect_false),
+                (3, 3, expect_false),
+            ] {
+                let mut vm = Vm::new();
+                if traced {
+                    vm.set_trace(Some(Box::new(|_: &str| {})));
+                }
+                vm.load_assembly(&shape(ret)).unwrap();
+                let v = vm.execute("main", &[x.into(), (y as i64).into()]).unwrap();
+                assert_eq!(
+                    format!("{v:?}"),
+                    expected,
+                    "{ret} x={x} y={y} traced={traced}"
+                );
+            }
+        }
+    }
+}
