@@ -497,7 +497,10 @@ int stoffel_array_length(VMHandle handle, const StoffelValue *array, size_t *len
 int stoffel_array_push(VMHandle handle, const StoffelValue *array, const StoffelValue *value);
 
 /**
- * Calls a closure with `arg_count` arguments (as `stoffel_execute_with_args`, same codes).
+ * Calls a closure with `arg_count` arguments (as `stoffel_execute_with_args`, same codes):
+ * a bad type tag in `closure` is `STOFFEL_ERROR_TYPE`, one in `args`
+ * `STOFFEL_ERROR_ARGUMENT`; a value that is not a closure fails as the `call_closure`
+ * builtin does (`STOFFEL_ERROR_EXECUTE_WITH_ARGS`, "First argument must be a closure").
  *
  * # Safety
  * `closure` NULL or readable; `args` NULL or `arg_count` readable values; `result` NULL or
