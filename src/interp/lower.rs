@@ -17,7 +17,8 @@
 //! The StoffelLang compiler turns every `if` and `while` condition into eight instructions: it
 //! materializes the comparison as a Bool and tests that against `false`
 //! (`CMP a, b; JMPcc T; LDI r, false; JMP E; T: LDI r, true; E: LDI s, false; CMP r, s;
-//! JMPEQ X`). That whole shape lowers to one [`Op::CmpTest`] at its first instruction, which
+//! JMPEQ X`). That whole shape lowers to one op at its first instruction (an [`Op::CmpJump`]
+//! whose target is [`CONDITION_TEST`]), which
 //! writes what the eight would have written (`r`, `s`, the compare flag) and charges the six or
 //! seven instructions the taken path is long.
 //!
@@ -134,20 +135,16 @@ pub(crate) enum Op {
         a: R,
         b: R,
     },
-    /// `CMP a, b` then a conditional jump to `target` (the jump's own op follows).
+    /// `CMP a, b` then a conditional jump to `target` (the jump's own op follows). With
+    /// `target` [`CONDITION_TEST`]: the compiler's condition shape (see the module comment),
+    /// whose `LDI`s and final `JMPEQ` keep their own ops (at +2, +5 and +7), where the fused
+    /// op reads its registers and target. (One op kind for both: a separate one made the
+    /// dispatch loop's code for every other op slower.)
     CmpJump {
         a: R,
         b: R,
         when: Cond,
         target: u16,
-    },
-    /// The compiler's condition shape (see the module comment): `CMP a, b`, then the Bool
-    /// `a when b` tested against `false`. Its `LDI`s and final `JMPEQ` keep their own ops
-    /// (at +2, +5 and +7), where the fused op reads its registers and target.
-    CmpTest {
-        a: R,
-        b: R,
-        when: Cond,
     },
     /// `ADD dst, a, b` followed by a fused [`Op::CmpJump`] (whose op follows): a loop's
     /// counter step, compare and branch back, run as one op when the addition is of two
@@ -275,7 +272,9 @@ pub(crate) fn lower(
             Instruction::JmpGt { label } => (Cond::Gt, label),
             _ => continue,
         };
-        if let Ok(target) = u16::try_from(label) {
+        if let Ok(target) = u16::try_from(label)
+            && target != CONDITION_TEST
+        {
             ops[i] = Op::CmpJump {
                 a: r(a),
                 b: r(b),
@@ -303,12 +302,16 @@ pub(crate) fn lower(
     ops.into_boxed_slice()
 }
 
+/// The [`Op::CmpJump`] target that marks the compiler's condition shape (never a real
+/// target: such a compare and branch stays unfused).
+pub(crate) const CONDITION_TEST: u16 = u16::MAX;
+
 /// The compare flag `CMP r, s` leaves for Bools `r` and `s` (`false < true`, as
 /// `ops::compare` orders them).
 pub(crate) const TRUE_VS_FALSE: i8 = 1;
 pub(crate) const FALSE_VS_FALSE: i8 = 0;
 
-/// [`Op::CmpTest`] if `code` (starting at instruction `at`) starts with the compiler's
+/// The condition shape's op if `code` (starting at instruction `at`) starts with the compiler's
 /// condition shape: `CMP a, b; JMPcc at+4; LDI r, false; JMP at+5; LDI r, true;
 /// LDI s, false; CMP r, s; JMPEQ X`, with `r` and `s` different registers.
 fn condition_test(
@@ -358,10 +361,11 @@ fn condition_test(
         && bool_at(r_false) == Some(false)
         && bool_at(r_true) == Some(true)
         && bool_at(s_false) == Some(false);
-    shape.then_some(Op::CmpTest {
+    shape.then_some(Op::CmpJump {
         a: r(a),
         b: r(b),
         when,
+        target: CONDITION_TEST,
     })
 }
 
@@ -638,10 +642,11 @@ mod tests {
         let ops = lower(&code, |_| None, bools);
         assert_eq!(
             ops[1],
-            Op::CmpTest {
+            Op::CmpJump {
                 a: 3,
                 b: 1,
-                when: Cond::Lt
+                when: Cond::Lt,
+                target: CONDITION_TEST
             }
         );
         // The rest keep their own ops: jumps may land on them.
@@ -692,7 +697,13 @@ mod tests {
                 None => lower(&code, |_| None, |_| None),
             };
             assert!(
-                !matches!(ops[1], Op::CmpTest { .. }),
+                !matches!(
+                    ops[1],
+                    Op::CmpJump {
+                        target: CONDITION_TEST,
+                        ..
+                    }
+                ),
                 "variant {i}: {:?}",
                 ops[1]
             );
