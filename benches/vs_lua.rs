@@ -1,5 +1,5 @@
-//! `vs_lua`: stoffel-vm against PUC Lua 5.4 on the same workloads (BENCHMARKS.md explains
-//! them and holds the latest table).
+//! `vs_lua`: stoffel-vm against PUC Lua 5.4, and LuaJIT 2.1 with its JIT off, on the same
+//! workloads (BENCHMARKS.md explains them and holds the latest table).
 //!
 //! ```text
 //! cargo bench --bench vs_lua -- [--quick] [--reps N] [--only NAME,NAME] [--baseline FILE]
@@ -15,7 +15,10 @@
 //! Every timed run is its own process: `target/release/stoffel-run FILE [quick]
 //! --print-result --stats` or `lua5.4 peak_rss.lua FILE [quick]` for the workloads written as programs
 //! (`benches/workloads/NAME.sasm` and `NAME.lua`), the C programs
-//! `benches/workloads/host_api_{stoffel,lua}.c` for the host-API ones. Ours and Lua's runs
+//! `benches/workloads/host_api_{stoffel,lua}.c` for the host-API ones. When `luajit` is
+//! installed (Debian's `luajit`; the runner does not install it), the script workloads also
+//! run as `luajit -joff peak_rss.lua FILE [quick]`, a third column (the host-API rows have
+//! no LuaJIT column: the package has no C library to link). Ours, Lua's and LuaJIT's runs
 //! alternate; each run's stdout must be exactly the expected answer (computed here in Rust),
 //! or the runner stops. Each process reports its own peak RSS (VmHWM of `/proc/self/status`)
 //! on stderr as `peak_rss_kb=N`; `stoffel-run --stats` also reports the instructions it ran.
@@ -128,6 +131,13 @@ const WORKLOADS: &[Workload] = &[
         answer: running_sum_answer,
     },
     Workload {
+        name: "host_calls_cached",
+        program: Program::HostApi("cached"),
+        full: 1_000_000,
+        quick: 100_000,
+        answer: running_sum_answer,
+    },
+    Workload {
         name: "host_callbacks",
         program: Program::HostApi("callbacks"),
         full: 1_000_000,
@@ -140,6 +150,13 @@ const WORKLOADS: &[Workload] = &[
         full: 10_000_000,
         quick: 1_000_000,
         answer: running_sum_answer,
+    },
+    Workload {
+        name: "vm_lifecycle",
+        program: Program::HostApi("lifecycle"),
+        full: 100_000,
+        quick: 10_000,
+        answer: lifecycle_answer,
     },
 ];
 
@@ -191,6 +208,25 @@ fn strings_answer(n: u64) -> u64 {
 /// s = (s + i) % 1000003 for i = 0 .. n-1: the host-API workloads and alloc_loop.
 fn running_sum_answer(n: u64) -> u64 {
     (0..n).fold(0, |s, i| (s + i) % MODULUS)
+}
+
+/// g(i) = (7i + 3) % 1000003, summed mod 1000003 (one fresh VM or Lua state per i).
+fn lifecycle_answer(n: u64) -> u64 {
+    (0..n).fold(0, |s, i| (s + (7 * i + 3) % MODULUS) % MODULUS)
+}
+
+/// Whether LuaJIT, whose numbers are doubles, computes `workload` at `size` exactly: every
+/// intermediate below 2^53. Only `int_loop` passes that (i*i reaches 1e16 at full size).
+fn luajit_exact(workload: &Workload, size: u64) -> bool {
+    match workload.name {
+        "int_loop" => {
+            let top = size.saturating_sub(1);
+            top.checked_mul(top)
+                .and_then(|sq| sq.checked_add(MODULUS))
+                .is_some_and(|max| max < 1 << 53)
+        }
+        _ => true,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -267,6 +303,8 @@ struct Tools {
     root: PathBuf,
     stoffel_run: PathBuf,
     lua: String,
+    /// `luajit`, when installed (the third column).
+    luajit: Option<String>,
     c_stoffel: PathBuf,
     c_lua: PathBuf,
 }
@@ -379,24 +417,62 @@ fn prepare_tools() -> Result<Tools, String> {
         .arg("-o")
         .arg(&c_lua);
     run_status(&mut gcc)?;
+    let luajit = Command::new("luajit")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+        .then(|| "luajit".to_owned());
+    if luajit.is_none() {
+        eprintln!(
+            "vs_lua: luajit is not installed: no LuaJIT column (apt-get install luajit adds it)"
+        );
+    }
     Ok(Tools {
         root,
         stoffel_run,
         lua: "lua5.4".to_owned(),
+        luajit,
         c_stoffel,
         c_lua,
     })
 }
 
 impl Tools {
-    /// The command of one run: ours (`stoffel-run`, the stoffel C program) or Lua's.
-    fn command(&self, workload: &Workload, ours: bool, quick: bool) -> Command {
+    /// Whether `side` has a run of `workload` at this size (LuaJIT: installed, a script,
+    /// exact in doubles).
+    fn runs(&self, workload: &Workload, side: Side, quick: bool) -> bool {
         let size = if quick { workload.quick } else { workload.full };
+        match side {
+            Side::Ours | Side::Lua => true,
+            Side::LuaJit => {
+                self.luajit.is_some()
+                    && matches!(workload.program, Program::Script)
+                    && luajit_exact(workload, size)
+            }
+        }
+    }
+
+    /// The command of one run: ours (`stoffel-run`, the stoffel C program), Lua's or
+    /// LuaJIT's (scripts only, `-joff`).
+    fn command(&self, workload: &Workload, side: Side, quick: bool) -> Command {
+        let size = if quick { workload.quick } else { workload.full };
+        let ours = side == Side::Ours;
         match workload.program {
             Program::Script => {
                 let dir = self.root.join("benches/workloads");
                 let mut command;
-                if ours {
+                if side == Side::LuaJit {
+                    // The interpreter only: the higher anchor for an interpreter.
+                    command = Command::new(self.luajit.as_deref().unwrap_or("luajit"));
+                    command.arg("-joff");
+                    command.arg(dir.join("peak_rss.lua"));
+                    command.arg(dir.join(format!("{}.lua", workload.name)));
+                    if quick {
+                        command.arg("quick");
+                    }
+                } else if ours {
                     command = Command::new(&self.stoffel_run);
                     command.arg(dir.join(format!("{}.sasm", workload.name)));
                     if quick {
@@ -530,10 +606,31 @@ fn other_load(before: Option<CpuSample>, after: Option<CpuSample>) -> Option<f64
     Some((busy.saturating_sub(mine) as f64 / per_cpu).max(0.0))
 }
 
+/// Who runs a workload.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Ours,
+    Lua,
+    /// LuaJIT 2.1 with the JIT off.
+    LuaJit,
+}
+
+impl Side {
+    fn label(self) -> &'static str {
+        match self {
+            Side::Ours => "ours",
+            Side::Lua => "Lua",
+            Side::LuaJit => "LuaJIT",
+        }
+    }
+}
+
 struct Row {
     name: &'static str,
     ours: Vec<Run>,
     lua: Vec<Run>,
+    /// Empty where LuaJIT did not run (not installed, a host-API row, not exact in doubles).
+    luajit: Vec<Run>,
     other_load: Option<f64>,
 }
 
@@ -645,18 +742,21 @@ fn change(now: f64, then: f64) -> String {
 }
 
 /// The table's rows as cells, the header first.
-fn table_cells(rows: &[Row], baseline: Option<&Baseline>) -> Vec<Vec<String>> {
+fn table_cells(rows: &[Row], baseline: Option<&Baseline>, luajit: bool) -> Vec<Vec<String>> {
     let mut header: Vec<String> = [
         "workload",
         "ours (s)",
         "Lua (s)",
         "ours/Lua",
+        "LuaJIT -joff (s)",
+        "ours/LuaJIT",
         "ours peak RSS (MiB)",
         "Lua peak RSS (MiB)",
         "ours instructions",
         "other load (CPUs)",
     ]
     .iter()
+    .filter(|h| luajit || !h.contains("LuaJIT"))
     .map(|s| s.to_string())
     .collect();
     if baseline.is_some() {
@@ -673,12 +773,22 @@ fn table_cells(rows: &[Row], baseline: Option<&Baseline>) -> Vec<Vec<String>> {
             format!("{ours:.3}"),
             format!("{lua:.3}"),
             format!("{:.2}", ours / lua),
+        ];
+        if luajit {
+            if row.luajit.is_empty() {
+                line.extend(["-".to_owned(), "-".to_owned()]);
+            } else {
+                let jit = median_seconds(&row.luajit);
+                line.extend([format!("{jit:.3}"), format!("{:.2}", ours / jit)]);
+            }
+        }
+        line.extend([
             mib(max_rss_kb(&row.ours)),
             mib(max_rss_kb(&row.lua)),
             instructions.map_or_else(|| "-".to_owned(), |n| format!("{:.1}M", n as f64 / 1e6)),
             row.other_load
                 .map_or_else(|| "?".to_owned(), |l| format!("{l:.2}")),
-        ];
+        ]);
         if let Some(baseline) = baseline {
             match baseline.get(row.name) {
                 Some(entry) => {
@@ -832,6 +942,8 @@ struct Context {
     machine: String,
     revision: String,
     lua_version: String,
+    /// `None`: LuaJIT not installed.
+    luajit_version: Option<String>,
     load_before: String,
     load_after: String,
     other_load: Option<f64>,
@@ -861,6 +973,22 @@ fn markdown_block(options: &Options, context: &Context, cells: &[Vec<String>]) -
             .other_load
             .map_or_else(|| "?".to_owned(), |l| format!("{l:.2}")),
     );
+    match &context.luajit_version {
+        Some(version) => {
+            let _ = writeln!(
+                out,
+                "LuaJIT column: {version} with the JIT off (`luajit -joff`), script workloads \
+                 only (\"-\": the host-API rows, which link Lua's C library, and `int_loop` at \
+                 full size, whose i*i passes 2^53 in LuaJIT's doubles)."
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "No LuaJIT column: `luajit` was not installed (Debian's `luajit` adds it)."
+            );
+        }
+    }
     out.push('\n');
     out.push_str(&markdown_table(cells));
     let _ = writeln!(out, "{END_MARKER}");
@@ -951,21 +1079,29 @@ fn run(options: &Options) -> Result<(), String> {
             name: workload.name,
             ours: Vec::new(),
             lua: Vec::new(),
+            luajit: Vec::new(),
             other_load: None,
         };
         for rep in 1..=options.reps {
-            for ours in [true, false] {
-                let command = tools.command(workload, ours, options.quick);
+            for side in [Side::Ours, Side::Lua, Side::LuaJit] {
+                if !tools.runs(workload, side, options.quick) {
+                    continue;
+                }
+                let command = tools.command(workload, side, options.quick);
                 let run = run_once(command, &expected)?;
                 eprintln!(
-                    "{:<15} {:<4} run {rep}/{}: {:>8.3} s  peak RSS {:>7} MiB  answer {expected}",
+                    "{:<17} {:<6} run {rep}/{}: {:>8.3} s  peak RSS {:>7} MiB  answer {expected}",
                     workload.name,
-                    if ours { "ours" } else { "Lua" },
+                    side.label(),
                     options.reps,
                     run.seconds,
                     mib(Some(run.peak_rss_kb)),
                 );
-                if ours { &mut row.ours } else { &mut row.lua }.push(run);
+                match side {
+                    Side::Ours => row.ours.push(run),
+                    Side::Lua => row.lua.push(run),
+                    Side::LuaJit => row.luajit.push(run),
+                }
             }
         }
         row.other_load = other_load(before, cpu_sample());
@@ -979,11 +1115,16 @@ fn run(options: &Options) -> Result<(), String> {
         lua_version: command_output(&tools.lua, &["-v"], &tools.root)
             .and_then(|v| v.split("  ").next().map(str::to_owned))
             .unwrap_or_else(|| "Lua 5.4".to_owned()),
+        luajit_version: tools.luajit.as_deref().map(|luajit| {
+            command_output(luajit, &["-v"], &tools.root)
+                .and_then(|v| v.split(" -- ").next().map(str::to_owned))
+                .unwrap_or_else(|| "LuaJIT".to_owned())
+        }),
         load_before: context_start.1,
         load_after: load_average(),
         other_load: other_load(context_start.2, cpu_sample()),
     };
-    let cells = table_cells(&rows, baseline.as_ref());
+    let cells = table_cells(&rows, baseline.as_ref(), tools.luajit.is_some());
     println!();
     println!(
         "stoffel-vm vs {} ({} mode, median of {} runs; {}; {})",

@@ -81,7 +81,8 @@
 #define STOFFEL_ERROR_RESULT_WITH_ARGS -5
 
 /**
- * A value id is stale (released), forged, of another VM, or of the wrong kind.
+ * A value id is stale (released), forged, of another VM, or of the wrong kind; or a
+ * `StoffelFunction` is another VM's or made up.
  */
 #define STOFFEL_ERROR_INVALID_HANDLE -6
 
@@ -259,6 +260,26 @@ typedef int (*CForeignFunctionEx)(VMHandle vm,
 typedef void (*StoffelFinalizer)(void *object);
 
 /**
+ * A function looked up once by `stoffel_lookup_function`, for calling many times with
+ * `stoffel_call_function` (no name to read and look up per call). Plain data: copy it
+ * freely, no need to free it. It stays valid as long as its VM lives and follows its name:
+ * after a later load or registration redefines the name, it calls the new definition (as
+ * calls by name and calls from bytecode do). Used with another VM, or made up (an all-zero
+ * one is never valid), it is refused with `STOFFEL_ERROR_INVALID_HANDLE`. The fields are
+ * the library's; do not rely on their meaning.
+ */
+typedef struct {
+  /**
+   * The VM it belongs to (a number unique in the process, never 0; not the `VMHandle`).
+   */
+  uint64_t vm;
+  /**
+   * The function's name, as an index into the VM's table of names.
+   */
+  uint64_t slot;
+} StoffelFunction;
+
+/**
  * Figures from `stoffel_gc_stats`.
  */
 typedef struct {
@@ -366,6 +387,40 @@ int stoffel_register_foreign_object_ex(VMHandle handle,
  * `value` must be NULL or readable; `object` NULL or writable.
  */
 int stoffel_get_foreign_object(VMHandle handle, const StoffelValue *value, void **object);
+
+/**
+ * Looks `function_name` up once (a bytecode function, builtin or registered C function) and
+ * writes a handle for `stoffel_call_function` to `*out`. The handle follows the name: after
+ * a later load or registration redefines it, calls reach the new definition. Returns 0,
+ * `STOFFEL_ERROR_NULL` (-1: NULL name or `out`), `STOFFEL_ERROR_UTF8` (-2),
+ * `STOFFEL_ERROR_INVALID_FUNCTION` (-3: nothing is bound to the name now) or
+ * `STOFFEL_ERROR_LIMIT` (a name too long to copy); `*out` is written only on success.
+ *
+ * # Safety
+ * `function_name` must be NULL or NUL-terminated; `out` NULL or writable.
+ */
+int stoffel_lookup_function(VMHandle handle, const char *function_name, StoffelFunction *out);
+
+/**
+ * Calls a function looked up with `stoffel_lookup_function` on the same VM, as
+ * `stoffel_execute_with_args` calls a name: the same arguments (0..=1024; for a bytecode
+ * function exactly its parameter count), result ownership and codes, plus
+ * `STOFFEL_ERROR_INVALID_HANDLE` (-6) for a handle of another VM or one no lookup wrote.
+ * Returns 0, `STOFFEL_ERROR_NULL` (-1: NULL pointer or bad count), `STOFFEL_ERROR_UTF8`
+ * (-2), `STOFFEL_ERROR_ARGUMENT` (-3), `STOFFEL_ERROR_EXECUTE_WITH_ARGS` (-4: arity or
+ * runtime error), `STOFFEL_ERROR_RESULT_WITH_ARGS` (-5), `STOFFEL_ERROR_INVALID_HANDLE`
+ * (-6: the function handle, or a stale, forged or foreign id among the arguments),
+ * `STOFFEL_ERROR_LIMIT` or `STOFFEL_ERROR_INTERRUPTED`; `*result` is written only on
+ * success.
+ *
+ * # Safety
+ * `args` NULL or `arg_count` readable values; `result` NULL or writable.
+ */
+int stoffel_call_function(VMHandle handle,
+                          StoffelFunction function,
+                          const StoffelValue *args,
+                          int arg_count,
+                          StoffelValue *result);
 
 /**
  * Makes a STRING value holding a copy of `str`, to be freed with `stoffel_free_string`.

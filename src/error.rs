@@ -257,6 +257,10 @@ pub enum ApiError {
     /// A [`crate::Func`] was called on a VM other than the one that looked it up.
     #[error("function handle '{0}' belongs to another VM")]
     ForeignFunc(String),
+    /// [`Vm::func_from_parts`](crate::Vm::func_from_parts): the numbers are not a function
+    /// handle of this VM (another VM's, or never made by a lookup).
+    #[error("not a function handle of this VM (another VM's, or not made by a lookup)")]
+    InvalidFunc,
     /// The program has more constants than the VM can address.
     #[error("too many constants loaded")]
     TooManyConstants,

@@ -76,12 +76,75 @@ pub const MAX_REENTRY: u32 = 200;
 pub const STACK_RESERVE: usize = 32 * 1024;
 
 /// Whether the calling thread has [`STACK_RESERVE`] bytes of stack left: `Err(left)` if not.
+///
+/// Every execution and heap call asks, so the common case is a few instructions: the stack
+/// left is the current stack position minus the thread's stack bound, both cached per thread
+/// ([`KnownStack`]). Only a position outside the part of the stack already confirmed by
+/// `stacker` (the first call on a thread, a call made higher up the stack than any before it,
+/// or one running on another stack the host switched to) asks `stacker`, which reads the
+/// thread's real stack bounds.
 #[inline]
 pub(crate) fn check_stack() -> Result<(), usize> {
-    match stacker::remaining_stack() {
+    let here = stack_position();
+    let known = KNOWN_STACK.get();
+    let left = if here > known.low && here <= known.high {
+        Some(here - known.low)
+    } else {
+        confirm_stack(here)
+    };
+    match left {
         Some(left) if left < STACK_RESERVE => Err(left),
         _ => Ok(()),
     }
+}
+
+/// The part of the calling thread's stack whose bound `stacker` confirmed: positions from
+/// `low` (the stack's end, where it overflows) up to `high` (the highest position a check
+/// confirmed) are on that stack, so the stack left at such a position is `position - low`.
+/// Nothing else could be there (mappings do not overlap), so a thread that switches to
+/// another stack (a coroutine, `stacker::grow`) misses and asks again. Empty at first
+/// (`low` = `high` = 0); per thread, so a new thread never sees another's bounds.
+#[derive(Clone, Copy)]
+struct KnownStack {
+    low: usize,
+    high: usize,
+}
+
+thread_local! {
+    static KNOWN_STACK: Cell<KnownStack> = const { Cell::new(KnownStack { low: 0, high: 0 }) };
+}
+
+/// An address in the caller's frame: the stack position, within a few hundred bytes (the
+/// reserve is 32 KiB).
+#[inline(always)]
+fn stack_position() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&marker) as *const u8 as usize
+}
+
+/// The slow path of [`check_stack`]: asks `stacker` for the stack left at `here` and widens
+/// (or, on another stack, replaces) the confirmed part. `None` where the bounds cannot be
+/// read (then only [`MAX_REENTRY`] applies, and every call asks again).
+#[cold]
+#[inline(never)]
+fn confirm_stack(here: usize) -> Option<usize> {
+    // `stacker` measures from its own frame, a fixed distance below this one: the bound is
+    // taken from this frame's position (the same on every call, so repeated confirmations of
+    // one stack agree on `low`), a little above the real one.
+    let mine = stack_position();
+    let left = stacker::remaining_stack()?;
+    let low = mine.saturating_sub(left);
+    if low == 0 || here <= low {
+        return Some(left);
+    }
+    let known = KNOWN_STACK.get();
+    let high = if known.low == low {
+        known.high.max(here)
+    } else {
+        here
+    };
+    KNOWN_STACK.set(KnownStack { low, high });
+    Some(here - low)
 }
 
 /// Instructions per interpreter step: the most that run between two chances to collect.
@@ -316,6 +379,24 @@ mod tests {
             Ok(())
         );
         assert_eq!(heap.1, 2);
+    }
+
+    /// The per-thread cache of the stack bound answers as `stacker` does: on a new thread,
+    /// on a small stack the thread switched to after its own stack was cached, and back.
+    #[test]
+    fn stack_checks_follow_the_stack_in_use() {
+        assert_eq!(check_stack(), Ok(()));
+        let on_small = stacker::grow(16 * 1024, check_stack);
+        let left = on_small.expect_err("a 16 KiB stack has less than the reserve left");
+        assert!(left < 16 * 1024, "{left}");
+        assert_eq!(check_stack(), Ok(()), "back on the thread's own stack");
+        let small_thread = std::thread::Builder::new()
+            .stack_size(24 * 1024)
+            .spawn(check_stack)
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(small_thread.is_err(), "{small_thread:?}");
     }
 
     #[test]

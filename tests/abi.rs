@@ -16,6 +16,11 @@ fn value_layout_is_the_seed_layout() {
     assert_eq!(size_of::<StoffelValueData>(), 8);
     assert_eq!(size_of::<StoffelGcStats>(), 48);
     assert_eq!(size_of::<VMHandle>(), size_of::<*mut u8>());
+    // A function handle: two uint64_t, passed by value.
+    assert_eq!(size_of::<StoffelFunction>(), 16);
+    assert_eq!(align_of::<StoffelFunction>(), 8);
+    assert_eq!(offset_of!(StoffelFunction, vm), 0);
+    assert_eq!(offset_of!(StoffelFunction, slot), 8);
 }
 
 #[test]
@@ -103,6 +108,8 @@ const PROTOTYPES: &[&str] = &[
     "ptrdiff_t stoffel_last_error_copy(VMHandle handle, char *buffer, size_t size);",
     "int stoffel_interrupt(VMHandle handle);",
     "int stoffel_object_next(VMHandle handle, const StoffelValue *object, const StoffelValue *key, StoffelValue *next_key, StoffelValue *value);",
+    "int stoffel_lookup_function(VMHandle handle, const char *function_name, StoffelFunction *out);",
+    "int stoffel_call_function(VMHandle handle, StoffelFunction function, const StoffelValue *args, int arg_count, StoffelValue *result);",
     "int stoffel_same_value(VMHandle handle, const StoffelValue *a, const StoffelValue *b, int *same);",
 ];
 

@@ -825,3 +825,28 @@ fn error_names_identity_and_failed_callback_results() {
     );
     assert!(stdout.contains("ergonomics: all "), "{stdout}");
 }
+
+/// Function handles (`stoffel_lookup_function`, `stoffel_call_function`): 20,000 calls
+/// through one handle give the results of the same calls by name; the handle follows its name
+/// across reloads (also compacting ones) and registrations; another VM's, a made-up and an
+/// all-zero handle get `STOFFEL_ERROR_INVALID_HANDLE`, a destroyed VM
+/// `STOFFEL_ERROR_INVALID_VM`; bad arguments and NULLs the codes of
+/// `stoffel_execute_with_args`. Under valgrind too.
+#[test]
+fn function_handles() {
+    let _lock = shared();
+    let scratch = Scratch::new("functions");
+    let exe = build_c("tests/c/functions.c", &scratch, &[]);
+    let stdout = run_ok(&exe, &[]);
+    let done = line_with(&stdout, "functions: all ");
+    // "functions: all N checks passed": the loop alone makes 80,000 checks.
+    let checks: u64 = done
+        .split_whitespace()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {done:?}"));
+    assert!(checks >= 80_000, "{done}");
+    if let Some((vg, _)) = valgrind(&exe, &[]) {
+        assert!(vg.contains("functions: all "), "{vg}");
+    }
+}

@@ -145,3 +145,51 @@ fn a_func_of_another_vm_is_refused() {
     );
     assert_eq!(a.call_func::<i64>(&add, (1i64, 2i64)).unwrap(), 3);
 }
+
+/// A `Func` as two numbers and back (what the C API's `StoffelFunction` carries): the same
+/// function on its own VM; refused on another VM and for numbers no `Func` was made of.
+/// `call_func_vals` calls it with `Val`s the caller keeps.
+#[test]
+fn func_parts_round_trip_only_on_their_vm() {
+    let mut a = vm();
+    let mut b = vm();
+    let add = a.function("add").unwrap();
+    let (serial, slot) = add.to_parts();
+    assert_ne!(serial, 0);
+    let back = a.func_from_parts(serial, slot).unwrap();
+    assert_eq!(back.name(), "add");
+    let args = [Val::I64(40), Val::I64(2)];
+    assert_eq!(a.call_func_vals(&back, &args).unwrap(), Val::I64(42));
+    assert_eq!(
+        args,
+        [Val::I64(40), Val::I64(2)],
+        "the caller keeps its arguments"
+    );
+    // Another VM: its own lookup of the same name has the same slot, another serial.
+    let (b_serial, b_slot) = b.function("add").unwrap().to_parts();
+    assert_eq!(b_slot, slot);
+    assert_ne!(b_serial, serial);
+    for (on_b, parts) in [
+        (true, (serial, slot)),
+        (false, (b_serial, slot)),
+        (false, (0, 0)),
+        (false, (serial, u64::from(u32::MAX) + 1)),
+        (false, (serial, u64::MAX)),
+    ] {
+        let vm = if on_b { &b } else { &a };
+        assert!(
+            matches!(
+                vm.func_from_parts(parts.0, parts.1),
+                Err(VmError::Api(ApiError::InvalidFunc))
+            ),
+            "{parts:?}"
+        );
+    }
+    // `call_func_vals` refuses another VM's `Func` as `call_func` does.
+    assert!(matches!(
+        b.call_func_vals(&add, &args),
+        Err(VmError::Api(ApiError::ForeignFunc(_)))
+    ));
+    // Arity is checked as for calls by name.
+    assert!(a.call_func_vals(&add, &[Val::I64(1)]).is_err());
+}

@@ -4,8 +4,13 @@
  *
  *   host_api_lua calls N      N calls from C of the Lua function f(a, b) = (a + b) % 1000003
  *                             (lua_getglobal + lua_pcall each time): s = f(s, i), i = 0 .. N-1
+ *   host_api_lua cached N     the same N calls of f kept in the registry (luaL_ref once,
+ *                             lua_rawgeti each call): the counterpart of a looked-up handle
  *   host_api_lua callbacks N  one Lua chunk whose loop makes N calls of the C function
  *                             host_f(a, b) = (a + b) % 1000003 (registered with lua_register)
+ *   host_api_lua lifecycle N  N times: luaL_newstate, luaL_loadstring of a small chunk,
+ *                             lua_pcall of it with i (g(i) = (7i + 3) % 1000003), lua_close:
+ *                             s = (s + g(i)) % 1000003
  *
  * Prints s on stdout and the process's peak RSS ("peak_rss_kb=N", from VmHWM) on stderr.
  * Built and run by benches/vs_lua.rs:
@@ -31,6 +36,8 @@ static const char *CALLBACKS =
     "  s = host_f(s, i)\n"
     "end\n"
     "return s\n";
+
+static const char *SMALL_CHUNK = "local i = ...\nreturn (i * 7 + 3) % 1000003\n";
 
 static int host_f(lua_State *L)
 {
@@ -61,13 +68,47 @@ static void report_peak_rss(void)
     fclose(status);
 }
 
+/* N Lua state lifecycles: create, load, run, close. */
+static lua_Integer lifecycles(lua_Integer n)
+{
+    lua_Integer s = 0;
+    for (lua_Integer i = 0; i < n; i++) {
+        lua_State *L = luaL_newstate();
+        if (L == NULL) {
+            fprintf(stderr, "luaL_newstate failed\n");
+            exit(1);
+        }
+        if (luaL_loadstring(L, SMALL_CHUNK) != LUA_OK) {
+            fail(L, "luaL_loadstring");
+        }
+        lua_pushinteger(L, i);
+        if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+            fail(L, "lua_pcall");
+        }
+        s = (s + lua_tointeger(L, -1)) % 1000003;
+        lua_close(L);
+    }
+    return s;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 3 || (strcmp(argv[1], "calls") != 0 && strcmp(argv[1], "callbacks") != 0)) {
-        fprintf(stderr, "usage: %s calls|callbacks N\n", argv[0]);
+    const char *modes[] = {"calls", "cached", "callbacks", "lifecycle"};
+    int known = 0;
+    for (size_t m = 0; argc == 3 && m < sizeof modes / sizeof modes[0]; m++) {
+        known |= strcmp(argv[1], modes[m]) == 0;
+    }
+    if (!known) {
+        fprintf(stderr, "usage: %s calls|cached|callbacks|lifecycle N\n", argv[0]);
         return 2;
     }
     const lua_Integer n = strtoll(argv[2], NULL, 10);
+    if (strcmp(argv[1], "lifecycle") == 0) {
+        printf("%lld\n", (long long)lifecycles(n));
+        fflush(stdout);
+        report_peak_rss();
+        return 0;
+    }
     lua_State *L = luaL_newstate();
     if (L == NULL) {
         fprintf(stderr, "luaL_newstate failed\n");
@@ -81,6 +122,27 @@ int main(int argc, char **argv)
         }
         for (lua_Integer i = 0; i < n; i++) {
             lua_getglobal(L, "f");
+            lua_pushinteger(L, s);
+            lua_pushinteger(L, i);
+            if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+                fail(L, "lua_pcall");
+            }
+            int ok = 0;
+            s = lua_tointegerx(L, -1, &ok);
+            if (!ok) {
+                fprintf(stderr, "f returned a non-integer\n");
+                return 1;
+            }
+            lua_pop(L, 1);
+        }
+    } else if (strcmp(argv[1], "cached") == 0) {
+        if (luaL_dostring(L, FUNCTION) != LUA_OK) {
+            fail(L, "luaL_dostring");
+        }
+        lua_getglobal(L, "f");
+        const int f = luaL_ref(L, LUA_REGISTRYINDEX);
+        for (lua_Integer i = 0; i < n; i++) {
+            lua_rawgeti(L, LUA_REGISTRYINDEX, f);
             lua_pushinteger(L, s);
             lua_pushinteger(L, i);
             if (lua_pcall(L, 2, 1, 0) != LUA_OK) {

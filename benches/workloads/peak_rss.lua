@@ -1,7 +1,9 @@
 -- peak_rss.lua: runs a workload script, then reports this process's peak RSS on stderr for
 -- the runner (benches/vs_lua.rs). Usage: lua5.4 peak_rss.lua NAME.lua [quick]
+-- (or luajit -joff peak_rss.lua NAME.lua [quick]: Lua 5.1 has `unpack`, not `table.unpack`).
 local script = arg[1]
-arg = { [0] = script, table.unpack(arg, 2) }
+local unpack = table.unpack or unpack
+arg = { [0] = script, unpack(arg, 2) }
 dofile(script)
 
 local status = io.open("/proc/self/status")

@@ -8,7 +8,9 @@
 //! reloads, registrations, retains and releases of their argument ids, GC, destroying their
 //! own VM or another, setting their result); foreign objects whose finalizers count their
 //! runs, destroy VMs or call into them; release/retain (also twice); heap access; closures;
-//! limits; GC; strings freed twice or never handed out.
+//! limits; GC; strings freed twice or never handed out; function handles
+//! (`stoffel_lookup_function`, `stoffel_call_function`: any VM's, also a destroyed one's, and
+//! made-up ones; another VM's handle must be `STOFFEL_ERROR_INVALID_HANDLE`).
 //!
 //! The target keeps a model of what it owns (every id and how many references, every
 //! argument id a running callback was given, which VMs are alive and which are in the middle
@@ -348,6 +350,11 @@ enum Op {
     Interrupt(Sel),
     /// `stoffel_object_next` from a key (a pool value, an argument, ...).
     ObjectNext(Sel, Arg, Arg),
+    /// `stoffel_lookup_function` of `NAMES[name]`; the handle joins the pool of handles.
+    Lookup(Sel, u8),
+    /// `stoffel_call_function` with a handle from the pool (any VM's, also a destroyed
+    /// one's), or a made-up one (`k` >= 0xF0, or no handle yet).
+    CallFunction(Sel, u8, Vec<Arg>),
 }
 
 // ----- the model -----
@@ -420,6 +427,8 @@ struct World {
     strings: Vec<*mut c_char>,
     fins: Vec<FinRec>,
     scripts: Vec<Rc<[Op]>>,
+    /// Function handles looked up, with the VM each came from.
+    funcs: Vec<(VMHandle, StoffelFunction)>,
     active: Vec<Active>,
     budget: u32,
     frames: u32,
@@ -714,6 +723,7 @@ const NEXT: &[c_int] = &[
     END,
 ];
 const NONE: &[c_int] = &[];
+const LOOKUP: &[c_int] = &[NULL, UTF8, INVALID_FUNCTION, LIMIT];
 
 /// `STOFFEL_FUZZ_TRACE=1` prints every op and call (to see what an input does).
 fn tracing() -> bool {
@@ -1575,6 +1585,60 @@ fn step(op: &Op, frame: Option<&mut Frame>) {
             // SAFETY: a valid callback; user data is the VM handle.
             let rc = on(h, || unsafe { stoffel_set_print_callback(h, sink, h) });
             expect(h, st, rc, NONE, "stoffel_set_print_callback");
+        }
+        Op::Lookup(sel, name) => {
+            let (h, st) = pick(*sel);
+            let name = name_of(*name);
+            let mut f = StoffelFunction::default();
+            // SAFETY: a valid name and a writable handle.
+            let rc = on(h, || unsafe {
+                stoffel_vm::ffi::functions::stoffel_lookup_function(h, name.as_ptr(), &mut f)
+            });
+            expect(h, st, rc, LOOKUP, "stoffel_lookup_function");
+            if rc == OK {
+                world(|w| w.funcs.push((h, f)));
+            }
+        }
+        Op::CallFunction(sel, k, args) => {
+            let (h, st) = pick(*sel);
+            let picked = world(|w| {
+                (*k < 0xF0 && !w.funcs.is_empty()).then(|| w.funcs[*k as usize % w.funcs.len()])
+            });
+            let f = picked.map_or(
+                StoffelFunction {
+                    vm: u64::from(*k) << 8,
+                    slot: u64::from(*k),
+                },
+                |(_, f)| f,
+            );
+            let mut keep = Vec::new();
+            let cargs: Vec<StoffelValue> = args
+                .iter()
+                .take(8)
+                .map(|a| arg(a, frame.as_deref(), &mut keep))
+                .collect();
+            let mut out = unit();
+            // SAFETY: `cargs.len()` readable values and a writable result.
+            let rc = on(h, || unsafe {
+                stoffel_vm::ffi::functions::stoffel_call_function(
+                    h,
+                    f,
+                    cargs.as_ptr(),
+                    cargs.len() as c_int,
+                    &mut out,
+                )
+            });
+            expect(h, st, rc, EXEC_ARGS, "stoffel_call_function");
+            // Another VM's handle (VM handles are never reused) is refused before anything runs.
+            if st == State::Ready
+                && let Some((from, _)) = picked
+                && from != h
+            {
+                assert_eq!(rc, INVALID_HANDLE, "another VM's function handle");
+            }
+            if rc == OK {
+                world(|w| w.keep_result(h, out));
+            }
         }
         Op::Result(res) => {
             let Some(frame) = frame else {

@@ -108,7 +108,7 @@ enc_enum!(Res, 10, {
     Res::Fail(c) => 9, [c];
 });
 
-enc_enum!(Op, 35, {
+enc_enum!(Op, 37, {
     Op::NewVm => 0, [];
     Op::Destroy(s) => 1, [s];
     Op::Load(s, w, b) => 2, [s, w, b];
@@ -144,6 +144,8 @@ enc_enum!(Op, 35, {
     Op::Result(r) => 32, [r];
     Op::Interrupt(s) => 33, [s];
     Op::ObjectNext(s, o, k) => 34, [s, o, k];
+    Op::Lookup(s, n) => 35, [s, n];
+    Op::CallFunction(s, k, a) => 36, [s, k, a];
 });
 
 /// The current VM (see [`Sel`]).
@@ -219,6 +221,42 @@ fn v9_seeds() -> Vec<(String, Vec<Op>)> {
 fn list() -> Vec<(&'static str, Vec<Op>)> {
     use Op::*;
     vec![
+        // Function handles: looked up, called, across a reload that redefines the name and
+        // a callback registered under it; on another VM; made up; on a destroyed VM.
+        (
+            "function-handles",
+            vec![
+                Lookup(0, IDENTITY),
+                Lookup(0, CALLS_CBS),
+                CallFunction(0, 0, vec![Arg::Int(5)]),
+                Register(0, 0, 0),
+                Register(0, 1, 4),
+                Register(0, 2, 2),
+                Register(0, 3, 0),
+                CallFunction(0, 1, ints(1, 2)),
+                Load(0, P_SWAP, true),
+                CallFunction(0, 0, vec![Arg::Int(6)]),
+                CallFunction(0, 1, ints(3, 4)),
+                RegisterScript(
+                    0,
+                    4,
+                    vec![
+                        Lookup(CUR, MAKE_OBJ),
+                        CallFunction(CUR, 2, vec![Arg::Param(0)]),
+                        Result(Res::Last),
+                    ],
+                ),
+                CallFunction(0, 0, vec![Arg::Int(7)]),
+                NewVm,
+                Load(1, P_MAIN, false),
+                CallFunction(1, 0, vec![Arg::Int(8)]),
+                Lookup(1, IDENTITY),
+                CallFunction(0, 0xF3, vec![]),
+                Destroy(1),
+                CallFunction(1, 3, vec![Arg::Int(9)]),
+                CallFunction(0, 3, vec![Arg::Int(9)]),
+            ],
+        ),
         // Reloads from the top level, as assembly and as bytecode, between executions.
         (
             "reload-top",
@@ -277,7 +315,12 @@ fn list() -> Vec<(&'static str, Vec<Op>)> {
             vec![
                 CreateObject(0),
                 SetField(0, Arg::Last, Arg::Str(b"a".to_vec()), Arg::Int(1)),
-                SetField(0, Arg::Last, Arg::Str(b"b".to_vec()), Arg::Str(b"x".to_vec())),
+                SetField(
+                    0,
+                    Arg::Last,
+                    Arg::Str(b"b".to_vec()),
+                    Arg::Str(b"x".to_vec()),
+                ),
                 ObjectNext(0, Arg::Last, Arg::Param(0)),
                 ObjectNext(0, Arg::Last, Arg::Str(b"a".to_vec())),
                 ObjectNext(0, Arg::Last, Arg::Str(b"b".to_vec())),

@@ -54,7 +54,9 @@ fn constant(u: &mut Unstructured<'_>) -> arbitrary::Result<Constant> {
 /// Builds a valid program from fuzz input: every index is reduced into range.
 pub fn valid_program(u: &mut Unstructured<'_>) -> arbitrary::Result<Program> {
     let n_consts = u.int_in_range(1..=12usize)?;
-    let constants: Vec<Constant> = (0..n_consts).map(|_| constant(u)).collect::<Result<_, _>>()?;
+    let constants: Vec<Constant> = (0..n_consts)
+        .map(|_| constant(u))
+        .collect::<Result<_, _>>()?;
     let n_funcs = u.int_in_range(1..=4usize)?;
     let mut callees: Vec<String> = (0..n_funcs).map(|i| format!("f{i}")).collect();
     callees.extend(BUILTINS.iter().map(|s| s.to_string()));
@@ -76,20 +78,72 @@ pub fn valid_program(u: &mut Unstructured<'_>) -> arbitrary::Result<Program> {
         for _ in 0..len {
             let r = |u: &mut Unstructured<'_>| u.int_in_range(0..=regs - 1);
             let ins = match u.int_in_range(0..=25u8)? {
-                0 => Instruction::Ld { dst: r(u)?, offset: u.int_in_range(-2..=1)? },
-                1 => Instruction::Ldi { dst: r(u)?, constant: u.int_in_range(0..=n_consts as u32 - 1)? },
-                2 => Instruction::Mov { dst: r(u)?, src: r(u)? },
-                3 => Instruction::Add { dst: r(u)?, a: r(u)?, b: r(u)? },
-                4 => Instruction::Sub { dst: r(u)?, a: r(u)?, b: r(u)? },
-                5 => Instruction::Mul { dst: r(u)?, a: r(u)?, b: r(u)? },
-                6 => Instruction::Div { dst: r(u)?, a: r(u)?, b: r(u)? },
-                7 => Instruction::Mod { dst: r(u)?, a: r(u)?, b: r(u)? },
-                8 => Instruction::And { dst: r(u)?, a: r(u)?, b: r(u)? },
-                9 => Instruction::Or { dst: r(u)?, a: r(u)?, b: r(u)? },
-                10 => Instruction::Xor { dst: r(u)?, a: r(u)?, b: r(u)? },
-                11 => Instruction::Not { dst: r(u)?, src: r(u)? },
-                12 => Instruction::Shl { dst: r(u)?, src: r(u)?, amount: r(u)? },
-                13 => Instruction::Shr { dst: r(u)?, src: r(u)?, amount: r(u)? },
+                0 => Instruction::Ld {
+                    dst: r(u)?,
+                    offset: u.int_in_range(-2..=1)?,
+                },
+                1 => Instruction::Ldi {
+                    dst: r(u)?,
+                    constant: u.int_in_range(0..=n_consts as u32 - 1)?,
+                },
+                2 => Instruction::Mov {
+                    dst: r(u)?,
+                    src: r(u)?,
+                },
+                3 => Instruction::Add {
+                    dst: r(u)?,
+                    a: r(u)?,
+                    b: r(u)?,
+                },
+                4 => Instruction::Sub {
+                    dst: r(u)?,
+                    a: r(u)?,
+                    b: r(u)?,
+                },
+                5 => Instruction::Mul {
+                    dst: r(u)?,
+                    a: r(u)?,
+                    b: r(u)?,
+                },
+                6 => Instruction::Div {
+                    dst: r(u)?,
+                    a: r(u)?,
+                    b: r(u)?,
+                },
+                7 => Instruction::Mod {
+                    dst: r(u)?,
+                    a: r(u)?,
+                    b: r(u)?,
+                },
+                8 => Instruction::And {
+                    dst: r(u)?,
+                    a: r(u)?,
+                    b: r(u)?,
+                },
+                9 => Instruction::Or {
+                    dst: r(u)?,
+                    a: r(u)?,
+                    b: r(u)?,
+                },
+                10 => Instruction::Xor {
+                    dst: r(u)?,
+                    a: r(u)?,
+                    b: r(u)?,
+                },
+                11 => Instruction::Not {
+                    dst: r(u)?,
+                    src: r(u)?,
+                },
+                12 => Instruction::Shl {
+                    dst: r(u)?,
+                    src: r(u)?,
+                    amount: r(u)?,
+                },
+                13 => Instruction::Shr {
+                    dst: r(u)?,
+                    src: r(u)?,
+                    amount: r(u)?,
+                },
                 14..=18 if n_labels > 0 => {
                     let label = u.int_in_range(0..=n_labels as u32 - 1)?;
                     match u.int_in_range(0..=4u8)? {
@@ -100,17 +154,29 @@ pub fn valid_program(u: &mut Unstructured<'_>) -> arbitrary::Result<Program> {
                         _ => Instruction::JmpGt { label },
                     }
                 }
-                19 => Instruction::Call { callee: u.int_in_range(0..=callees.len() as u32 - 1)? },
+                19 => Instruction::Call {
+                    callee: u.int_in_range(0..=callees.len() as u32 - 1)?,
+                },
                 20 => Instruction::Ret { src: r(u)? },
                 21 => Instruction::PushArg { src: r(u)? },
                 23 => Instruction::Nop,
-                24 => Instruction::Lds { dst: r(u)?, slot: u.int_in_range(0..=7)? },
-                25 => Instruction::Sts { slot: u.int_in_range(0..=7)?, src: r(u)? },
+                24 => Instruction::Lds {
+                    dst: r(u)?,
+                    slot: u.int_in_range(0..=7)?,
+                },
+                25 => Instruction::Sts {
+                    slot: u.int_in_range(0..=7)?,
+                    src: r(u)?,
+                },
                 _ => Instruction::Cmp { a: r(u)?, b: r(u)? },
             };
             code.push(ins);
         }
-        let upvalues = if u.ratio(1, 8)? { vec!["x".to_string()] } else { Vec::new() };
+        let upvalues = if u.ratio(1, 8)? {
+            vec!["x".to_string()]
+        } else {
+            Vec::new()
+        };
         functions.push(FunctionParts {
             name: format!("f{i}"),
             register_count: regs as u16,
@@ -120,7 +186,13 @@ pub fn valid_program(u: &mut Unstructured<'_>) -> arbitrary::Result<Program> {
             // Type metadata (v5+) on some functions; it never changes execution.
             types: if u.ratio(1, 4)? {
                 Some(FunctionTypes {
-                    params: vec![FunctionType::Int { signed: true, bits: 64 }; params],
+                    params: vec![
+                        FunctionType::Int {
+                            signed: true,
+                            bits: 64
+                        };
+                        params
+                    ],
                     ret: FunctionType::Unknown,
                 })
             } else {
@@ -130,8 +202,10 @@ pub fn valid_program(u: &mut Unstructured<'_>) -> arbitrary::Result<Program> {
             code,
         });
     }
-    Ok(Program::new(constants, functions, std::mem::take(&mut callees))
-        .expect("the generator only builds valid programs"))
+    Ok(
+        Program::new(constants, functions, std::mem::take(&mut callees))
+            .expect("the generator only builds valid programs"),
+    )
 }
 
 /// Runs every function of `program` (by name) on `vm` with small limits; every outcome is
@@ -142,7 +216,11 @@ pub fn run_all(vm: &mut Vm, program: &Program) {
     vm.set_memory_limit(Some(16 << 20));
     let names: Vec<String> = program.functions().iter().map(|f| f.name.clone()).collect();
     for name in names {
-        for args in [&[][..], &[Val::I64(3), Val::I64(-1)][..], &[Val::I64(1)][..]] {
+        for args in [
+            &[][..],
+            &[Val::I64(3), Val::I64(-1)][..],
+            &[Val::I64(1)][..],
+        ] {
             if let Ok(v) = vm.execute(&name, args) {
                 let _ = vm.display(&v);
                 let _ = vm.release(&v);
@@ -150,5 +228,9 @@ pub fn run_all(vm: &mut Vm, program: &Program) {
         }
     }
     vm.collect_all();
-    assert_eq!(vm.gc_stats().live_handles, 0, "results were released: no handle may remain");
+    assert_eq!(
+        vm.gc_stats().live_handles,
+        0,
+        "results were released: no handle may remain"
+    );
 }

@@ -26,9 +26,16 @@ fuzz_target!(|data: &[u8]| {
     let loadable = parsed
         .as_ref()
         .is_ok_and(|p| p.manifest().is_none_or(|m| m.clients.is_empty()));
-    assert_eq!(code == 0, loadable, "the C loader and the Rust loader must agree");
+    assert_eq!(
+        code == 0,
+        loadable,
+        "the C loader and the Rust loader must agree"
+    );
     if code != 0 {
-        assert!(!stoffel_last_error(vm).is_null(), "a failed load must leave a message");
+        assert!(
+            !stoffel_last_error(vm).is_null(),
+            "a failed load must leave a message"
+        );
     }
     if let (true, Ok(program)) = (loadable, parsed) {
         let arg = StoffelValue {
@@ -37,7 +44,9 @@ fuzz_target!(|data: &[u8]| {
         };
         let args = [arg, arg, arg];
         for f in program.functions() {
-            let Ok(name) = CString::new(f.name.as_str()) else { continue };
+            let Ok(name) = CString::new(f.name.as_str()) else {
+                continue;
+            };
             for n in [0, f.params.len().min(3)] {
                 let mut out = StoffelValue {
                     value_type: StoffelValueType::STOFFEL_VALUE_UNIT,

@@ -12,9 +12,15 @@ use stoffel_vm::{Vm, stfl};
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
-    let Ok(program) = common::valid_program(&mut u) else { return };
+    let Ok(program) = common::valid_program(&mut u) else {
+        return;
+    };
     let bytes = stfl::write(&program).expect("valid programs can be written");
-    assert_eq!(stfl::load(&bytes).as_ref(), Ok(&program), "write/load must round-trip");
+    assert_eq!(
+        stfl::load(&bytes).as_ref(),
+        Ok(&program),
+        "write/load must round-trip"
+    );
 
     // Through the C entry point …
     let vm = stoffel_create_vm();

@@ -41,7 +41,8 @@ pub const STOFFEL_ERROR_ARGUMENT: c_int = -3;
 pub const STOFFEL_ERROR_EXECUTE_WITH_ARGS: c_int = -4;
 /// `stoffel_execute_with_args`: the result cannot be represented in C.
 pub const STOFFEL_ERROR_RESULT_WITH_ARGS: c_int = -5;
-/// A value id is stale (released), forged, of another VM, or of the wrong kind.
+/// A value id is stale (released), forged, of another VM, or of the wrong kind; or a
+/// `StoffelFunction` is another VM's or made up.
 pub const STOFFEL_ERROR_INVALID_HANDLE: c_int = -6;
 /// A value has the wrong type for the call (e.g. not an array), or a bad type tag.
 pub const STOFFEL_ERROR_TYPE: c_int = -7;
@@ -84,6 +85,10 @@ impl Failure {
             }
             VmError::Api(ApiError::Handle(_)) => STOFFEL_ERROR_INVALID_HANDLE,
             VmError::Api(ApiError::WrongKind { .. }) => STOFFEL_ERROR_INVALID_HANDLE,
+            // A function handle of another VM, or a made-up one.
+            VmError::Api(ApiError::InvalidFunc | ApiError::ForeignFunc(_)) => {
+                STOFFEL_ERROR_INVALID_HANDLE
+            }
             VmError::Runtime(_) => exec_code,
             VmError::Api(_) => exec_code,
         };

@@ -3,7 +3,8 @@
 //! This module holds all of the crate's `unsafe`. It knows the VM only through the crate's
 //! root re-exports ([`crate::Vm`], [`crate::Val`], ...). The `extern "C"` functions are split
 //! by area: [`vm`] (life cycle, loading, execution, limits, GC, output), [`values`] (strings,
-//! handles, heap access) and [`foreign`] (C functions and foreign objects). What they share
+//! handles, heap access), [`foreign`] (C functions and foreign objects) and [`functions`]
+//! (function handles looked up once, called many times). What they share
 //! has one file per area: `types.rs` (the `#[repr(C)]` types and callback signatures),
 //! `error.rs` (return codes, `Failure`, the thread's last error, the panic
 //! guard), `gate.rs` (VM shells, the registry, the claim protocol, destruction),
@@ -42,7 +43,7 @@
 //!   heap damage.
 
 // cbindgen reads the modules in this order: the return codes (error.rs) come first in the
-// header, then `STOFFEL_MAX_ARGS` (vm.rs); the functions of foreign.rs, values.rs, vm.rs.
+// header, then `STOFFEL_MAX_ARGS` (vm.rs); the functions of foreign.rs, functions.rs, values.rs, vm.rs.
 mod convert;
 mod error;
 mod gate;
@@ -52,6 +53,7 @@ mod strings;
 mod types;
 
 pub mod foreign;
+pub mod functions;
 pub mod values;
 pub mod vm;
 
@@ -65,6 +67,6 @@ pub use error::{
 };
 pub use gate::CVm;
 pub use types::{
-    CForeignFunction, CForeignFunctionEx, StoffelFinalizer, StoffelGcStats, StoffelPrintCallback,
-    StoffelValue, StoffelValueData, StoffelValueType, VMHandle,
+    CForeignFunction, CForeignFunctionEx, StoffelFinalizer, StoffelFunction, StoffelGcStats,
+    StoffelPrintCallback, StoffelValue, StoffelValueData, StoffelValueType, VMHandle,
 };

@@ -110,6 +110,22 @@ pub type StoffelFinalizer = Option<unsafe extern "C" fn(object: *mut c_void)>;
 pub type StoffelPrintCallback =
     Option<unsafe extern "C" fn(text: *const c_char, user_data: *mut c_void)>;
 
+/// A function looked up once by `stoffel_lookup_function`, for calling many times with
+/// `stoffel_call_function` (no name to read and look up per call). Plain data: copy it
+/// freely, no need to free it. It stays valid as long as its VM lives and follows its name:
+/// after a later load or registration redefines the name, it calls the new definition (as
+/// calls by name and calls from bytecode do). Used with another VM, or made up (an all-zero
+/// one is never valid), it is refused with `STOFFEL_ERROR_INVALID_HANDLE`. The fields are
+/// the library's; do not rely on their meaning.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoffelFunction {
+    /// The VM it belongs to (a number unique in the process, never 0; not the `VMHandle`).
+    pub vm: u64,
+    /// The function's name, as an index into the VM's table of names.
+    pub slot: u64,
+}
+
 /// Figures from `stoffel_gc_stats`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]

@@ -262,6 +262,21 @@ impl ArgBuffer {
     }
 }
 
+/// Checks the ids among call arguments: a C function gets the ids as they are, so they are
+/// checked before the call (bytecode functions and builtins would refuse them too).
+#[inline(always)]
+pub(crate) fn check_arg_ids(vm: &Vm, values: &[Val]) -> Result<(), Failure> {
+    for (i, v) in values.iter().enumerate() {
+        if v.handle().is_some() {
+            vm.check(v).map_err(|e| {
+                let f = Failure::from_vm(e, STOFFEL_ERROR_ARGUMENT);
+                Failure::new(f.code, format!("argument {i}: {}", f.message))
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs `function_name` with `arg_count` arguments (0..=1024; for a bytecode function exactly
 /// its parameter count). STRING arguments are copied (the caller keeps ownership); ids must be
 /// live ids of this VM. Result ownership as for `stoffel_execute`. Returns 0,
@@ -293,16 +308,7 @@ pub unsafe extern "C" fn stoffel_execute_with_args(
         let mut buffer = ArgBuffer::new();
         // SAFETY: the caller guarantees `arg_count` readable values at `args`.
         let values = unsafe { buffer.read(args, arg_count, cvm) }?;
-        // A C function gets the ids as they are, so check them here (bytecode functions and
-        // builtins would refuse them too).
-        for (i, v) in values.iter().enumerate() {
-            if v.handle().is_some() {
-                vm.check(v).map_err(|e| {
-                    let f = Failure::from_vm(e, STOFFEL_ERROR_ARGUMENT);
-                    Failure::new(f.code, format!("argument {i}: {}", f.message))
-                })?;
-            }
-        }
+        check_arg_ids(vm, values)?;
         // Delivered from where `call` put it (moving it out first would copy it whole).
         match vm.call_vals(name, values) {
             Ok(ref value) => deliver(vm, value, result, STOFFEL_ERROR_RESULT_WITH_ARGS),

@@ -115,6 +115,13 @@ impl Func {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The two numbers this `Func` is made of: its VM's serial (unique in the process, never
+    /// 0) and its name's slot. For bindings that hand a `Func` to another language as plain
+    /// data (the C API's `StoffelFunction`); [`Vm::func_from_parts`] turns them back.
+    pub fn to_parts(&self) -> (u64, u64) {
+        (self.vm, u64::from(self.slot))
+    }
 }
 
 impl Vm {
@@ -181,6 +188,34 @@ impl Vm {
         let binding = self.code.bindings[func.slot as usize];
         let name = func.name.clone();
         self.call_binding(binding, &name, args)
+    }
+
+    /// The [`Func`] that [`Func::to_parts`] gave `(vm, slot)` for, checked: parts of another
+    /// VM's `Func`, or numbers no `Func` of this VM was made of, are refused
+    /// ([`ApiError::InvalidFunc`]), so stale or forged parts never reach another function.
+    /// (A name's slot never changes, so parts stay valid for the VM's life.)
+    pub fn func_from_parts(&self, vm: u64, slot: u64) -> Result<Func, VmError> {
+        let name = usize::try_from(slot)
+            .ok()
+            .filter(|_| vm == self.serial)
+            .and_then(|s| self.code.names.get(s))
+            .ok_or(ApiError::InvalidFunc)?;
+        Ok(Func {
+            slot: slot as u32,
+            name: name.clone(),
+            vm,
+        })
+    }
+
+    /// [`Vm::call_func`] for arguments the caller keeps and a [`Val`] result: no conversion,
+    /// no copy of the arguments (the C API's `stoffel_call_function` path; see
+    /// [`Vm::call_vals`]).
+    pub fn call_func_vals(&mut self, func: &Func, args: &[Val]) -> Result<Val, VmError> {
+        if func.vm != self.serial {
+            return Err(ApiError::ForeignFunc(func.name.to_string()).into());
+        }
+        let binding = self.code.bindings[func.slot as usize];
+        self.run_resolved(binding, &func.name, args, false)
     }
 
     /// `get_field` with a Rust key and result: `vm.get::<i64>(&obj, "count")`. Missing keys
