@@ -59,8 +59,22 @@ enum Program {
     /// `benches/workloads/NAME.sasm` under stoffel-run and `NAME.lua` under lua5.4; both
     /// take their size from the entry (`main` or `quick`) / `arg[1]` (absent or `quick`).
     Script,
+    /// The workload named here, with ours running what today's StoffelLang compiler made of
+    /// it (`benches/workloads/compiled/NAME.stflb`, from `NAME.stfl`: the shape real
+    /// programs have) instead of the hand-written `.sasm`; Lua runs the same `NAME.lua`.
+    Compiled(&'static str),
     /// The C programs `host_api_stoffel` and `host_api_lua` with this mode and the size.
     HostApi(&'static str),
+}
+
+impl Workload {
+    /// The name of its `.lua` (and `.sasm` / `.stfl`) files.
+    fn script(&self) -> &'static str {
+        match self.program {
+            Program::Compiled(script) => script,
+            _ => self.name,
+        }
+    }
 }
 
 struct Workload {
@@ -158,6 +172,55 @@ const WORKLOADS: &[Workload] = &[
         quick: 10_000,
         answer: lifecycle_answer,
     },
+    Workload {
+        name: "fib_compiled",
+        program: Program::Compiled("fib"),
+        full: 35,
+        quick: 27,
+        answer: fib_answer,
+    },
+    Workload {
+        name: "int_loop_compiled",
+        program: Program::Compiled("int_loop"),
+        full: 100_000_000,
+        quick: 5_000_000,
+        answer: int_loop_answer,
+    },
+    Workload {
+        name: "objects_compiled",
+        program: Program::Compiled("objects"),
+        full: 5_000_000,
+        quick: 300_000,
+        answer: objects_answer,
+    },
+    Workload {
+        name: "closures_compiled",
+        program: Program::Compiled("closures"),
+        full: 5_000_000,
+        quick: 300_000,
+        answer: closures_answer,
+    },
+    Workload {
+        name: "array_sum_compiled",
+        program: Program::Compiled("array_sum"),
+        full: 5_000_000,
+        quick: 300_000,
+        answer: array_sum_answer,
+    },
+    Workload {
+        name: "strings_compiled",
+        program: Program::Compiled("strings"),
+        full: 1_000_000,
+        quick: 60_000,
+        answer: strings_answer,
+    },
+    Workload {
+        name: "alloc_loop_compiled",
+        program: Program::Compiled("alloc_loop"),
+        full: 10_000_000,
+        quick: 1_000_000,
+        answer: running_sum_answer,
+    },
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -218,7 +281,7 @@ fn lifecycle_answer(n: u64) -> u64 {
 /// Whether LuaJIT, whose numbers are doubles, computes `workload` at `size` exactly: every
 /// intermediate below 2^53. Only `int_loop` passes that (i*i reaches 1e16 at full size).
 fn luajit_exact(workload: &Workload, size: u64) -> bool {
-    match workload.name {
+    match workload.script() {
         "int_loop" => {
             let top = size.saturating_sub(1);
             top.checked_mul(top)
@@ -448,7 +511,7 @@ impl Tools {
             Side::Ours | Side::Lua => true,
             Side::LuaJit => {
                 self.luajit.is_some()
-                    && matches!(workload.program, Program::Script)
+                    && matches!(workload.program, Program::Script | Program::Compiled(_))
                     && luajit_exact(workload, size)
             }
         }
@@ -460,7 +523,7 @@ impl Tools {
         let size = if quick { workload.quick } else { workload.full };
         let ours = side == Side::Ours;
         match workload.program {
-            Program::Script => {
+            Program::Script | Program::Compiled(_) => {
                 let dir = self.root.join("benches/workloads");
                 let mut command;
                 if side == Side::LuaJit {
@@ -468,13 +531,16 @@ impl Tools {
                     command = Command::new(self.luajit.as_deref().unwrap_or("luajit"));
                     command.arg("-joff");
                     command.arg(dir.join("peak_rss.lua"));
-                    command.arg(dir.join(format!("{}.lua", workload.name)));
+                    command.arg(dir.join(format!("{}.lua", workload.script())));
                     if quick {
                         command.arg("quick");
                     }
                 } else if ours {
                     command = Command::new(&self.stoffel_run);
-                    command.arg(dir.join(format!("{}.sasm", workload.name)));
+                    command.arg(match workload.program {
+                        Program::Compiled(script) => dir.join(format!("compiled/{script}.stflb")),
+                        _ => dir.join(format!("{}.sasm", workload.name)),
+                    });
                     if quick {
                         command.arg("quick");
                     }
@@ -483,7 +549,7 @@ impl Tools {
                     // The wrapper runs the script, then reports the peak RSS.
                     command = Command::new(&self.lua);
                     command.arg(dir.join("peak_rss.lua"));
-                    command.arg(dir.join(format!("{}.lua", workload.name)));
+                    command.arg(dir.join(format!("{}.lua", workload.script())));
                     if quick {
                         command.arg("quick");
                     }
