@@ -78,8 +78,8 @@ pub use interp::{
 pub use limits::{DEFAULT_MAX_DEPTH, MAX_REENTRY, STACK_RESERVE};
 pub use value::Kind;
 pub use vm::{
-    Args, FromVal, Func, GcStats, HostArg, HostFn, HostReturn, InterruptHandle, IntoArgs,
-    IntoHostFn, IntoVal, Rooted, TraceSink, Val, Vm,
+    Args, ForeignData, FromVal, Func, GcStats, HostArg, HostFn, HostReturn, InterruptHandle,
+    IntoArgs, IntoHostFn, IntoVal, MaybeSend, MaybeSendSync, Rooted, TraceSink, Val, Vm,
 };
 
 /// The README's Rust code, compiled and run as a doctest so the quick start stays true.

@@ -1,7 +1,7 @@
 //! Typed calls: [`Vm::call`] converts its arguments with [`IntoArgs`] and its result with
 //! [`FromVal`], and a [`Func`] is a name looked up once and called many times.
 
-use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::convert::{FromVal, IntoVal};
@@ -106,7 +106,8 @@ pub(super) fn next_vm_serial() -> u64 {
 #[derive(Clone, Debug)]
 pub struct Func {
     slot: u32,
-    name: Rc<str>,
+    /// Its own copy (an `Arc`, not the VM's `Rc`: a `Func` may go where the VM does not).
+    name: Arc<str>,
     vm: u64,
 }
 
@@ -164,7 +165,7 @@ impl Vm {
             .ok_or_else(|| ApiError::FunctionNotFound(name.to_owned()))?;
         Ok(Func {
             slot,
-            name: self.code.names[slot as usize].clone(),
+            name: Arc::from(&*self.code.names[slot as usize]),
             vm: self.serial,
         })
     }
