@@ -4,8 +4,8 @@
 //!
 //! Run with `cargo run --example embed`.
 
-use std::cell::Cell;
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use stoffel_vm::{Rooted, Vm, VmError};
 
@@ -43,11 +43,12 @@ fn main() -> Result<(), VmError> {
     vm.load_assembly(PROGRAM)?;
 
     // A typed host function with its own state; the VM checks and converts its arguments.
-    let calls = Rc::new(Cell::new(0));
+    // (An atomic, so the closure is `Send + Sync`, as the `send` feature requires.)
+    let calls = Arc::new(AtomicU32::new(0));
     let counter = calls.clone();
     vm.register_fn("log", move |name: String, score: i64| {
-        counter.set(counter.get() + 1);
-        println!("log #{}: {name} scored {score}", counter.get());
+        let n = counter.fetch_add(1, Relaxed) + 1;
+        println!("log #{n}: {name} scored {score}");
     });
 
     // Call with Rust arguments; the object comes back as a handle that releases itself.
@@ -62,6 +63,10 @@ fn main() -> Result<(), VmError> {
         println!("spin stopped: {e}");
     }
     vm.collect_all();
-    println!("host calls: {}, gc: {:?}", calls.get(), vm.gc_stats());
+    println!(
+        "host calls: {}, gc: {:?}",
+        calls.load(Relaxed),
+        vm.gc_stats()
+    );
     Ok(())
 }

@@ -39,11 +39,26 @@
 //!
 //! # Threads
 //!
-//! A [`Vm`] is not `Send`: it lives on the thread that made it, with its host functions
-//! (which may hold `Rc`s and other thread-bound state). Run one VM per thread, or one per
-//! task on a thread that owns it. The C API lets a VM move between threads (one thread at a
-//! time; a second thread gets `STOFFEL_ERROR_REENTRANCY`), because C callbacks carry no Rust
-//! thread rules.
+//! - By default a [`Vm`] is not `Send`: it stays on the thread that made it, and so its host
+//!   functions, foreign data and user data may hold `Rc`s, `Cell`s and other thread-bound
+//!   state. Run one VM per thread, or one per task on a thread that owns it.
+//! - With the cargo feature **`send`**, `Vm` is `Send` (the model of mlua's `send` feature and
+//!   Wasmtime's `Store<T: Send>`): a VM moves to another thread with everything in it, its
+//!   handles stay valid there, and `Rooted`s may be dropped on any thread. In exchange, what
+//!   the VM holds for the host must be able to move too: host functions
+//!   ([`Vm::register_fn`], [`Vm::register_function`]) must be `Send + Sync` (`Sync` because
+//!   a host function has `&mut Vm` and could move the VM elsewhere while its own call runs),
+//!   foreign data ([`ForeignData`]), user data ([`Vm::set_user_data`]), [`Output`] writers
+//!   and callbacks and [`TraceSink`]s `Send`. [`MaybeSend`] and [`MaybeSendSync`] name
+//!   these bounds, which are empty without the feature. The feature is opt-in because of
+//!   them.
+//! - A `Vm` is never `Sync`: one thread uses it at a time (`&mut self`).
+//! - Everything else is `Send + Sync` in both builds: [`Val`], [`Handle`], [`Rooted`],
+//!   [`Func`], every error type, and [`InterruptHandle`], whose `interrupt()` stops a running
+//!   execution from any other thread.
+//! - The C API lets a VM move between threads (one thread at a time; a second thread gets
+//!   `STOFFEL_ERROR_REENTRANCY`), with or without the feature, because C callbacks carry no
+//!   Rust thread rules.
 //!
 //! Data flows one way: bytes ([`stfl`]) or text ([`asm`]) → a validated [`program::Program`]
 //! → linked into a [`Vm`] → run by the interpreter on values in a gc-arena heap → out to the
@@ -78,8 +93,8 @@ pub use interp::{
 pub use limits::{DEFAULT_MAX_DEPTH, MAX_REENTRY, STACK_RESERVE};
 pub use value::Kind;
 pub use vm::{
-    Args, FromVal, Func, GcStats, HostArg, HostFn, HostReturn, InterruptHandle, IntoArgs,
-    IntoHostFn, IntoVal, Rooted, TraceSink, Val, Vm,
+    Args, ForeignData, FromVal, Func, GcStats, HostArg, HostFn, HostReturn, InterruptHandle,
+    IntoArgs, IntoHostFn, IntoVal, MaybeSend, MaybeSendSync, Rooted, TraceSink, Val, Vm,
 };
 
 /// The README's Rust code, compiled and run as a doctest so the quick start stays true.

@@ -1,7 +1,8 @@
 //! The module structure the README's "Architecture" section describes, checked on the source:
 //! which top-level module may use which (from `crate::` paths outside comments), that the
-//! graph has no cycle but `value ⇄ heap`, that no source file passes 800 lines, and that
-//! `unsafe` is allowed in `ffi` only.
+//! graph has no cycle but `value ⇄ heap`, that no source file passes 800 lines, that
+//! `unsafe` is allowed in `ffi` only (and for the one `unsafe impl Send for Vm`, in
+//! `src/vm/send.rs`), and that thread-locals are in `ffi` only.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -203,8 +204,19 @@ fn no_source_file_is_over_800_lines() {
     assert!(long.is_empty(), "split these files: {long:?}");
 }
 
+/// The one `unsafe` outside `ffi`: `Vm: Send` with the `send` feature, in its own file, with
+/// its own `allow` and a `SAFETY` comment.
+const SEND_IMPL_FILE: &str = "vm/send.rs";
+const SEND_IMPL: &str = "unsafe impl Send for Vm {}";
+
+/// Whether a code line (comments removed) has the word `unsafe`.
+fn has_unsafe(line: &str) -> bool {
+    line.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .any(|w| w == "unsafe")
+}
+
 #[test]
-fn unsafe_is_allowed_in_ffi_only() {
+fn unsafe_is_allowed_in_ffi_and_the_send_impl_only() {
     let lib = fs::read_to_string(src().join("lib.rs")).unwrap();
     assert!(
         lib.contains("#![deny(unsafe_code)]"),
@@ -223,6 +235,23 @@ fn unsafe_is_allowed_in_ffi_only() {
                 allows == 1 && ffi_allowed,
                 "lib.rs allows unsafe for `ffi` and nothing else"
             );
+        } else if file.ends_with(SEND_IMPL_FILE) {
+            let unsafe_lines: Vec<&str> = code_lines(&text).filter(|l| has_unsafe(l)).collect();
+            assert_eq!(
+                unsafe_lines,
+                [SEND_IMPL],
+                "{SEND_IMPL_FILE} has `{SEND_IMPL}` and no other unsafe code"
+            );
+            let lines: Vec<&str> = text.lines().collect();
+            let at = lines.iter().position(|l| *l == SEND_IMPL).unwrap();
+            assert!(
+                allows == 1 && at >= 2 && lines[at - 1] == "#[allow(unsafe_code)]",
+                "{SEND_IMPL_FILE} allows unsafe code on the impl only"
+            );
+            assert!(
+                lines[..at].iter().any(|l| l.starts_with("// SAFETY:")),
+                "the impl has a SAFETY comment"
+            );
         } else {
             assert_eq!(
                 allows,
@@ -231,12 +260,38 @@ fn unsafe_is_allowed_in_ffi_only() {
                 file.display()
             );
         }
-        if module_of(&file).as_deref() != Some("ffi") {
-            let uses_unsafe = code_lines(&text).any(|l| {
-                l.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-                    .any(|w| w == "unsafe")
-            });
+        if module_of(&file).as_deref() != Some("ffi") && !file.ends_with(SEND_IMPL_FILE) {
+            let uses_unsafe = code_lines(&text).any(has_unsafe);
             assert!(!uses_unsafe, "{} uses `unsafe` outside ffi", file.display());
+        }
+    }
+}
+
+/// `Vm: Send` relies on no VM state being per thread: thread-locals belong to the C API
+/// (its gate and last error, keyed by thread) and to `limits` (the part of the calling
+/// thread's own stack already checked: a fact about the thread, read on each call, never
+/// about a VM), nowhere else.
+#[test]
+fn thread_locals_are_in_ffi_and_the_stack_check_only() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap();
+        if file.ends_with("src/limits.rs") {
+            let count = code_lines(&text)
+                .filter(|l| l.contains("thread_local!"))
+                .count();
+            assert_eq!(
+                count, 1,
+                "src/limits.rs: one thread-local (the known stack)"
+            );
+            assert!(text.contains("static KNOWN_STACK:"), "src/limits.rs");
+        } else if module_of(&file).as_deref() != Some("ffi") {
+            assert!(
+                !code_lines(&text).any(|l| l.contains("thread_local!")),
+                "{} has a thread-local",
+                file.display()
+            );
         }
     }
 }

@@ -4,8 +4,8 @@
 
 mod common;
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::Mutex;
 
 use stoffel_vm::{Output, RuntimeErrorKind, Val, Vm, VmError};
 
@@ -83,7 +83,7 @@ fn print_vals(args: &[Val]) -> String {
     };
     let (mut vm, out) = vm_with(&src);
     assert_eq!(vm.execute("f", args), Ok(Val::Unit), "print returns ()");
-    out.borrow().clone()
+    out.lock().unwrap().clone()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -232,11 +232,11 @@ fn heap_ids_are_per_vm_and_shared_with_the_rust_api() {
     let a = vm.create_array().unwrap();
     vm.array_push(&a, &a).unwrap();
     assert_eq!(vm.display(&a).unwrap(), "[Array(3) <cycle>]");
-    assert_eq!(out.borrow().as_str(), "[Array(2) <cycle>]\n");
+    assert_eq!(out.lock().unwrap().as_str(), "[Array(2) <cycle>]\n");
     // A new VM counts from 1 again.
     let (mut vm2, out2) = vm_with(src);
     vm2.execute("f", &[Val::Unit]).unwrap();
-    assert_eq!(out2.borrow().as_str(), "[Array(1) <cycle>]\n");
+    assert_eq!(out2.lock().unwrap().as_str(), "[Array(1) <cycle>]\n");
 }
 
 #[test]
@@ -248,7 +248,7 @@ fn print_foreign_objects_with_their_own_counter() {
     let f2 = vm.create_foreign(Box::new("x")).unwrap();
     vm.execute("f", &[f1]).unwrap();
     vm.execute("f", &[f2]).unwrap();
-    assert_eq!(out.borrow().as_str(), "Foreign(1)\nForeign(2)\n");
+    assert_eq!(out.lock().unwrap().as_str(), "Foreign(1)\nForeign(2)\n");
 }
 
 // Containers show their contents, nested strings raw (the current StoffelVM; this printed
@@ -289,7 +289,7 @@ fn strings_are_quoted_only_in_debug_contexts() {
 ",
     );
     let e = runtime_error(vm.execute("f", &[Val::from("a\"b"), Val::I64(1)]));
-    assert_eq!(out.borrow().as_str(), "a\"b 1\n");
+    assert_eq!(out.lock().unwrap().as_str(), "a\"b 1\n");
     assert_eq!(
         (e.function.as_str(), e.instruction, e.kind),
         (
@@ -324,15 +324,15 @@ fn print_called_directly_from_the_host() {
         vm.execute("print", &[Val::from("x"), Val::U8(1)]),
         Ok(Val::Unit)
     );
-    assert_eq!(out.borrow().as_str(), "x 1u8\n");
+    assert_eq!(out.lock().unwrap().as_str(), "x 1u8\n");
 }
 
 #[test]
 fn print_to_a_writer_and_a_failing_writer() {
-    struct Shared(Rc<RefCell<Vec<u8>>>);
+    struct Shared(Arc<Mutex<Vec<u8>>>);
     impl std::io::Write for Shared {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.borrow_mut().extend_from_slice(b);
+            self.0.lock().unwrap().extend_from_slice(b);
             Ok(b.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -350,10 +350,10 @@ fn print_to_a_writer_and_a_failing_writer() {
     }
     let mut vm = Vm::new();
     vm.load_assembly(&call1("print")).unwrap();
-    let buf = Rc::new(RefCell::new(Vec::new()));
+    let buf = Arc::new(Mutex::new(Vec::new()));
     vm.set_output(Output::Writer(Box::new(Shared(buf.clone()))));
     vm.execute("f", &[Val::I64(3)]).unwrap();
-    assert_eq!(buf.borrow().as_slice(), b"3\n");
+    assert_eq!(buf.lock().unwrap().as_slice(), b"3\n");
     vm.set_output(Output::Writer(Box::new(Broken)));
     let e = runtime_error(vm.execute("f", &[Val::I64(3)]));
     assert_eq!((e.function.as_str(), e.instruction), ("f", 1));
@@ -401,7 +401,7 @@ fn type_names_every_kind_and_prints_nothing() {
     let c = vm.execute("mk", &[]).unwrap();
     assert!(matches!(c, Val::Closure(_)));
     assert_eq!(vm.execute("f", &[c]), Ok(Val::from("function")));
-    assert_eq!(out.borrow().as_str(), "");
+    assert_eq!(out.lock().unwrap().as_str(), "");
 }
 
 #[test]
@@ -451,7 +451,7 @@ fn create_object_returns_a_new_empty_object_and_ignores_arguments() {
     );
     let o = vm.execute("main", &[]).unwrap();
     assert!(matches!(o, Val::Object(_)));
-    assert_eq!(out.borrow().as_str(), "{} {}\n");
+    assert_eq!(out.lock().unwrap().as_str(), "{} {}\n");
     assert_eq!(vm.get_field(&o, &Val::from("x")), Ok(Val::Unit));
     assert_eq!(vm.get_field(&o, &Val::I64(0)), Ok(Val::Unit));
 }
@@ -1023,7 +1023,7 @@ fn array_push_appends_every_value_and_returns_the_new_length() {
 ",
     );
     let a = vm.execute("main", &[]).unwrap();
-    assert_eq!(out.borrow().as_str(), "1 4 4\n");
+    assert_eq!(out.lock().unwrap().as_str(), "1 4 4\n");
     assert_eq!(vm.get_field(&a, &Val::I64(0)), Ok(Val::I64(10)));
     assert_eq!(vm.get_field(&a, &Val::I64(1)), Ok(Val::from("twenty")));
     assert_eq!(vm.get_field(&a, &Val::I64(2)), Ok(Val::U8(30)));
@@ -1263,7 +1263,7 @@ fn capturing_an_enclosing_closures_upvalue_shares_its_cell() {
 ",
     );
     assert_eq!(vm.execute("main", &[]), Ok(Val::I64(20)));
-    assert_eq!(out.borrow().as_str(), "15\n");
+    assert_eq!(out.lock().unwrap().as_str(), "15\n");
 }
 
 #[test]
@@ -1443,7 +1443,7 @@ fn call_closure_target_must_be_a_bytecode_function() {
         2,
         "call_closure",
     );
-    assert_eq!(out.borrow().as_str(), "");
+    assert_eq!(out.lock().unwrap().as_str(), "");
     vm.register_function("hosted", |_, _| Ok(Val::I64(1)));
     let h = vm.execute("closure", &[Val::from("hosted")]).unwrap();
     assert_builtin_error(
@@ -1541,12 +1541,12 @@ fn builtins_can_be_replaced_by_host_and_bytecode_functions() {
 ",
     );
     assert_eq!(vm.execute("main", &[]), Ok(Val::from("int64")));
-    assert_eq!(out.borrow().as_str(), "5\n");
+    assert_eq!(out.lock().unwrap().as_str(), "5\n");
     vm.register_function("print", |_, args| Ok(Val::I64(args.len() as i64)));
     vm.load_assembly(".function type(x)\n    LDI r0, \"mine\"\n    RET r0\n")
         .unwrap();
     assert_eq!(vm.execute("main", &[]), Ok(Val::from("mine")));
-    assert_eq!(out.borrow().as_str(), "5\n");
+    assert_eq!(out.lock().unwrap().as_str(), "5\n");
 }
 
 #[test]
@@ -1620,7 +1620,7 @@ fn set_upvalue_returns_unit() {
     );
     let c = vm.execute("make", &[Val::I64(1)]).unwrap();
     assert_eq!(vm.call_closure(&c, &[Val::I64(0)]), Ok(Val::Unit));
-    assert_eq!(out.borrow().as_str(), "() 8\n");
+    assert_eq!(out.lock().unwrap().as_str(), "() 8\n");
 }
 
 #[test]

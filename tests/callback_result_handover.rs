@@ -5,9 +5,9 @@
 //! argument), so the host's later `stoffel_release_value` got `STOFFEL_ERROR_INVALID_HANDLE`
 //! and `live_handles` was one short.
 
-use std::cell::RefCell;
 use std::ffi::{c_int, c_void};
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::Mutex;
 
 use stoffel_vm::ffi::foreign::stoffel_register_foreign_function_ex;
 use stoffel_vm::ffi::values::{stoffel_create_object, stoffel_release_value, stoffel_retain_value};
@@ -33,15 +33,15 @@ const PROGRAM: &str = "
 fn a_host_function_returning_a_retained_argument_keeps_its_reference() {
     let mut vm = Vm::new();
     vm.load_assembly(PROGRAM).unwrap();
-    let kept: Rc<RefCell<Option<Val>>> = Rc::default();
+    let kept: Arc<Mutex<Option<Val>>> = Arc::default();
     let slot = kept.clone();
     vm.register_function("keep", move |vm, args| {
         vm.retain(&args[0]).unwrap();
-        *slot.borrow_mut() = Some(args[0].clone());
+        *slot.lock().unwrap() = Some(args[0].clone());
         Ok(args[0].clone())
     });
     let result = vm.execute("main", &[]).unwrap();
-    let kept = kept.borrow().clone().unwrap();
+    let kept = kept.lock().unwrap().clone().unwrap();
     assert_eq!(
         vm.gc_stats().live_handles,
         2,
@@ -76,7 +76,7 @@ fn a_host_function_returning_a_retained_argument_keeps_its_reference() {
 }
 
 thread_local! {
-    static KEPT: RefCell<Vec<StoffelValue>> = const { RefCell::new(Vec::new()) };
+    static KEPT: Mutex<Vec<StoffelValue>> = const { Mutex::new(Vec::new()) };
 }
 
 /// Retains its first argument, keeps it, and returns it.
@@ -92,7 +92,7 @@ unsafe extern "C" fn keep(
     unsafe {
         let arg = *args;
         assert_eq!(stoffel_retain_value(vm, &arg), STOFFEL_OK);
-        KEPT.with(|k| k.borrow_mut().push(arg));
+        KEPT.with(|k| k.lock().unwrap().push(arg));
         out.write(arg);
     }
     0
@@ -128,7 +128,7 @@ fn a_c_callback_returning_a_retained_argument_keeps_its_reference() {
         let mut result = unit;
         let rc = stoffel_execute_with_args(vm, c"main".as_ptr(), std::ptr::null(), 0, &mut result);
         assert_eq!(rc, STOFFEL_OK);
-        let kept = KEPT.with(|k| k.borrow_mut().pop()).unwrap();
+        let kept = KEPT.with(|k| k.lock().unwrap().pop()).unwrap();
         assert_eq!(live_handles(vm), 2, "the result and the retained argument");
         assert_eq!(stoffel_release_value(vm, &result), STOFFEL_OK);
         assert_eq!(
@@ -147,7 +147,7 @@ fn a_c_callback_returning_a_retained_argument_keeps_its_reference() {
         assert_eq!(stoffel_create_object(vm, &mut obj), STOFFEL_OK);
         let rc = stoffel_execute_with_args(vm, c"keep".as_ptr(), &obj, 1, &mut result);
         assert_eq!(rc, STOFFEL_OK);
-        let kept = KEPT.with(|k| k.borrow_mut().pop()).unwrap();
+        let kept = KEPT.with(|k| k.lock().unwrap().pop()).unwrap();
         assert_eq!(
             live_handles(vm),
             3,

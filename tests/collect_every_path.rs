@@ -13,8 +13,10 @@
 
 mod collect_paths;
 
-use std::cell::Cell;
-use std::rc::Rc;
+mod common;
+
+use common::SyncCell;
+use std::sync::Arc;
 use std::time::Instant;
 
 use collect_paths::{CALLS, HOST_LOOP, WARMUP, workload};
@@ -94,7 +96,7 @@ impl Record {
 
 /// Runs the workload `name` for [`CALLS`] calls, sampling the figures after every call.
 fn check_flat(name: &str) -> Vm {
-    let finalized = Rc::new(Cell::new(0));
+    let finalized = Arc::new(SyncCell::new(0));
     let collect_paths::Workload { mut vm, mut step } = workload(name, &finalized);
     let started = Instant::now();
     let mut record = Record::default();
@@ -147,7 +149,7 @@ fn heap_api_without_execution() {
 /// them is finalized (some only by the closing full collections).
 #[test]
 fn create_foreign_without_execution() {
-    let finalized = Rc::new(Cell::new(0));
+    let finalized = Arc::new(SyncCell::new(0));
     let collect_paths::Workload { mut vm, mut step } = workload("create_foreign", &finalized);
     let mut record = Record::default();
     for call in 1..=CALLS {
@@ -173,13 +175,13 @@ fn create_foreign_without_execution() {
 #[test]
 fn bytecode_calling_host_functions_in_a_tight_loop() {
     let mut vm = Vm::new();
-    let record = Rc::new(std::cell::RefCell::new(Record::default()));
-    let calls = Rc::new(Cell::new(0u64));
+    let record = Arc::new(std::sync::Mutex::new(Record::default()));
+    let calls = Arc::new(SyncCell::new(0u64));
     let (rec, count) = (record.clone(), calls.clone());
     vm.register_function("host_string", move |vm, args| {
         assert!(matches!(args, [Val::Object(_)]), "{args:?}");
         count.set(count.get() + 1);
-        rec.borrow_mut().sample(count.get(), &vm.gc_stats());
+        rec.lock().unwrap().sample(count.get(), &vm.gc_stats());
         Ok(Val::from("a fresh string from the host"))
     });
     vm.register_function("host_int", |_, _| Ok(Val::I64(7)));
@@ -187,7 +189,10 @@ fn bytecode_calling_host_functions_in_a_tight_loop() {
     let n = CALLS as i64;
     assert_eq!(vm.call::<Val>("loop", &[Val::I64(n)]).unwrap(), Val::I64(n));
     assert_eq!(calls.get(), CALLS);
-    record.borrow().check("bytecode_calling_host_functions");
+    record
+        .lock()
+        .unwrap()
+        .check("bytecode_calling_host_functions");
 }
 
 /// `Vm::check` of a value without a handle allocates nothing (it is a `&self` call, which

@@ -10,8 +10,10 @@
 
 mod collect_paths;
 
-use std::cell::Cell;
-use std::rc::Rc;
+mod common;
+
+use common::SyncCell;
+use std::sync::Arc;
 
 use collect_paths::{CALLS, HOST_LOOP, NAMES, WARMUP, status_kib, workload};
 use stoffel_vm::{Val, Vm};
@@ -31,7 +33,7 @@ fn check(name: &str, warm_kib: u64, end_kib: u64) {
 #[test]
 fn rss_stays_flat_on_every_path() {
     for name in NAMES {
-        let finalized = Rc::new(Cell::new(0));
+        let finalized = Arc::new(SyncCell::new(0));
         let collect_paths::Workload { mut vm, mut step } = workload(name, &finalized);
         let mut warm = 0;
         for call in 1..=CALLS {
@@ -46,8 +48,8 @@ fn rss_stays_flat_on_every_path() {
     // One execution making 1 000 000 host calls (see `HOST_LOOP`); RSS read by the host
     // function while the execution runs.
     let mut vm = Vm::new();
-    let calls = Rc::new(Cell::new(0u64));
-    let rss = Rc::new(Cell::new((0u64, 0u64)));
+    let calls = Arc::new(SyncCell::new(0u64));
+    let rss = Arc::new(SyncCell::new((0u64, 0u64)));
     let (count, seen) = (calls.clone(), rss.clone());
     vm.register_function("host_string", move |_, _| {
         count.set(count.get() + 1);

@@ -4,8 +4,8 @@
 mod common;
 
 use common::Case;
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::Mutex;
 
 use stoffel_vm::{Output, Vm};
 
@@ -19,15 +19,15 @@ fn cases() -> Vec<Case> {
 fn run_case(vm: &mut Vm, case: &Case) -> Result<(), String> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance");
     let bytes = std::fs::read(format!("{dir}/{}.stflb", case.name)).unwrap();
-    let captured = Rc::new(RefCell::new(String::new()));
+    let captured = Arc::new(Mutex::new(String::new()));
     let sink = captured.clone();
     vm.set_output(Output::Callback(Box::new(move |s| {
-        sink.borrow_mut().push_str(s)
+        sink.lock().unwrap().push_str(s)
     })));
     vm.load_bytecode(&bytes)
         .map_err(|e| format!("{}: load failed: {e}", case.name))?;
     let outcome = vm.execute(&case.entry, &[]);
-    let stdout = captured.borrow().clone();
+    let stdout = captured.lock().unwrap().clone();
     if stdout != case.stdout {
         return Err(format!(
             "{}: stdout {:?}, expected {:?}",

@@ -8,10 +8,10 @@ mod common;
 
 use common::Case;
 
-use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::Mutex;
 
 use stoffel_vm::{Output, Vm, stfl};
 
@@ -111,16 +111,16 @@ fn run_case(case: &Case) -> Result<(), String> {
     // `examples/local_storage` needs a store, as the current VM's run had one.
     let store = fresh_store(&case.name);
     vm.set_local_storage(Some(store.clone()));
-    let captured = Rc::new(RefCell::new(String::new()));
+    let captured = Arc::new(Mutex::new(String::new()));
     let sink = captured.clone();
     vm.set_output(Output::Callback(Box::new(move |s| {
-        sink.borrow_mut().push_str(s)
+        sink.lock().unwrap().push_str(s)
     })));
     vm.load_bytecode(&bytes)
         .map_err(|e| format!("load failed: {e}"))?;
     let outcome = vm.execute(&case.entry, &[]);
     let _ = std::fs::remove_dir_all(&store);
-    let stdout = captured.borrow().clone();
+    let stdout = captured.lock().unwrap().clone();
     if stdout != case.stdout {
         return Err(format!(
             "stdout {stdout:?}, expected {:?} ({outcome:?})",

@@ -1,8 +1,11 @@
 //! The Rust embedding API: handles, host functions (with state and re-entry), foreign
 //! objects and finalizers, limits, output redirection, and reuse after errors.
 
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+mod common;
+
+use common::SyncCell;
+use std::sync::Arc;
+use std::sync::Mutex;
 
 use stoffel_vm::ApiError;
 use stoffel_vm::HandleError;
@@ -144,7 +147,7 @@ fn host_functions_keep_state_and_get_converted_arguments() {
     RET r0
 "#,
     );
-    let calls = Rc::new(Cell::new(0));
+    let calls = Arc::new(SyncCell::new(0));
     let seen = calls.clone();
     vm.register_function("tally", move |_vm, args| {
         assert_eq!(args, &[Val::I64(5), Val::from("five")]);
@@ -172,15 +175,15 @@ fn host_argument_handles_live_for_the_call_unless_retained() {
     RET r0
 "#,
     );
-    let kept: Rc<RefCell<Option<Val>>> = Rc::default();
+    let kept: Arc<Mutex<Option<Val>>> = Arc::default();
     let slot = kept.clone();
     vm.register_function("keep", move |vm, args| {
         vm.retain(&args[0]).map_err(HostError::from)?;
-        *slot.borrow_mut() = Some(args[0].clone());
+        *slot.lock().unwrap() = Some(args[0].clone());
         Ok(Val::Unit)
     });
     vm.execute("main", &[]).unwrap();
-    let obj = kept.borrow().clone().unwrap();
+    let obj = kept.lock().unwrap().clone().unwrap();
     assert_eq!(
         vm.gc_stats().live_handles,
         1,
@@ -259,7 +262,7 @@ fn a_failing_host_function_fails_the_execution_with_its_message() {
     );
 }
 
-struct Tracked(Rc<Cell<u32>>);
+struct Tracked(Arc<SyncCell<u32>>);
 
 impl Drop for Tracked {
     fn drop(&mut self) {
@@ -270,7 +273,7 @@ impl Drop for Tracked {
 #[test]
 fn foreign_finalizers_run_once_when_collected() {
     let mut vm = Vm::new();
-    let drops = Rc::new(Cell::new(0));
+    let drops = Arc::new(SyncCell::new(0));
     let f = vm.create_foreign(Box::new(Tracked(drops.clone()))).unwrap();
     assert!(vm.foreign_data(&f).unwrap().is::<Tracked>());
     vm.collect_all();
@@ -285,7 +288,7 @@ fn foreign_finalizers_run_once_when_collected() {
 
 #[test]
 fn foreign_finalizers_run_when_the_vm_drops() {
-    let drops = Rc::new(Cell::new(0));
+    let drops = Arc::new(SyncCell::new(0));
     {
         let mut vm = Vm::new();
         let _kept = vm.create_foreign(Box::new(Tracked(drops.clone()))).unwrap();
@@ -300,7 +303,7 @@ fn foreign_finalizers_run_when_the_vm_drops() {
 #[test]
 fn foreign_objects_stored_in_the_heap_stay_alive() {
     let mut vm = Vm::new();
-    let drops = Rc::new(Cell::new(0));
+    let drops = Arc::new(SyncCell::new(0));
     let f = vm.create_foreign(Box::new(Tracked(drops.clone()))).unwrap();
     let obj = vm.create_object().unwrap();
     vm.set_field(&obj, &Val::from("f"), &f).unwrap();
@@ -397,13 +400,13 @@ fn print_goes_to_the_output_sink() {
     CALL print
 "#,
     );
-    let text = Rc::new(RefCell::new(String::new()));
+    let text = Arc::new(Mutex::new(String::new()));
     let sink = text.clone();
     vm.set_output(Output::Callback(Box::new(move |s| {
-        sink.borrow_mut().push_str(s)
+        sink.lock().unwrap().push_str(s)
     })));
     vm.execute("main", &[]).unwrap();
-    assert_eq!(&*text.borrow(), "hi 3u8\n");
+    assert_eq!(&*text.lock().unwrap(), "hi 3u8\n");
 }
 
 #[test]
@@ -417,13 +420,13 @@ fn trace_reports_every_instruction() {
     RET r3
 "#,
     );
-    let lines = Rc::new(RefCell::new(Vec::new()));
+    let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = lines.clone();
     vm.set_trace(Some(Box::new(move |l| {
-        sink.borrow_mut().push(l.to_owned())
+        sink.lock().unwrap().push(l.to_owned())
     })));
     assert_eq!(vm.execute("main", &[]).unwrap(), Val::I64(5));
-    let lines = lines.borrow();
+    let lines = lines.lock().unwrap();
     assert_eq!(lines.len(), 4, "{lines:?}");
     assert_eq!(lines[2], "main[2]: ADD r3, r1, r2");
     assert_eq!(lines[3], "main[3]: RET r3");

@@ -2,9 +2,12 @@
 //! does, and releases the handles it was given; a caught panic never resumes later, and an
 //! outer execution never continues the abandoned inner one (issue 18, item 4).
 
-use std::cell::{Cell, RefCell};
+mod common;
+
+use common::SyncCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::Mutex;
 
 use stoffel_vm::{HostError, Output, Val, Vm};
 
@@ -81,14 +84,14 @@ fn a_caught_print_panic_never_fires_again() {
     quiet_panics();
     let mut vm = Vm::new();
     vm.load_assembly(PROGRAM).unwrap();
-    let printed = Rc::new(RefCell::new(Vec::<String>::new()));
-    let armed = Rc::new(Cell::new(true));
+    let printed = Arc::new(Mutex::new(Vec::<String>::new()));
+    let armed = Arc::new(SyncCell::new(true));
     let (log, trap) = (printed.clone(), armed.clone());
     vm.set_output(Output::Callback(Box::new(move |text: &str| {
         if trap.replace(false) {
             panic!("print callback panics once");
         }
-        log.borrow_mut().push(text.to_owned());
+        log.lock().unwrap().push(text.to_owned());
     })));
     vm.register_function("catcher", |vm, _| {
         let caught = catch_unwind(AssertUnwindSafe(|| vm.execute("printer", &[])));
@@ -97,10 +100,14 @@ fn a_caught_print_panic_never_fires_again() {
     });
     // The panic is caught inside `catcher`; `outer` finishes its own code.
     assert_eq!(vm.execute("outer", &[]).unwrap(), Val::I64(1005));
-    assert!(printed.borrow().is_empty(), "{:?}", printed.borrow());
+    assert!(
+        printed.lock().unwrap().is_empty(),
+        "{:?}",
+        printed.lock().unwrap()
+    );
     // A later execution prints once, its own print.
     assert_eq!(vm.execute("printer", &[]).unwrap(), Val::I64(7));
-    assert_eq!(*printed.borrow(), vec!["hello\n".to_owned()]);
+    assert_eq!(*printed.lock().unwrap(), vec!["hello\n".to_owned()]);
 }
 
 /// `print` executed by name from a host function, its callback panicking: the builtin's

@@ -1439,7 +1439,7 @@ yes:
     );
     vm.register_function("host", |_, _| Ok(Val::Unit));
     assert_eq!(vm.execute("main", &[]), Ok(Val::Bool(true)));
-    assert_eq!(out.borrow().as_str(), "1\n");
+    assert_eq!(out.lock().unwrap().as_str(), "1\n");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2185,7 +2185,7 @@ fn the_vm_is_reusable_after_every_kind_of_error() {
         1,
         RuntimeErrorKind::DivisionByZero,
     );
-    assert_eq!(out.borrow().as_str(), "start\nstart\n");
+    assert_eq!(out.lock().unwrap().as_str(), "start\nstart\n");
     assert_error(
         vm.execute("middle", &[Val::I64(1)]),
         "middle",
@@ -2245,7 +2245,7 @@ fn each_execution_starts_with_fresh_frames() {
     assert_eq!(vm.execute("main", &[]), Ok(Val::I64(1)));
     assert_eq!(vm.execute("other", &[]), Ok(Val::I64(2)));
     assert_eq!(vm.execute("other", &[]), Ok(Val::I64(2)));
-    assert_eq!(out.borrow().as_str(), "");
+    assert_eq!(out.lock().unwrap().as_str(), "");
 }
 
 #[test]
@@ -2466,7 +2466,7 @@ yes:
     });
     vm.register_function("fail_through", |vm, _| Ok(vm.execute("boom", &[])?));
     assert_eq!(vm.execute("main", &[]), Ok(Val::I64(1)));
-    assert_eq!(out.borrow().as_str(), "1 boom 1\n");
+    assert_eq!(out.lock().unwrap().as_str(), "1 boom 1\n");
     let e = runtime_error(vm.execute("propagate", &[]));
     assert_eq!(
         (e.function.as_str(), e.instruction),

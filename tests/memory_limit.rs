@@ -7,8 +7,10 @@
 //! The peak-RSS check of the deep-recursion case is in `memory_limit_rss.rs` (its own
 //! process); the no-limit, no-abort cases run the CLI in `memory_oom.rs`.
 
-use std::cell::Cell;
-use std::rc::Rc;
+mod common;
+
+use common::SyncCell;
+use std::sync::Arc;
 
 use stoffel_vm::{RuntimeErrorKind, Val, Vm, VmError};
 
@@ -254,7 +256,7 @@ loop:
 "#,
     )
     .unwrap();
-    let printed = Rc::new(Cell::new(0usize));
+    let printed = Arc::new(SyncCell::new(0usize));
     let sink = printed.clone();
     vm.set_output(stoffel_vm::Output::Callback(Box::new(move |s| {
         sink.set(sink.get() + s.len())
@@ -292,7 +294,7 @@ bottom:
 "#,
     )
     .unwrap();
-    let seen = Rc::new(Cell::new((0usize, 0usize)));
+    let seen = Arc::new(SyncCell::new((0usize, 0usize)));
     let probe = seen.clone();
     vm.register_function("probe", move |vm, _| {
         let stats = vm.gc_stats();
@@ -349,7 +351,7 @@ busy:
 "#,
     )
     .unwrap();
-    let peak = Rc::new(Cell::new(0usize));
+    let peak = Arc::new(SyncCell::new(0usize));
     let probe = peak.clone();
     vm.register_function("probe", move |vm, _| {
         probe.set(probe.get().max(vm.gc_stats().heap_bytes));

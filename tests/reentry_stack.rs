@@ -10,8 +10,11 @@
 //! through many levels is reported with the innermost error and the number of levels, in
 //! under 1 KiB.
 
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+mod common;
+
+use common::SyncCell;
+use std::sync::Arc;
+use std::sync::Mutex;
 
 use stoffel_vm::{
     ApiError, HostError, MAX_REENTRY, RuntimeErrorKind, STACK_RESERVE, Val, Vm, VmError,
@@ -46,14 +49,14 @@ struct Descent {
 
 /// A VM whose host function `down` re-enters `main` until that is refused, then returns
 /// normally (the refusal is recorded, not passed on).
-fn descending_vm(seen: Rc<RefCell<Descent>>) -> Vm {
+fn descending_vm(seen: Arc<Mutex<Descent>>) -> Vm {
     let mut vm = Vm::new();
     vm.load_assembly(PROGRAM).unwrap();
-    let depth = Rc::new(Cell::new(0u32));
+    let depth = Arc::new(SyncCell::new(0u32));
     vm.register_function("down", move |vm, args| {
         depth.set(depth.get() + 1);
         {
-            let mut s = seen.borrow_mut();
+            let mut s = seen.lock().unwrap();
             s.levels = s.levels.max(depth.get());
             s.remaining.push(stacker::remaining_stack().unwrap_or(0));
         }
@@ -62,7 +65,7 @@ fn descending_vm(seen: Rc<RefCell<Descent>>) -> Vm {
         match result {
             Ok(v) => Ok(v),
             Err(e) => {
-                let mut s = seen.borrow_mut();
+                let mut s = seen.lock().unwrap();
                 if s.refusal.is_none() {
                     s.refusal = Some(e);
                 }
@@ -101,16 +104,16 @@ fn on_thread<T: Send + 'static>(kib: usize, f: impl FnOnce() -> T + Send + 'stat
 /// and checks that the VM is usable afterwards, on the same thread.
 fn descend(kib: usize) -> (u32, VmError, usize) {
     on_thread(kib, move || {
-        let seen = Rc::new(RefCell::new(Descent::default()));
+        let seen = Arc::new(Mutex::new(Descent::default()));
         let mut vm = descending_vm(seen.clone());
         let top = vm.execute("main", &[Val::I64(0)]);
         assert!(top.is_ok(), "{kib} KiB: {top:?}");
         // Usable afterwards, and again as deep.
         assert_eq!(vm.execute("ok", &[]), Ok(Val::I64(7)));
-        let first = std::mem::take(&mut *seen.borrow_mut());
+        let first = std::mem::take(&mut *seen.lock().unwrap());
         assert!(vm.execute("main", &[Val::I64(0)]).is_ok());
         assert_eq!(
-            seen.borrow().levels,
+            seen.lock().unwrap().levels,
             first.levels,
             "{kib} KiB: not as deep again"
         );
@@ -305,10 +308,11 @@ fn a_host_error_that_does_not_pass_on_the_cause_is_not_counted_as_nested() {
 fn nested_error_is_the_last_failed_execution_of_the_running_host_call() {
     let mut vm = Vm::new();
     vm.load_assembly(PROGRAM).unwrap();
-    let seen: Rc<RefCell<Vec<Option<String>>>> = Rc::default();
+    let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
     let log = seen.clone();
     vm.register_function("down", move |vm, args| {
-        log.borrow_mut()
+        log.lock()
+            .unwrap()
             .push(vm.nested_error().map(|e| e.to_string()));
         let failed = vm.execute("leaf", &[]).unwrap_err();
         assert_eq!(vm.nested_error(), Some(&failed));
@@ -321,7 +325,7 @@ fn nested_error_is_the_last_failed_execution_of_the_running_host_call() {
     });
     assert_eq!(vm.execute("main", &[Val::I64(1)]), Ok(Val::I64(0)));
     // Each host call starts with none; none outside host functions.
-    assert_eq!(*seen.borrow(), vec![None, None]);
+    assert_eq!(*seen.lock().unwrap(), vec![None, None]);
     assert_eq!(vm.nested_error(), None);
 }
 

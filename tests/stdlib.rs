@@ -1153,7 +1153,7 @@ fn builtins_run_from_bytecode() {
 "#,
     );
     assert_eq!(vm.execute("main", &[]).unwrap(), Val::I64(5));
-    assert_eq!(out.borrow().as_str(), "");
+    assert_eq!(out.lock().unwrap().as_str(), "");
 }
 
 #[test]

@@ -1,7 +1,6 @@
 //! C API: C functions callable from VM code, and foreign objects with finalizers.
 
 use std::ffi::{CString, c_char, c_int, c_void};
-use std::rc::Rc;
 
 use super::convert::{make_value, read_value, write_value};
 use super::error::{
@@ -17,6 +16,38 @@ use super::types::{
 use super::vm::room_for_name;
 use crate::{HostError, Val, Vm};
 
+/// What a C host registered with a VM (a callback's closure with its function pointer and
+/// `void*` user data, a foreign object's pointer and finalizer), made `Send + Sync` so that
+/// the VM can be (with the `send` feature).
+pub(super) struct CBound<T>(T);
+
+impl<T> CBound<T> {
+    pub(super) fn new(inner: T) -> CBound<T> {
+        CBound(inner)
+    }
+
+    /// The wrapped value. (A method, so that a closure using it captures the whole wrapper,
+    /// not its field.)
+    pub(super) fn get(&self) -> &T {
+        &self.0
+    }
+
+    /// The wrapped value, to change or call mutably (a method, as [`CBound::get`]).
+    pub(super) fn get_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+// SAFETY: the C contract (include/README.md, "Threads"): a VM is used from one thread at a
+// time, may move between threads between calls (finalizers then run on the thread that
+// destroys it), and callbacks run on the thread that called into the VM; what the host
+// registered goes with its VM. The gate (`gate::with_vm`) lets one thread at a time into a
+// C VM, and Rust code never gets a C VM's `Vm` to move elsewhere, so a wrapped value is used
+// and dropped by one thread at a time, never by two at once.
+unsafe impl<T> Send for CBound<T> {}
+// SAFETY: as above: never used by two threads at once.
+unsafe impl<T> Sync for CBound<T> {}
+
 /// The data of a foreign object registered from C: the host's pointer and its finalizer.
 /// Dropping it (exactly once: when the VM collects the object or is destroyed) runs the
 /// finalizer, always outside the arena.
@@ -24,6 +55,10 @@ struct CForeign {
     object: *mut c_void,
     finalizer: StoffelFinalizer,
 }
+
+// SAFETY: as for `CBound`: the object goes with its VM, which one thread at a time uses, and
+// its finalizer runs on the thread that collects or destroys the VM (the C contract).
+unsafe impl Send for CForeign {}
 
 impl Drop for CForeign {
     fn drop(&mut self) {
@@ -41,16 +76,17 @@ type Invoke = dyn Fn(VMHandle, *const StoffelValue, c_int, *mut StoffelValue) ->
 /// back into it), runs `invoke`, and converts the result.
 fn host_function(
     cvm: ShellRef,
-    name: Rc<str>,
+    name: &str,
     invoke: Box<Invoke>,
-) -> impl Fn(&mut Vm, &[Val]) -> Result<Val, HostError> + 'static {
+) -> impl Fn(&mut Vm, &[Val]) -> Result<Val, HostError> + Send + Sync + 'static {
+    let name: Box<str> = Box::from(name);
     // The C argument array, reused from call to call (a nested call of the same function
     // finds it taken and uses a fresh one).
     let scratch: std::cell::Cell<Vec<StoffelValue>> = std::cell::Cell::new(Vec::new());
     // The VM's handle, for the callback (a VM keeps its handle for life; the shell's copy is
     // zeroed as soon as destruction is asked for, while a callback may still be running).
     let handle = cvm.handle();
-    move |vm: &mut Vm, args: &[Val]| {
+    let call = CBound::new(move |vm: &mut Vm, args: &[Val]| {
         // Strings for the callback are owned here and freed when it returns.
         let mut strings: Vec<CString> = Vec::new();
         let mut values = scratch.take();
@@ -143,7 +179,8 @@ fn host_function(
             vm.check(&value).map_err(|e| invalid(e.to_string()))?;
         }
         Ok(value)
-    }
+    });
+    move |vm: &mut Vm, args: &[Val]| (call.get())(vm, args)
 }
 
 /// A callback that failed may still have written an id to `*result` (a fresh object it
@@ -204,7 +241,7 @@ pub unsafe extern "C" fn stoffel_register_foreign_function(
             // for the call (see `host_function`).
             unsafe { f(args, count, result) }
         });
-        vm.register_function(name, host_function(cvm, Rc::from(name), invoke));
+        vm.register_function(name, host_function(cvm, name, invoke));
         Ok(STOFFEL_OK)
     })
 }
@@ -232,7 +269,7 @@ pub unsafe extern "C" fn stoffel_register_foreign_function_ex(
             // SAFETY: as in `stoffel_register_foreign_function`.
             unsafe { f(vm_handle, user_data, args, count, result) }
         });
-        vm.register_function(name, host_function(cvm, Rc::from(name), invoke));
+        vm.register_function(name, host_function(cvm, name, invoke));
         Ok(STOFFEL_OK)
     })
 }

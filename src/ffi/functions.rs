@@ -1,8 +1,8 @@
 //! C API: function handles, a function looked up once and called many times
 //! (`stoffel_lookup_function`, `stoffel_call_function`). A `StoffelFunction` is the Rust
-//! [`crate::Func`] as plain data ([`crate::Func::to_parts`]); each call turns it back with
-//! [`crate::Vm::func_from_parts`], which refuses another VM's or a made-up one, so a stale or
-//! forged handle is an error code, never another function.
+//! [`crate::Func`] as plain data ([`crate::Func::to_parts`]); each call checks it as
+//! [`crate::Vm::func_from_parts`] does (without making a `Func`), refusing another VM's or a
+//! made-up one, so a stale or forged handle is an error code, never another function.
 
 use std::ffi::{c_char, c_int};
 
@@ -72,15 +72,15 @@ pub unsafe extern "C" fn stoffel_call_function(
         if result.is_null() {
             return Err(Failure::new(STOFFEL_ERROR_NULL, "result is NULL"));
         }
-        let func = vm
-            .func_from_parts(function.vm, function.slot)
+        let slot = vm
+            .check_func_parts(function.vm, function.slot)
             .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_EXECUTE_WITH_ARGS))?;
         let mut buffer = ArgBuffer::new();
         // SAFETY: the caller guarantees `arg_count` readable values at `args`.
         let values = unsafe { buffer.read(args, arg_count, cvm) }?;
         check_arg_ids(vm, values)?;
         // Delivered from where the call put it (moving it out first would copy it whole).
-        match vm.call_func_vals(&func, values) {
+        match vm.call_slot_vals(slot, values) {
             Ok(ref value) => deliver(vm, value, result, STOFFEL_ERROR_RESULT_WITH_ARGS),
             Err(e) => Err(Failure::from_vm(e, STOFFEL_ERROR_EXECUTE_WITH_ARGS)),
         }

@@ -11,6 +11,7 @@ use super::error::{
     STOFFEL_ERROR_RESULT_WITH_ARGS, STOFFEL_ERROR_TYPE, STOFFEL_ERROR_UTF8, STOFFEL_OK, guard,
     set_thread_error, set_thread_error_static,
 };
+use super::foreign::CBound;
 use super::gate::{self, CVm, ShellRef, stack_position, with_vm};
 use super::process;
 use super::strings::{out_of_memory, read_name, to_c_string_lossy};
@@ -540,16 +541,21 @@ pub unsafe extern "C" fn stoffel_set_print_callback(
     with_vm(handle, "stoffel_set_print_callback", |vm, cvm| {
         match callback {
             None => vm.set_output(Output::Stdout),
-            Some(f) => vm.set_output(Output::Callback(Box::new(move |text: &str| {
-                let c: CString = to_c_string_lossy(text);
-                // Marked, so that a `longjmp` out of the callback is noticed (see
-                // `gate::left_by_jump`).
-                cvm.mark_callback(stack_position(), || {
-                    // SAFETY: the host registered `f` as a function with this signature; the
-                    // text pointer is valid for the duration of the call.
-                    unsafe { f(c.as_ptr(), user_data) };
+            Some(f) => {
+                let mut print = CBound::new(move |text: &str| {
+                    let c: CString = to_c_string_lossy(text);
+                    // Marked, so that a `longjmp` out of the callback is noticed (see
+                    // `gate::left_by_jump`).
+                    cvm.mark_callback(stack_position(), || {
+                        // SAFETY: the host registered `f` as a function with this signature;
+                        // the text pointer is valid for the duration of the call.
+                        unsafe { f(c.as_ptr(), user_data) };
+                    });
                 });
-            }))),
+                vm.set_output(Output::Callback(Box::new(move |text: &str| {
+                    (print.get_mut())(text)
+                })))
+            }
         }
         Ok(STOFFEL_OK)
     })

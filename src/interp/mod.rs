@@ -44,14 +44,23 @@ pub use ops::BinOp;
 pub use stack::{Interp, Step};
 pub(crate) use stdlib::mpc::is_mpc_name;
 
-/// Where `print` writes.
+/// Where `print` writes. With the `send` feature the writer and the callback must be `Send`,
+/// as they move with the VM.
 pub enum Output {
     /// The process's standard output.
     Stdout,
     /// Any writer.
+    #[cfg(not(feature = "send"))]
     Writer(Box<dyn std::io::Write>),
+    /// Any writer.
+    #[cfg(feature = "send")]
+    Writer(Box<dyn std::io::Write + Send>),
     /// A function called with each printed line (newline included).
+    #[cfg(not(feature = "send"))]
     Callback(Box<dyn FnMut(&str)>),
+    /// A function called with each printed line (newline included).
+    #[cfg(feature = "send")]
+    Callback(Box<dyn FnMut(&str) + Send>),
 }
 
 impl Output {

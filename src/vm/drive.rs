@@ -22,9 +22,7 @@
 
 use std::any::Any;
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::rc::Rc;
 
 use super::Vm;
 use super::val::{val_to_value, vals_to_values, value_to_val};
@@ -38,7 +36,7 @@ use crate::limits::{MAX_REENTRY, STACK_RESERVE, check_stack, settle_memory};
 use crate::value::Value;
 
 /// Keeps the re-entry depth right even if a host function panics through `execute`.
-pub(super) struct NestGuard(Rc<Cell<u32>>);
+pub(super) struct NestGuard(super::send::Depth);
 
 impl Drop for NestGuard {
     fn drop(&mut self) {

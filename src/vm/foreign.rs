@@ -14,6 +14,7 @@ use std::any::Any;
 use gc_arena::{Gc, GcWeak};
 
 use super::Vm;
+use super::send::{ForeignData, MaybeSend};
 use crate::Val;
 use crate::error::{ApiError, VmError};
 use crate::handles::HandleError;
@@ -23,6 +24,7 @@ use crate::value::Value;
 impl Vm {
     /// Wraps host data as a foreign object. `data` is dropped (its `Drop` is the finalizer)
     /// exactly once: after the collector finds the object unreachable, or when the VM drops.
+    /// With the `send` feature it must be `Send` ([`ForeignData`]): it moves with the VM.
     ///
     /// ```
     /// # use stoffel_vm::Vm;
@@ -34,7 +36,7 @@ impl Vm {
     /// vm.collect_all(); // the String is dropped here
     /// assert_eq!(vm.gc_stats().foreign_objects, 0);
     /// ```
-    pub fn create_foreign(&mut self, data: Box<dyn Any>) -> Result<Val, VmError> {
+    pub fn create_foreign(&mut self, data: ForeignData) -> Result<Val, VmError> {
         let id = self.next_foreign_id;
         self.next_foreign_id += 1;
         let meter = &self.rt.meter;
@@ -57,7 +59,7 @@ impl Vm {
         // prevents; a missing entry would mean the handle died meanwhile.
         self.foreign_data
             .get(&id)
-            .map(|b| &**b)
+            .map(|b| -> &dyn Any { &**b })
             .ok_or_else(|| dead_foreign(value))
     }
 
@@ -74,12 +76,13 @@ impl Vm {
         let id = self.foreign_id(value)?;
         self.foreign_data
             .get_mut(&id)
-            .map(|b| &mut **b)
+            .map(|b| -> &mut dyn Any { &mut **b })
             .ok_or_else(|| dead_foreign(value))
     }
 
     /// Sets the VM's user data of type `T` (one value per type), returning the previous one:
-    /// state host functions reach through the `&mut Vm` they get.
+    /// state host functions reach through the `&mut Vm` they get. With the `send` feature
+    /// `T` must be `Send` ([`MaybeSend`]): it moves with the VM.
     ///
     /// ```
     /// # use stoffel_vm::{Val, Vm};
@@ -93,7 +96,7 @@ impl Vm {
     /// vm.execute("tick", &[]).unwrap();
     /// assert_eq!(vm.user_data::<Calls>().unwrap().0, 1);
     /// ```
-    pub fn set_user_data<T: Any>(&mut self, data: T) -> Option<T> {
+    pub fn set_user_data<T: Any + MaybeSend>(&mut self, data: T) -> Option<T> {
         self.user_data
             .insert(std::any::TypeId::of::<T>(), Box::new(data))
             .and_then(|old| old.downcast().ok().map(|b| *b))

@@ -11,20 +11,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::rc::Rc;
 
 use super::Vm;
+use super::send::{HostFn, MaybeSendSync, host_fn};
 use super::val::{val_to_value, value_to_val};
 use crate::Val;
 use crate::error::{HostError, VmError};
 use crate::interp::code::Binding;
 use crate::interp::{ExternalError, RuntimeError, RuntimeErrorKind};
 use crate::value::Value;
-
-/// A host function: called with the VM (to re-enter it or use its heap) and the arguments.
-///
-/// Handles in the arguments are valid during the call (retain one to keep it). A handle in
-/// the returned value is handed over to the VM, which releases it once it has the value: a
-/// host returns a fresh object without leaking it, and returning an argument is fine; to
-/// return a value the host also keeps, retain it first.
-pub type HostFn = Rc<dyn Fn(&mut Vm, &[Val]) -> Result<Val, HostError>>;
 
 pub(super) struct HostEntry {
     pub(super) name: Rc<str>,
@@ -52,14 +45,18 @@ impl Vm {
     /// with `?` (or [`HostError::caused_by`]) keeps the message short however deep: the
     /// innermost error and the number of nested executions it came through.
     ///
+    /// With the `send` feature the closure must be `Send + Sync` (see
+    /// [`MaybeSendSync`](crate::MaybeSendSync)); state shared with the host is then an `Arc`
+    /// of an atomic or a `Mutex`, as here, or the VM's user data ([`Vm::set_user_data`]).
+    ///
     /// ```
-    /// # use std::cell::Cell; use std::rc::Rc;
+    /// # use std::sync::{Arc, atomic::{AtomicU32, Ordering::Relaxed}};
     /// # use stoffel_vm::{HostError, Val, Vm};
     /// let mut vm = Vm::new();
-    /// let calls = Rc::new(Cell::new(0));
+    /// let calls = Arc::new(AtomicU32::new(0));
     /// let counter = calls.clone();
     /// vm.register_function("twice", move |_vm, args| {
-    ///     counter.set(counter.get() + 1);
+    ///     counter.fetch_add(1, Relaxed);
     ///     match args {
     ///         [Val::I64(n)] => Ok(Val::I64(n * 2)),
     ///         _ => Err(HostError::from("twice: expected one int64")),
@@ -67,16 +64,16 @@ impl Vm {
     /// });
     /// vm.load_assembly(".function main\n LDI r1, 21\n PUSHARG r1\n CALL twice\n RET r0\n").unwrap();
     /// assert_eq!(vm.execute("main", &[]).unwrap(), Val::I64(42));
-    /// assert_eq!(calls.get(), 1);
+    /// assert_eq!(calls.load(Relaxed), 1);
     /// ```
     pub fn register_function<F>(&mut self, name: &str, function: F)
     where
-        F: Fn(&mut Vm, &[Val]) -> Result<Val, HostError> + 'static,
+        F: Fn(&mut Vm, &[Val]) -> Result<Val, HostError> + MaybeSendSync + 'static,
     {
         let slot = self.code.slot(name);
         let entry = HostEntry {
             name: Rc::from(name),
-            function: Rc::new(function),
+            function: host_fn(function),
         };
         match self.code.bindings[slot as usize] {
             Binding::Host(i) => self.hosts[i as usize] = entry,
@@ -101,8 +98,10 @@ impl Vm {
         slot: u32,
     ) -> Result<(), Box<VmError>> {
         let args = self.host_call_args::<_HOT>(slot)?;
-        let entry = &self.hosts[host as usize];
-        let (function, name) = (entry.function.clone(), entry.name.clone());
+        // The closure is kept alive by this clone if the host re-registers the name during
+        // the call. Its name is not cloned (it cannot change: only a registration under the
+        // same name replaces the entry); a failure reads it again.
+        let function = self.hosts[host as usize].function.clone();
         // Nested failures are tracked per host call (see `Vm::nested_error`).
         let outer = self.nested_failure.take();
         let result = match catch_unwind(AssertUnwindSafe(|| function(self, &args))) {
@@ -134,7 +133,7 @@ impl Vm {
         self.collect_debt();
         match delivered {
             Ok(()) => Ok(()),
-            Err(e) => Err(Box::new(self.host_failed(&name, e, inner))),
+            Err(e) => Err(Box::new(self.host_failed(host, e, inner))),
         }
     }
 
@@ -202,19 +201,23 @@ impl Vm {
             .map_err(|e| HostError::new(e.to_string()))
     }
 
-    /// Fails the running activation with host function `name`'s failure `e`; `inner` is the
+    /// Fails the running activation with host function `host`'s failure `e`; `inner` is the
     /// last nested failure during the call.
     #[cold]
     #[inline(never)]
     fn host_failed(
         &mut self,
-        name: &str,
+        host: u32,
         e: HostError,
         inner: Option<Box<NestedFailure>>,
     ) -> VmError {
         let (message, chain, external) = failure_message(e, inner);
+        let function = self
+            .hosts
+            .get(host as usize)
+            .map_or_else(String::new, |entry| entry.name.to_string());
         let mut error = self.fail_activation(RuntimeErrorKind::Host {
-            function: name.to_owned(),
+            function,
             message,
             external,
         });

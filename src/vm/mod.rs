@@ -20,14 +20,12 @@ mod heap_api;
 mod host;
 mod interrupt;
 mod rooted;
+mod send;
 mod typed;
 mod typed_host;
 mod val;
 
-use std::any::Any;
-use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
 use gc_arena::lock::RefLock;
 use gc_arena::{Arena, Collect, Gc, Mutation, Rootable};
@@ -48,9 +46,9 @@ use val::val_to_value;
 
 pub use convert::{FromVal, IntoVal};
 pub use gc::GcStats;
-pub use host::HostFn;
 pub use interrupt::InterruptHandle;
 pub use rooted::Rooted;
+pub use send::{ForeignData, HostFn, MaybeSend, MaybeSendSync, TraceSink};
 pub use typed::{Args, Func, IntoArgs};
 pub use typed_host::{HostArg, HostReturn, IntoHostFn};
 pub use val::Val;
@@ -82,10 +80,10 @@ pub struct Vm {
     rt: Runtime,
     /// Foreign objects' data by id; ids grow with registration, which gives finalizers
     /// their order.
-    foreign_data: BTreeMap<u64, Box<dyn Any>>,
+    foreign_data: BTreeMap<u64, ForeignData>,
     next_foreign_id: u64,
     fuel: Fuel,
-    nesting: Rc<Cell<u32>>,
+    nesting: send::Depth,
     collections: u64,
     instructions: u64,
     trace: Option<TraceSink>,
@@ -101,11 +99,8 @@ pub struct Vm {
     /// Set by an [`InterruptHandle`]; read between steps.
     interrupt: interrupt::InterruptFlag,
     /// The host's data, one value per type ([`Vm::set_user_data`]).
-    user_data: std::collections::HashMap<std::any::TypeId, Box<dyn Any>>,
+    user_data: std::collections::HashMap<std::any::TypeId, ForeignData>,
 }
-
-/// Receives one line per executed instruction (see [`Vm::set_trace`]).
-pub type TraceSink = Box<dyn FnMut(&str)>;
 
 impl Default for Vm {
     fn default() -> Self {
@@ -139,7 +134,7 @@ impl Vm {
             foreign_data: BTreeMap::new(),
             next_foreign_id: 1,
             fuel: Fuel::default(),
-            nesting: Rc::new(Cell::new(0)),
+            nesting: send::Depth::default(),
             collections: 0,
             instructions: 0,
             trace: None,
@@ -219,7 +214,7 @@ impl Vm {
                 ApiError::OutOfMemory(bytes)
             })
         })?;
-        self.code.link(Rc::new(program), base as u32);
+        self.code.link(std::rc::Rc::new(program), base as u32);
         // Replaced functions and their constants go once nothing runs (a host function may
         // load code while its execution's frames still use the old functions).
         if self.nesting.get() == 0 {

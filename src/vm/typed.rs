@@ -1,7 +1,7 @@
 //! Typed calls: [`Vm::call`] converts its arguments with [`IntoArgs`] and its result with
 //! [`FromVal`], and a [`Func`] is a name looked up once and called many times.
 
-use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::convert::{FromVal, IntoVal};
@@ -106,7 +106,8 @@ pub(super) fn next_vm_serial() -> u64 {
 #[derive(Clone, Debug)]
 pub struct Func {
     slot: u32,
-    name: Rc<str>,
+    /// Its own copy (an `Arc`, not the VM's `Rc`: a `Func` may go where the VM does not).
+    name: Arc<str>,
     vm: u64,
 }
 
@@ -171,7 +172,7 @@ impl Vm {
             .ok_or_else(|| ApiError::FunctionNotFound(name.to_owned()))?;
         Ok(Func {
             slot,
-            name: self.code.names[slot as usize].clone(),
+            name: Arc::from(&*self.code.names[slot as usize]),
             vm: self.serial,
         })
     }
@@ -195,16 +196,30 @@ impl Vm {
     /// ([`ApiError::InvalidFunc`]), so stale or forged parts never reach another function.
     /// (A name's slot never changes, so parts stay valid for the VM's life.)
     pub fn func_from_parts(&self, vm: u64, slot: u64) -> Result<Func, VmError> {
-        let name = usize::try_from(slot)
-            .ok()
-            .filter(|_| vm == self.serial)
-            .and_then(|s| self.code.names.get(s))
-            .ok_or(ApiError::InvalidFunc)?;
+        let slot = self.check_func_parts(vm, slot)?;
         Ok(Func {
-            slot: slot as u32,
-            name: name.clone(),
+            slot,
+            name: Arc::from(&*self.code.names[slot as usize]),
             vm,
         })
+    }
+
+    /// The slot of valid [`Func`] parts (see [`Vm::func_from_parts`]).
+    pub(crate) fn check_func_parts(&self, vm: u64, slot: u64) -> Result<u32, VmError> {
+        let valid = vm == self.serial && slot < self.code.names.len() as u64;
+        match u32::try_from(slot) {
+            Ok(slot) if valid => Ok(slot),
+            _ => Err(ApiError::InvalidFunc.into()),
+        }
+    }
+
+    /// Calls the function of slot `slot` (checked by [`Vm::check_func_parts`]): the C API's
+    /// `stoffel_call_function`, without making a [`Func`] (whose name is its own copy).
+    pub(crate) fn call_slot_vals(&mut self, slot: u32, args: &[Val]) -> Result<Val, VmError> {
+        let binding = self.code.bindings[slot as usize];
+        // A clone of the VM's own `Rc`, dropped before this returns (see `vm/send.rs`).
+        let name = self.code.names[slot as usize].clone();
+        self.run_resolved(binding, &name, args, false)
     }
 
     /// [`Vm::call_func`] for arguments the caller keeps and a [`Val`] result: no conversion,

@@ -7,6 +7,7 @@ use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 
 use super::convert::IntoVal;
+use super::send::MaybeSendSync;
 use super::{Val, Vm};
 use crate::error::{HostError, VmError};
 
@@ -167,21 +168,25 @@ fn argument<T: HostArg>(args: &[Val], i: usize, vm: &mut Vm) -> Result<T, HostEr
 /// A closure usable as a typed host function: `Fn(A, B, …) -> R` with up to 6 parameters of
 /// [`HostArg`] types and an `R` of a [`HostReturn`] type. `Marker` only tells the
 /// implementations apart.
-pub trait IntoHostFn<Marker>: 'static {
+pub trait IntoHostFn<Marker>: MaybeSendSync + 'static {
     /// The host function: checks and converts, then calls the closure.
-    fn into_host_fn(self) -> impl Fn(&mut Vm, &[Val]) -> Result<Val, HostError> + 'static;
+    fn into_host_fn(
+        self,
+    ) -> impl Fn(&mut Vm, &[Val]) -> Result<Val, HostError> + MaybeSendSync + 'static;
 }
 
 macro_rules! host_fn_arity {
     ($n:literal $(, $a:ident $i:tt)*) => {
         impl<F, R, $($a,)*> IntoHostFn<(R, $($a,)*)> for F
         where
-            F: Fn($($a),*) -> R + 'static,
+            F: Fn($($a),*) -> R + MaybeSendSync + 'static,
             R: HostReturn,
             $($a: HostArg,)*
         {
             #[allow(unused_variables)]
-            fn into_host_fn(self) -> impl Fn(&mut Vm, &[Val]) -> Result<Val, HostError> + 'static {
+            fn into_host_fn(
+                self,
+            ) -> impl Fn(&mut Vm, &[Val]) -> Result<Val, HostError> + MaybeSendSync + 'static {
                 move |vm: &mut Vm, args: &[Val]| {
                     check_arity($n, args)?;
                     $(let $a: $a = argument(args, $i, vm)?;)*
@@ -209,7 +214,8 @@ impl Vm {
     /// names, replacement and re-entry): the VM checks the argument count and converts each
     /// argument to the closure's parameter type, failing the call with a message that names
     /// the argument ("argument 2: expected i64, got string"); the result is converted back,
-    /// and an error value is kept typed for [`VmError::host_error`].
+    /// and an error value is kept typed for [`VmError::host_error`]. With the `send` feature
+    /// the closure must be `Send + Sync`, as for [`Vm::register_function`].
     ///
     /// ```
     /// # use stoffel_vm::{Val, Vm};

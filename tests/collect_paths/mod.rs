@@ -5,8 +5,8 @@
 
 #![allow(dead_code)]
 
-use std::cell::Cell;
-use std::rc::Rc;
+use crate::common::SyncCell;
+use std::sync::Arc;
 
 use stoffel_vm::{Val, Vm};
 
@@ -34,7 +34,7 @@ pub const NAMES: &[&str] = &[
 ];
 
 /// Counts drops of foreign data (finalizations).
-pub struct Finalized(pub Rc<Cell<u64>>);
+pub struct Finalized(pub Arc<SyncCell<u64>>);
 
 impl Drop for Finalized {
     fn drop(&mut self) {
@@ -47,7 +47,7 @@ fn release(vm: &mut Vm, v: &Val) {
 }
 
 /// The workload called `name`; `finalized` counts the foreign objects finalized.
-pub fn workload(name: &str, finalized: &Rc<Cell<u64>>) -> Workload {
+pub fn workload(name: &str, finalized: &Arc<SyncCell<u64>>) -> Workload {
     let mut vm = Vm::new();
     let step: Box<dyn FnMut(&mut Vm)> = match name {
         // The Python bindings' pattern: a builtin by name, no arguments, result released.

@@ -2,19 +2,19 @@
 
 #![allow(dead_code)]
 
-use std::cell::RefCell;
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::Mutex;
 
 use stoffel_vm::{Output, RuntimeError, RuntimeErrorKind, Val, Vm, VmError};
 
 /// A VM with `src` loaded and `print` captured into a string.
-pub fn vm_with(src: &str) -> (Vm, Rc<RefCell<String>>) {
+pub fn vm_with(src: &str) -> (Vm, Arc<Mutex<String>>) {
     let mut vm = Vm::new();
-    let out = Rc::new(RefCell::new(String::new()));
+    let out = Arc::new(Mutex::new(String::new()));
     let sink = out.clone();
     vm.set_output(Output::Callback(Box::new(move |s: &str| {
-        sink.borrow_mut().push_str(s)
+        sink.lock().unwrap().push_str(s)
     })));
     if let Err(e) = vm.load_assembly(src) {
         panic!("test program does not assemble: {e}\n{src}");
@@ -50,7 +50,7 @@ pub fn assert_error(
 pub fn run(src: &str) -> (Result<Val, VmError>, String) {
     let (mut vm, out) = vm_with(src);
     let result = vm.execute("main", &[]);
-    let printed = out.borrow().clone();
+    let printed = out.lock().unwrap().clone();
     (result, printed)
 }
 
@@ -161,4 +161,31 @@ pub fn expected_cases(dir: &std::path::Path) -> Vec<Case> {
             }
         })
         .collect()
+}
+
+/// A `Cell` that is `Sync`: state a test shares with host functions and callbacks, which
+/// must be `Send` (host functions `Send + Sync`) when the crate is built with the `send`
+/// feature, so the tests compile either way.
+#[derive(Debug, Default)]
+pub struct SyncCell<T>(std::sync::Mutex<T>);
+
+impl<T: Copy> SyncCell<T> {
+    pub fn new(value: T) -> SyncCell<T> {
+        SyncCell(std::sync::Mutex::new(value))
+    }
+
+    pub fn get(&self) -> T {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set(&self, value: T) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = value;
+    }
+
+    pub fn replace(&self, value: T) -> T {
+        std::mem::replace(
+            &mut *self.0.lock().unwrap_or_else(|p| p.into_inner()),
+            value,
+        )
+    }
 }

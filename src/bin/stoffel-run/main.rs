@@ -10,11 +10,11 @@
 //! Every write to stdout is checked, and a failure ends the run (quietly for a closed pipe);
 //! writes of messages to stderr ignore failures, there being nowhere left to report them.
 
-use std::cell::Cell;
 use std::fmt::Display;
 use std::io::{self, Write};
 use std::process::ExitCode;
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use stoffel_vm::{Output, RuntimeError, RuntimeErrorKind, Val, Vm, VmError};
@@ -71,7 +71,8 @@ fn stdout_failed(error: &io::Error) -> ExitCode {
 /// Where the program's `print` writes: stdout, noting when a write finds the pipe closed (the
 /// VM then stops with a "print failed" runtime error, which [`run`] turns into a quiet exit).
 struct ProgramOutput {
-    closed: Rc<Cell<bool>>,
+    /// Shared with `run` (atomic: with the `send` feature the VM's writer must be `Send`).
+    closed: Arc<AtomicBool>,
 }
 
 impl ProgramOutput {
@@ -79,7 +80,7 @@ impl ProgramOutput {
         if let Err(e) = &result
             && e.kind() == io::ErrorKind::BrokenPipe
         {
-            self.closed.set(true);
+            self.closed.store(true, Ordering::Relaxed);
         }
         result
     }
@@ -192,9 +193,9 @@ fn run(options: &RunArgs) -> ExitCode {
     }
     vm.set_memory_limit(options.memory_limit.0);
     vm.set_local_storage(options.local_store.clone());
-    let stdout_closed = Rc::new(Cell::new(false));
+    let stdout_closed = Arc::new(AtomicBool::new(false));
     vm.set_output(Output::Writer(Box::new(ProgramOutput {
-        closed: Rc::clone(&stdout_closed),
+        closed: Arc::clone(&stdout_closed),
     })));
     if options.trace {
         vm.set_trace(Some(Box::new(trace_line)));
@@ -233,7 +234,7 @@ fn run(options: &RunArgs) -> ExitCode {
         Err(VmError::Runtime(RuntimeError {
             kind: RuntimeErrorKind::Output(_),
             ..
-        })) if stdout_closed.get() => ExitCode::from(EXIT_CLOSED_PIPE),
+        })) if stdout_closed.load(Ordering::Relaxed) => ExitCode::from(EXIT_CLOSED_PIPE),
         Err(
             e @ VmError::Runtime(RuntimeError {
                 kind: RuntimeErrorKind::MemoryLimit(_),
