@@ -8,9 +8,8 @@
 
 mod common;
 
-use std::cell::RefCell;
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use common::{Case, expected_cases};
 use stoffel_vm::{Output, Vm};
@@ -29,10 +28,11 @@ struct Outcome {
 
 fn run(bytes: &[u8], entry: &str, traced: bool, limit: Option<u64>) -> Outcome {
     let mut vm = Vm::new();
-    let stdout = Rc::new(RefCell::new(String::new()));
-    let sink = Rc::clone(&stdout);
+    // Shared through a mutex so the test builds with the `send` feature too.
+    let stdout = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&stdout);
     vm.set_output(Output::Callback(Box::new(move |text: &str| {
-        sink.borrow_mut().push_str(text)
+        sink.lock().unwrap().push_str(text)
     })));
     if traced {
         vm.set_trace(Some(Box::new(|_: &str| {})));
@@ -45,7 +45,7 @@ fn run(bytes: &[u8], entry: &str, traced: bool, limit: Option<u64>) -> Outcome {
         Err(e) => format!("error {e}"),
     };
     let instructions = vm.instructions_executed() - before;
-    let stdout = stdout.borrow().clone();
+    let stdout = stdout.lock().unwrap().clone();
     Outcome {
         result,
         stdout,
