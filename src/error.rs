@@ -257,6 +257,20 @@ pub enum ApiError {
     /// A [`crate::Func`] was called on a VM other than the one that looked it up.
     #[error("function handle '{0}' belongs to another VM")]
     ForeignFunc(String),
+    /// [`Vm::start`](crate::Vm::start) while an execution is suspended: one per VM at a time
+    /// (resume or cancel it first).
+    #[error("an execution is already suspended on this VM (resume or cancel it first)")]
+    AlreadySuspended,
+    /// [`Vm::resume`](crate::Vm::resume) with no execution suspended (it finished, failed or
+    /// was cancelled, or none was started).
+    #[error("no execution is suspended on this VM")]
+    NothingSuspended,
+    /// Start, resume or cancel of a time-sliced execution from inside an execution (a host
+    /// function): they work on the top-level execution only.
+    #[error(
+        "time-sliced executions are started, resumed and cancelled only outside executions, not from a host function"
+    )]
+    SliceInCall,
     /// The program has more constants than the VM can address.
     #[error("too many constants loaded")]
     TooManyConstants,

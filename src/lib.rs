@@ -79,7 +79,7 @@ pub use limits::{DEFAULT_MAX_DEPTH, MAX_REENTRY, STACK_RESERVE};
 pub use value::Kind;
 pub use vm::{
     Args, FromVal, Func, GcStats, HostArg, HostFn, HostReturn, InterruptHandle, IntoArgs,
-    IntoHostFn, IntoVal, Rooted, TraceSink, Val, Vm,
+    IntoHostFn, IntoVal, Progress, Rooted, RunAsync, TraceSink, Val, Vm,
 };
 
 /// The README's Rust code, compiled and run as a doctest so the quick start stays true.

@@ -8,8 +8,8 @@ use super::error::{
     STOFFEL_ERROR_INTERRUPTED, STOFFEL_ERROR_INVALID_FUNCTION, STOFFEL_ERROR_INVALID_HANDLE,
     STOFFEL_ERROR_INVALID_VM, STOFFEL_ERROR_LIMIT, STOFFEL_ERROR_NULL, STOFFEL_ERROR_PANIC,
     STOFFEL_ERROR_PARSE, STOFFEL_ERROR_REENTRANCY, STOFFEL_ERROR_RESULT,
-    STOFFEL_ERROR_RESULT_WITH_ARGS, STOFFEL_ERROR_TYPE, STOFFEL_ERROR_UTF8, STOFFEL_OK, guard,
-    set_thread_error, set_thread_error_static,
+    STOFFEL_ERROR_RESULT_WITH_ARGS, STOFFEL_ERROR_STATE, STOFFEL_ERROR_TYPE, STOFFEL_ERROR_UTF8,
+    STOFFEL_OK, STOFFEL_SUSPENDED, guard, set_thread_error, set_thread_error_static,
 };
 use super::gate::{self, CVm, ShellRef, stack_position, with_vm};
 use super::process;
@@ -404,6 +404,8 @@ pub extern "C" fn stoffel_interrupt(handle: VMHandle) -> c_int {
 pub extern "C" fn stoffel_error_name(code: c_int) -> *const c_char {
     let name: &'static std::ffi::CStr = match code {
         STOFFEL_OK => c"STOFFEL_OK",
+        STOFFEL_SUSPENDED => c"STOFFEL_SUSPENDED",
+        STOFFEL_ERROR_STATE => c"STOFFEL_ERROR_STATE",
         STOFFEL_ERROR_NULL => c"STOFFEL_ERROR_NULL",
         STOFFEL_ERROR_UTF8 => {
             c"STOFFEL_ERROR_UTF8 | STOFFEL_ERROR_PARSE | STOFFEL_ERROR_REGISTER_OBJECT"

@@ -20,6 +20,7 @@ mod heap_api;
 mod host;
 mod interrupt;
 mod rooted;
+mod slice;
 mod typed;
 mod typed_host;
 mod val;
@@ -51,6 +52,7 @@ pub use gc::GcStats;
 pub use host::HostFn;
 pub use interrupt::InterruptHandle;
 pub use rooted::Rooted;
+pub use slice::{Progress, RunAsync};
 pub use typed::{Args, Func, IntoArgs};
 pub use typed_host::{HostArg, HostReturn, IntoHostFn};
 pub use val::Val;
@@ -102,6 +104,8 @@ pub struct Vm {
     interrupt: interrupt::InterruptFlag,
     /// The host's data, one value per type ([`Vm::set_user_data`]).
     user_data: std::collections::HashMap<std::any::TypeId, Box<dyn Any>>,
+    /// The suspended time-sliced execution, if any ([`Vm::start`]).
+    slice: slice::Slicing,
 }
 
 /// Receives one line per executed instruction (see [`Vm::set_trace`]).
@@ -149,6 +153,7 @@ impl Vm {
             drops: Default::default(),
             interrupt: Default::default(),
             user_data: Default::default(),
+            slice: Default::default(),
         }
     }
 
