@@ -593,7 +593,11 @@ fn slices_example_runs_a_script_across_frames() {
         let done = line_with(stdout, "slices: frames=");
         assert!(figure(done, "frames") >= 50.0, "{done}");
         assert_eq!(figure(done, "callbacks"), 5000.0, "{done}");
-        assert_eq!(figure(done, "result"), figure(done, "uninterrupted"), "{done}");
+        assert_eq!(
+            figure(done, "result"),
+            figure(done, "uninterrupted"),
+            "{done}"
+        );
     };
     check(&run_ok(&exe, &[]));
     if let Some((vg, _)) = valgrind(&exe, &[]) {
