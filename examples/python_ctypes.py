@@ -152,6 +152,12 @@ lib.stoffel_gc_stats.argtypes = [c_void_p, POINTER(StoffelGcStats)]
 lib.stoffel_gc_stats.restype = c_int
 lib.stoffel_set_print_callback.argtypes = [c_void_p, StoffelPrintCallback, c_void_p]
 lib.stoffel_set_print_callback.restype = c_int
+lib.stoffel_execute_start.argtypes = [c_void_p, c_char_p, VALUE_P, c_int, ctypes.c_uint64, VALUE_P]
+lib.stoffel_execute_start.restype = c_int
+lib.stoffel_resume.argtypes = [c_void_p, ctypes.c_uint64, VALUE_P]
+lib.stoffel_resume.restype = c_int
+lib.stoffel_cancel.argtypes = [c_void_p]
+lib.stoffel_cancel.restype = c_int
 
 # Return codes (the #defines of include/stoffel_vm.h).
 STOFFEL_OK = 0
@@ -160,6 +166,8 @@ STOFFEL_ERROR_EXECUTE = -3
 STOFFEL_ERROR_EXECUTE_WITH_ARGS = -4
 STOFFEL_ERROR_INVALID_HANDLE = -6
 STOFFEL_ERROR_INVALID_VM = -10
+STOFFEL_ERROR_STATE = -13
+STOFFEL_SUSPENDED = 2
 
 TYPE_NAMES = {
     StoffelValueType.UNIT: "UNIT",
@@ -457,6 +465,18 @@ def run(vm):
     check(code == STOFFEL_OK and printed == ["printed by VM code\n"], f"captured print: {printed!r}")
     check(lib.stoffel_set_print_callback(vm, StoffelPrintCallback(), None) == STOFFEL_OK,
           "print goes back to stdout")
+
+    # --- Time slices: sum3 (which calls Python twice) 2 instructions at a time ---
+    args = args_array(int_value(1), int_value(20), int_value(300))
+    slices = 1
+    code = lib.stoffel_execute_start(vm, b"sum3", args, 3, 2, ctypes.byref(result))
+    while code == STOFFEL_SUSPENDED:
+        slices += 1
+        code = lib.stoffel_resume(vm, 2, ctypes.byref(result))
+    check(code == STOFFEL_OK and result.data.int_val == 321 and slices > 3,
+          f"sliced sum3(1, 20, 300) = {result.data.int_val} in {slices} slices")
+    code = lib.stoffel_resume(vm, 2, ctypes.byref(result))
+    check(code == STOFFEL_ERROR_STATE, f"resume with nothing suspended -> {code}: {last_error(vm)}")
 
     # --- Nothing is left held by the host ---
     stats = StoffelGcStats()

@@ -24,6 +24,12 @@
 #define STOFFEL_END 1
 
 /**
+ * `stoffel_execute_start` / `stoffel_resume`: the slice's fuel ran out before the execution
+ * finished; it is suspended (a success: continue it with `stoffel_resume`).
+ */
+#define STOFFEL_SUSPENDED 2
+
+/**
  * A required pointer was NULL (the VM handle included, as in StoffelVM), or an argument was
  * out of range (a negative or huge count).
  */
@@ -118,6 +124,13 @@
  * The execution was stopped by `stoffel_interrupt`. The VM stays usable.
  */
 #define STOFFEL_ERROR_INTERRUPTED -12
+
+/**
+ * The call does not fit the VM's time-sliced execution: `stoffel_resume` or `stoffel_cancel`
+ * with no execution suspended, `stoffel_execute_start` while one is, or any of the three
+ * from inside a callback. Nothing changed.
+ */
+#define STOFFEL_ERROR_STATE -13
 
 /**
  * Most arguments `stoffel_execute_with_args` and `stoffel_call_closure` accept.
@@ -421,6 +434,59 @@ int stoffel_call_function(VMHandle handle,
                           const StoffelValue *args,
                           int arg_count,
                           StoffelValue *result);
+
+/**
+ * Starts `function_name` with `arg_count` arguments (exactly its parameter count, as
+ * `stoffel_execute_with_args`) and runs it for at most `fuel` instructions. Returns
+ * `STOFFEL_OK` when it finished (`*result` as from `stoffel_execute_with_args`) or
+ * `STOFFEL_SUSPENDED` (2) when the fuel ran out first: the execution is kept, between two of
+ * its instructions, with `*result` UNIT; continue it with `stoffel_resume` or drop it with
+ * `stoffel_cancel`. A sliced run gives exactly the results of an uninterrupted one.
+ *
+ * - Fuel 0 starts the function (its name and arguments are checked) without running an
+ *   instruction: `STOFFEL_SUSPENDED`. A registered C function or builtin runs to its end.
+ * - A slice ends only between instructions of the execution's own frames: a C function it
+ *   calls runs to its end, and what that callback executes on the VM is not sliced.
+ * - The instruction limit (the one set when it starts) counts the whole execution over all
+ *   its slices; reaching it is `STOFFEL_ERROR_LIMIT`.
+ * - One suspended execution per VM: starting another while one is suspended is
+ *   `STOFFEL_ERROR_STATE`, and so is calling this, `stoffel_resume` or `stoffel_cancel` from
+ *   inside a callback. Every other call works while it is suspended, as its own execution,
+ *   without disturbing it; destroying the VM drops it.
+ * - An error (`STOFFEL_ERROR_EXECUTE_WITH_ARGS`, `STOFFEL_ERROR_LIMIT`,
+ *   `STOFFEL_ERROR_INTERRUPTED`, ...) ends the execution: nothing stays suspended.
+ *
+ * Other returns as `stoffel_execute_with_args` (NULL pointers, bad names, bad arguments).
+ *
+ * # Safety
+ * `function_name` NULL or NUL-terminated; `args` NULL or `arg_count` readable values;
+ * `result` NULL or writable.
+ */
+int stoffel_execute_start(VMHandle handle,
+                          const char *function_name,
+                          const StoffelValue *args,
+                          int arg_count,
+                          uint64_t fuel,
+                          StoffelValue *result);
+
+/**
+ * Continues the suspended execution for at most `fuel` more instructions (fuel 0 runs
+ * nothing). Returns as `stoffel_execute_start`: `STOFFEL_OK` with the result,
+ * `STOFFEL_SUSPENDED` (`*result` UNIT) or an error, which ends the execution.
+ * `STOFFEL_ERROR_STATE` when no execution is suspended (the message says so) or when called
+ * from a callback; `STOFFEL_ERROR_NULL` for a NULL `result`.
+ *
+ * # Safety
+ * `result` NULL or writable.
+ */
+int stoffel_resume(VMHandle handle, uint64_t fuel, StoffelValue *result);
+
+/**
+ * Drops the suspended execution (its frames, and the values only they held, become
+ * garbage). Returns `STOFFEL_OK`, or `STOFFEL_ERROR_STATE` when no execution is suspended or
+ * when called from a callback.
+ */
+int stoffel_cancel(VMHandle handle);
 
 /**
  * Makes a STRING value holding a copy of `str`, to be freed with `stoffel_free_string`.

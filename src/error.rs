@@ -261,6 +261,20 @@ pub enum ApiError {
     /// handle of this VM (another VM's, or never made by a lookup).
     #[error("not a function handle of this VM (another VM's, or not made by a lookup)")]
     InvalidFunc,
+    /// [`Vm::start`](crate::Vm::start) while an execution is suspended: one per VM at a time
+    /// (resume or cancel it first).
+    #[error("an execution is already suspended on this VM (resume or cancel it first)")]
+    AlreadySuspended,
+    /// [`Vm::resume`](crate::Vm::resume) with no execution suspended (it finished, failed or
+    /// was cancelled, or none was started).
+    #[error("no execution is suspended on this VM")]
+    NothingSuspended,
+    /// Start, resume or cancel of a time-sliced execution from inside an execution (a host
+    /// function): they work on the top-level execution only.
+    #[error(
+        "time-sliced executions are started, resumed and cancelled only outside executions, not from a host function"
+    )]
+    SliceInCall,
     /// The program has more constants than the VM can address.
     #[error("too many constants loaded")]
     TooManyConstants,

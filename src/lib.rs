@@ -94,7 +94,8 @@ pub use limits::{DEFAULT_MAX_DEPTH, MAX_REENTRY, STACK_RESERVE};
 pub use value::Kind;
 pub use vm::{
     Args, ForeignData, FromVal, Func, GcStats, HostArg, HostFn, HostReturn, InterruptHandle,
-    IntoArgs, IntoHostFn, IntoVal, MaybeSend, MaybeSendSync, Rooted, TraceSink, Val, Vm,
+    IntoArgs, IntoHostFn, IntoVal, MaybeSend, MaybeSendSync, Progress, Rooted, RunAsync, TraceSink,
+    Val, Vm,
 };
 
 /// The README's Rust code, compiled and run as a doctest so the quick start stays true.

@@ -258,10 +258,24 @@ pub(crate) fn settle_memory<V>(
 }
 
 /// The instruction budget of the running top-level execution.
+///
+/// A time slice ([`Fuel::begin_slice`]) holds back what the limit allows beyond the slice
+/// (`held`), so the step loop sees the slice's end as the budget running out, with no check
+/// of its own on the hot path. Only then (the cold path, [`Fuel::ran_out`]) does it matter
+/// whether a slice runs: the sliced execution suspends; a nested execution (a host function's,
+/// inside the slice) is never suspended and borrows the held units, and gives what it did not
+/// use back when it ends ([`Fuel::give_back`]), so the sliced execution suspends at its next
+/// instruction.
 #[derive(Debug)]
 pub(crate) struct Fuel {
     left: u64,
     limit: Option<u64>,
+    /// Units of the limit held back beyond the slice (0 when no slice runs).
+    held: u64,
+    /// A slice runs.
+    sliced: bool,
+    /// The slice is used up and a nested execution runs on the held units.
+    lent: bool,
 }
 
 impl Default for Fuel {
@@ -269,15 +283,53 @@ impl Default for Fuel {
         Fuel {
             left: u64::MAX,
             limit: None,
+            held: 0,
+            sliced: false,
+            lent: false,
         }
     }
 }
 
+/// What the budget running out means ([`Fuel::ran_out`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutOfFuel {
+    /// The instruction limit is spent: the execution fails.
+    Exhausted,
+    /// The slice of the sliced execution is spent: it suspends.
+    Suspend,
+    /// The slice is spent inside a nested execution, which runs on (see [`Fuel`]).
+    Lent,
+}
+
 impl Fuel {
-    /// A fresh budget for a top-level execution.
+    /// A fresh budget for a top-level execution (no slice).
     pub fn refill(&mut self, limit: Option<u64>) {
-        self.limit = limit;
-        self.left = limit.unwrap_or(u64::MAX);
+        *self = Fuel {
+            left: limit.unwrap_or(u64::MAX),
+            limit,
+            ..Fuel::default()
+        };
+    }
+
+    /// Starts a slice of `slice` units out of `total` units the limit still allows (counted
+    /// against `limit`, the limit the execution started with).
+    pub fn begin_slice(&mut self, limit: Option<u64>, total: u64, slice: u64) {
+        let left = slice.min(total);
+        *self = Fuel {
+            left,
+            limit,
+            held: total - left,
+            sliced: true,
+            lent: false,
+        };
+    }
+
+    /// Ends a slice at its suspension: the units the limit still allows and the limit, for
+    /// the next [`Fuel::begin_slice`].
+    pub fn suspend(&mut self) -> (Option<u64>, u64) {
+        let kept = (self.limit, self.total());
+        self.refill(self.limit);
+        kept
     }
 
     /// How many instructions the next step may run: at most [`STEP_INSTRUCTIONS`] (one when
@@ -290,15 +342,53 @@ impl Fuel {
         Ok(most.min(self.left.min(u64::from(u32::MAX)) as u32))
     }
 
-    /// The units left (`u64::MAX` without a limit).
-    pub fn left(&self) -> u64 {
-        self.left
+    /// [`Fuel::slice`] failed: what that means, for the sliced execution itself (`top`) or a
+    /// nested one. A nested execution borrows the held units.
+    #[cold]
+    pub fn ran_out(&mut self, top: bool) -> OutOfFuel {
+        if !self.sliced || self.held == 0 {
+            OutOfFuel::Exhausted
+        } else if top {
+            OutOfFuel::Suspend
+        } else {
+            self.left = std::mem::take(&mut self.held);
+            self.lent = true;
+            OutOfFuel::Lent
+        }
+    }
+
+    /// A nested execution ended: if it ran on borrowed units, the rest is held again, so the
+    /// execution below finds its slice spent.
+    #[inline]
+    pub fn give_back(&mut self) {
+        if self.lent {
+            self.held = std::mem::take(&mut self.left);
+            self.lent = false;
+        }
+    }
+
+    /// The units the limit still allows, held ones included (`u64::MAX` without a limit): what
+    /// a builtin's work may use.
+    pub fn total(&self) -> u64 {
+        self.left.saturating_add(self.held)
     }
 
     /// Charges `used` units: instructions, plus the extra units of lookups charged in
-    /// proportion to their work (which may pass the last slice; the budget saturates at 0).
+    /// proportion to their work (which may pass the last slice: the rest comes out of the
+    /// held units; the budget saturates at 0).
+    #[inline]
     pub fn burn(&mut self, used: u32) {
-        self.left = self.left.saturating_sub(u64::from(used));
+        match self.left.checked_sub(u64::from(used)) {
+            Some(rest) => self.left = rest,
+            None => self.overdraw(used),
+        }
+    }
+
+    #[cold]
+    fn overdraw(&mut self, used: u32) {
+        let beyond = u64::from(used) - self.left;
+        self.left = 0;
+        self.held = self.held.saturating_sub(beyond);
     }
 }
 
@@ -318,6 +408,38 @@ mod tests {
         assert_eq!(fuel.slice(false), Err(Exceeded::Instructions(5000)));
         fuel.refill(None);
         assert_eq!(fuel.slice(false), Ok(STEP_INSTRUCTIONS));
+    }
+
+    #[test]
+    fn slices_hold_back_the_rest_of_the_limit() {
+        let mut fuel = Fuel::default();
+        fuel.begin_slice(Some(100), 100, 10);
+        assert_eq!(fuel.slice(false), Ok(10));
+        fuel.burn(10);
+        assert!(fuel.slice(false).is_err());
+        assert_eq!(fuel.total(), 90);
+        // A nested execution borrows the rest, then gives back what it left.
+        assert_eq!(fuel.ran_out(false), OutOfFuel::Lent);
+        assert_eq!(fuel.slice(false), Ok(90));
+        fuel.burn(30);
+        fuel.give_back();
+        assert!(fuel.slice(false).is_err());
+        assert_eq!(fuel.ran_out(true), OutOfFuel::Suspend);
+        assert_eq!(fuel.suspend(), (Some(100), 60));
+        // The last slice may be cut short by the limit; then the limit is the error.
+        fuel.begin_slice(Some(100), 60, 1000);
+        assert_eq!(fuel.slice(false), Ok(60));
+        fuel.burn(70);
+        assert_eq!(fuel.total(), 0);
+        assert_eq!(fuel.ran_out(true), OutOfFuel::Exhausted);
+        // Without a slice, running out is always the limit.
+        fuel.refill(Some(5));
+        fuel.burn(5);
+        assert_eq!(fuel.ran_out(true), OutOfFuel::Exhausted);
+        // Giving back without a loan changes nothing.
+        fuel.begin_slice(None, u64::MAX, 7);
+        fuel.give_back();
+        assert_eq!(fuel.slice(false), Ok(7));
     }
 
     #[test]

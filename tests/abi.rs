@@ -64,6 +64,8 @@ fn return_codes_keep_their_numbers() {
         (STOFFEL_ERROR_PANIC, -11),
         (STOFFEL_ERROR_INTERRUPTED, -12),
         (STOFFEL_END, 1),
+        (STOFFEL_SUSPENDED, 2),
+        (STOFFEL_ERROR_STATE, -13),
         (vm::STOFFEL_MAX_ARGS, 1024),
     ];
     for (code, number) in pinned {
@@ -111,6 +113,9 @@ const PROTOTYPES: &[&str] = &[
     "int stoffel_lookup_function(VMHandle handle, const char *function_name, StoffelFunction *out);",
     "int stoffel_call_function(VMHandle handle, StoffelFunction function, const StoffelValue *args, int arg_count, StoffelValue *result);",
     "int stoffel_same_value(VMHandle handle, const StoffelValue *a, const StoffelValue *b, int *same);",
+    "int stoffel_execute_start(VMHandle handle, const char *function_name, const StoffelValue *args, int arg_count, uint64_t fuel, StoffelValue *result);",
+    "int stoffel_resume(VMHandle handle, uint64_t fuel, StoffelValue *result);",
+    "int stoffel_cancel(VMHandle handle);",
 ];
 
 /// The header's text without comments, whitespace collapsed.
@@ -169,6 +174,8 @@ fn the_header_defines_every_pinned_constant() {
         ("STOFFEL_OK", "0"),
         ("STOFFEL_ERROR_PANIC", "-11"),
         ("STOFFEL_ERROR_INTERRUPTED", "-12"),
+        ("STOFFEL_ERROR_STATE", "-13"),
+        ("STOFFEL_SUSPENDED", "2"),
         ("STOFFEL_MAX_ARGS", "1024"),
     ] {
         let pattern = if name.starts_with("STOFFEL_VALUE") {

@@ -219,6 +219,8 @@ const PYTHON_CHECKS: &[&str] = &[
     "releasing it twice -> -6",
     "finalizer ran once with the pointer",
     "captured print: ['printed by VM code\\n']",
+    "sliced sum3(1, 20, 300) = 321 in",
+    "resume with nothing suspended -> -13: no execution is suspended on this VM",
     "live handles 0, foreign objects 0",
     "ok    stoffel_destroy_vm",
     "a destroyed VM handle -> -10",

@@ -623,6 +623,40 @@ fn backtrace_example_names_the_chain_through_a_callback() {
     }
 }
 
+/// Issue 16 item 1: `examples/slices.c`, a game loop running a long script 1000 instructions
+/// per frame with other VM calls between frames: the sliced result equals the uninterrupted
+/// one, the state errors have `STOFFEL_ERROR_STATE`, cancel works, and destroying a VM with a
+/// suspended execution is clean. Also under valgrind.
+#[test]
+fn slices_example_runs_a_script_across_frames() {
+    let _lock = shared();
+    let scratch = Scratch::new("slices");
+    let exe = build_c("examples/slices.c", &scratch, &[]);
+    let lines = [
+        "slices: a second start: STOFFEL_ERROR_STATE: an execution is already suspended on this \
+         VM (resume or cancel it first)",
+        "slices: resume with nothing suspended: STOFFEL_ERROR_STATE: no execution is suspended \
+         on this VM",
+        "slices: cancel twice: STOFFEL_ERROR_STATE",
+        "slices: destroyed with an execution suspended",
+    ];
+    let check = |stdout: &str| {
+        assert_lines_in_order(stdout, &lines);
+        let done = line_with(stdout, "slices: frames=");
+        assert!(figure(done, "frames") >= 50.0, "{done}");
+        assert_eq!(figure(done, "callbacks"), 5000.0, "{done}");
+        assert_eq!(
+            figure(done, "result"),
+            figure(done, "uninterrupted"),
+            "{done}"
+        );
+    };
+    check(&run_ok(&exe, &[]));
+    if let Some((vg, _)) = valgrind(&exe, &[]) {
+        check(&vg);
+    }
+}
+
 // ---- Hostile hosts (issue 18): exit time, destroy races, non-local exits, memory, fork,
 // destroy chains. Each of these failed (aborted, hung, crashed or leaked) before the fix.
 

@@ -40,6 +40,7 @@ use std::rc::Rc;
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use stoffel_vm::ffi::foreign::*;
+use stoffel_vm::ffi::slices::*;
 use stoffel_vm::ffi::values::*;
 use stoffel_vm::ffi::vm::*;
 use stoffel_vm::ffi::*;
@@ -355,6 +356,12 @@ enum Op {
     /// `stoffel_call_function` with a handle from the pool (any VM's, also a destroyed
     /// one's), or a made-up one (`k` >= 0xF0, or no handle yet).
     CallFunction(Sel, u8, Vec<Arg>),
+    /// `stoffel_execute_start` with a small fuel (`fuel % 16`).
+    Start(Sel, u8, Vec<Arg>, u8),
+    /// `stoffel_resume` with a small fuel (`fuel % 16`).
+    Resume(Sel, u8),
+    /// `stoffel_cancel`.
+    Cancel(Sel),
 }
 
 // ----- the model -----
@@ -678,6 +685,8 @@ const INVALID_VM: c_int = STOFFEL_ERROR_INVALID_VM;
 const INVALID_FUNCTION: c_int = STOFFEL_ERROR_INVALID_FUNCTION;
 const INTERRUPTED: c_int = STOFFEL_ERROR_INTERRUPTED;
 const END: c_int = STOFFEL_END;
+const SUSPENDED: c_int = STOFFEL_SUSPENDED;
+const STATE: c_int = STOFFEL_ERROR_STATE;
 
 /// The codes each kind of call documents (besides `STOFFEL_OK`, and the VM-level
 /// `STOFFEL_ERROR_INVALID_VM` / `STOFFEL_ERROR_REENTRANCY`, which the state decides).
@@ -722,6 +731,21 @@ const NEXT: &[c_int] = &[
     RESULT_WITH_ARGS,
     END,
 ];
+/// `stoffel_execute_start` / `stoffel_resume`: as `stoffel_execute_with_args`, plus the
+/// suspension and the state error.
+const SLICE: &[c_int] = &[
+    NULL,
+    UTF8,
+    ARGUMENT,
+    EXECUTE_WITH_ARGS,
+    RESULT_WITH_ARGS,
+    INVALID_HANDLE,
+    LIMIT,
+    INTERRUPTED,
+    SUSPENDED,
+    STATE,
+];
+const CANCEL: &[c_int] = &[STATE];
 const NONE: &[c_int] = &[];
 const LOOKUP: &[c_int] = &[NULL, UTF8, INVALID_FUNCTION, LIMIT];
 
@@ -760,6 +784,19 @@ fn expect(h: VMHandle, st: State, rc: c_int, allowed: &[c_int], what: &str) {
         assert!(
             !stoffel_last_error(h).is_null(),
             "{what}: a failing call (code {rc}) must leave a message"
+        );
+    }
+}
+
+/// A start's or resume's result: kept when finished, UNIT when suspended.
+fn slice_result(h: VMHandle, rc: c_int, out: StoffelValue) {
+    if rc == OK {
+        world(|w| w.keep_result(h, out));
+    } else if rc == SUSPENDED {
+        assert_eq!(
+            out.value_type as i32,
+            StoffelValueType::STOFFEL_VALUE_UNIT as i32,
+            "a suspended slice leaves its result UNIT"
         );
     }
 }
@@ -1415,6 +1452,45 @@ fn step(op: &Op, frame: Option<&mut Frame>) {
             if rc == OK {
                 world(|w| w.keep_result(h, out));
             }
+        }
+        Op::Start(sel, name, args, fuel) => {
+            let (h, st) = pick(*sel);
+            let mut keep = Vec::new();
+            let cargs: Vec<StoffelValue> = args
+                .iter()
+                .take(8)
+                .map(|a| arg(a, frame.as_deref(), &mut keep))
+                .collect();
+            let name = name_of(*name);
+            let mut out = unit();
+            // SAFETY: valid name, `cargs.len()` readable values, writable result.
+            let rc = on(h, || unsafe {
+                stoffel_execute_start(
+                    h,
+                    name.as_ptr(),
+                    cargs.as_ptr(),
+                    cargs.len() as c_int,
+                    u64::from(fuel % 16),
+                    &mut out,
+                )
+            });
+            expect(h, st, rc, SLICE, "stoffel_execute_start");
+            slice_result(h, rc, out);
+        }
+        Op::Resume(sel, fuel) => {
+            let (h, st) = pick(*sel);
+            let mut out = unit();
+            // SAFETY: a writable result.
+            let rc = on(h, || unsafe {
+                stoffel_resume(h, u64::from(fuel % 16), &mut out)
+            });
+            expect(h, st, rc, SLICE, "stoffel_resume");
+            slice_result(h, rc, out);
+        }
+        Op::Cancel(sel) => {
+            let (h, st) = pick(*sel);
+            let rc = on(h, || stoffel_cancel(h));
+            expect(h, st, rc, CANCEL, "stoffel_cancel");
         }
         Op::ObjectNext(sel, o, k) => {
             let (h, st) = pick(*sel);

@@ -108,7 +108,7 @@ enc_enum!(Res, 10, {
     Res::Fail(c) => 9, [c];
 });
 
-enc_enum!(Op, 37, {
+enc_enum!(Op, 40, {
     Op::NewVm => 0, [];
     Op::Destroy(s) => 1, [s];
     Op::Load(s, w, b) => 2, [s, w, b];
@@ -146,6 +146,9 @@ enc_enum!(Op, 37, {
     Op::ObjectNext(s, o, k) => 34, [s, o, k];
     Op::Lookup(s, n) => 35, [s, n];
     Op::CallFunction(s, k, a) => 36, [s, k, a];
+    Op::Start(s, n, a, f) => 37, [s, n, a, f];
+    Op::Resume(s, f) => 38, [s, f];
+    Op::Cancel(s) => 39, [s];
 });
 
 /// The current VM (see [`Sel`]).
@@ -326,6 +329,42 @@ fn list() -> Vec<(&'static str, Vec<Op>)> {
                 ObjectNext(0, Arg::Last, Arg::Str(b"b".to_vec())),
                 ObjectNext(0, Arg::Last, Arg::Str(b"zz".to_vec())),
                 ObjectNext(0, Arg::Int(1), Arg::Param(0)),
+                Stats(0),
+            ],
+        ),
+        // Time slices: a program that calls back, started and resumed a few instructions at a
+        // time with other calls between (a second start, a callback that tries to start,
+        // resume and cancel from inside a slice), then cancelled, and the state errors.
+        (
+            "slices",
+            vec![
+                RegisterScript(
+                    0,
+                    CB0,
+                    vec![
+                        Start(CUR, MAKE_OBJ, vec![Arg::Int(1)], 3),
+                        Resume(CUR, 3),
+                        Cancel(CUR),
+                        Execute(CUR, MAKE_OBJ, vec![Arg::Int(2)]),
+                        Result(Res::Int(1)),
+                    ],
+                ),
+                Register(0, 1, 0),
+                Start(0, CALLS_CBS, ints(1, 2), 2),
+                Resume(0, 3),
+                Execute(0, MAKE_OBJ, vec![Arg::Int(3)]),
+                Start(0, MAKE_OBJ, vec![Arg::Int(4)], 5),
+                Gc(0),
+                Resume(0, 7),
+                Resume(0, 7),
+                Resume(0, 15),
+                Resume(0, 15),
+                Start(0, LOOP_CB, vec![Arg::Int(1)], 4),
+                Resume(0, 4),
+                Cancel(0),
+                Cancel(0),
+                Resume(0, 1),
+                Start(0, MAKE_OBJ, vec![Arg::Int(5)], 0),
                 Stats(0),
             ],
         ),

@@ -14,6 +14,9 @@ use crate::{ApiError, VmError};
 pub const STOFFEL_OK: c_int = 0;
 /// `stoffel_object_next`: there is no field after the key (a success: the walk is over).
 pub const STOFFEL_END: c_int = 1;
+/// `stoffel_execute_start` / `stoffel_resume`: the slice's fuel ran out before the execution
+/// finished; it is suspended (a success: continue it with `stoffel_resume`).
+pub const STOFFEL_SUSPENDED: c_int = 2;
 /// A required pointer was NULL (the VM handle included, as in StoffelVM), or an argument was
 /// out of range (a negative or huge count).
 pub const STOFFEL_ERROR_NULL: c_int = -1;
@@ -59,6 +62,10 @@ pub const STOFFEL_ERROR_INVALID_VM: c_int = -10;
 pub const STOFFEL_ERROR_PANIC: c_int = -11;
 /// The execution was stopped by `stoffel_interrupt`. The VM stays usable.
 pub const STOFFEL_ERROR_INTERRUPTED: c_int = -12;
+/// The call does not fit the VM's time-sliced execution: `stoffel_resume` or `stoffel_cancel`
+/// with no execution suspended, `stoffel_execute_start` while one is, or any of the three
+/// from inside a callback. Nothing changed.
+pub const STOFFEL_ERROR_STATE: c_int = -13;
 
 /// A failed call: its code and message.
 pub(crate) struct Failure {

@@ -2,9 +2,10 @@
 //!
 //! This module holds all of the crate's `unsafe`. It knows the VM only through the crate's
 //! root re-exports ([`crate::Vm`], [`crate::Val`], ...). The `extern "C"` functions are split
-//! by area: [`vm`] (life cycle, loading, execution, limits, GC, output), [`values`] (strings,
-//! handles, heap access), [`foreign`] (C functions and foreign objects) and [`functions`]
-//! (function handles looked up once, called many times). What they share
+//! by area: [`vm`] (life cycle, loading, execution, limits, GC, output), [`slices`]
+//! (time-sliced execution), [`values`] (strings, handles, heap access), [`foreign`] (C
+//! functions and foreign objects) and [`functions`] (function handles looked up once,
+//! called many times). What they share
 //! has one file per area: `types.rs` (the `#[repr(C)]` types and callback signatures),
 //! `error.rs` (return codes, `Failure`, the thread's last error, the panic
 //! guard), `gate.rs` (VM shells, the registry, the claim protocol, destruction),
@@ -43,7 +44,8 @@
 //!   heap damage.
 
 // cbindgen reads the modules in this order: the return codes (error.rs) come first in the
-// header, then `STOFFEL_MAX_ARGS` (vm.rs); the functions of foreign.rs, functions.rs, values.rs, vm.rs.
+// header, then `STOFFEL_MAX_ARGS` (vm.rs); the functions of foreign.rs, functions.rs,
+// slices.rs, values.rs, vm.rs.
 mod convert;
 mod error;
 mod gate;
@@ -54,6 +56,7 @@ mod types;
 
 pub mod foreign;
 pub mod functions;
+pub mod slices;
 pub mod values;
 pub mod vm;
 
@@ -62,8 +65,8 @@ pub use error::{
     STOFFEL_ERROR_INTERRUPTED, STOFFEL_ERROR_INVALID_FUNCTION, STOFFEL_ERROR_INVALID_HANDLE,
     STOFFEL_ERROR_INVALID_VM, STOFFEL_ERROR_LIMIT, STOFFEL_ERROR_NULL, STOFFEL_ERROR_PANIC,
     STOFFEL_ERROR_PARSE, STOFFEL_ERROR_REENTRANCY, STOFFEL_ERROR_REGISTER_OBJECT,
-    STOFFEL_ERROR_RESULT, STOFFEL_ERROR_RESULT_WITH_ARGS, STOFFEL_ERROR_TYPE, STOFFEL_ERROR_UTF8,
-    STOFFEL_OK,
+    STOFFEL_ERROR_RESULT, STOFFEL_ERROR_RESULT_WITH_ARGS, STOFFEL_ERROR_STATE, STOFFEL_ERROR_TYPE,
+    STOFFEL_ERROR_UTF8, STOFFEL_OK, STOFFEL_SUSPENDED,
 };
 pub use gate::CVm;
 pub use types::{

@@ -348,6 +348,18 @@ impl<'gc> Interp<'gc> {
         meter.set_stack_bytes(self.stack_bytes());
     }
 
+    /// Takes what a step in progress leaves for the next one (bytes it waits for, whether it
+    /// yielded), so a suspended execution keeps it while other executions run on top.
+    pub fn park(&mut self) -> (usize, bool) {
+        (std::mem::take(&mut self.alloc_wait), self.yielded)
+    }
+
+    /// Gives a resumed execution what [`Interp::park`] took.
+    pub fn unpark(&mut self, (wait, yielded): (usize, bool)) {
+        self.alloc_wait = wait;
+        self.yielded = yielded;
+    }
+
     /// Drops every activation (used after a host panicked through a nested execution).
     pub fn reset(&mut self) {
         self.regs.clear();

@@ -32,7 +32,7 @@ use crate::error::{ApiError, VmError};
 use crate::interp::builtins::Builtin;
 use crate::interp::code::Binding;
 use crate::interp::{self, RuntimeError, RuntimeErrorKind, Step};
-use crate::limits::{MAX_REENTRY, STACK_RESERVE, check_stack, settle_memory};
+use crate::limits::{MAX_REENTRY, OutOfFuel, STACK_RESERVE, check_stack, settle_memory};
 use crate::value::Value;
 
 /// Keeps the re-entry depth right even if a host function panics through `execute`.
@@ -133,7 +133,7 @@ impl Vm {
         }
     }
 
-    /// Starts bytecode function `f`. The error is boxed to keep the caller's frame small.
+    /// Starts bytecode function `start.f`. The error is boxed to keep the caller's frame small.
     #[inline(always)]
     fn begin_function(&mut self, start: Start<'_>) -> Result<(), Box<VmError>> {
         let Start { f, args, lenient } = start;
@@ -173,11 +173,12 @@ impl Vm {
         }
         if depth == 0 {
             // A top-level execution: fresh budget, no interrupt from while nothing ran, and no
-            // state left by a host panic.
+            // state left by a host panic (above a suspended execution, which stays).
             self.fuel.refill(self.rt.limits.instructions);
             self.interrupt.clear();
-            if self.arena.mutate(|_, root| root.interp.activation_count()) > 0 {
-                self.arena.mutate_root(|_, root| root.interp.reset());
+            let floor = self.slice.floor();
+            if self.arena.mutate(|_, root| root.interp.activation_count()) > floor {
+                self.drop_stale(floor);
             }
         }
         if self.drops.has_pending() {
@@ -185,6 +186,23 @@ impl Vm {
         }
         self.nesting.set(depth + 1);
         Ok(NestGuard(self.nesting.clone()))
+    }
+
+    /// Drops the activations above the `floor` ones (left by a host panic).
+    #[cold]
+    #[inline(never)]
+    fn drop_stale(&mut self, floor: usize) {
+        let code = &self.code;
+        self.arena.mutate_root(|_, root| {
+            if floor == 0 {
+                root.interp.reset();
+            }
+            while root.interp.activation_count() > floor {
+                let _ = root
+                    .interp
+                    .fail_host_call(code, RuntimeErrorKind::Internal("abandoned"));
+            }
+        });
     }
 
     #[inline(never)]
@@ -244,7 +262,11 @@ impl Vm {
     /// [`Vm::drive`], for a top-level execution if `top`, first starting a bytecode
     /// function if `start` says so.
     #[inline(always)]
-    fn drive_with(&mut self, top: bool, start: Option<Start<'_>>) -> Result<Val, VmError> {
+    pub(super) fn drive_with(
+        &mut self,
+        top: bool,
+        start: Option<Start<'_>>,
+    ) -> Result<Val, VmError> {
         // The activations below this execution's own: a panic (a host function's or a print
         // callback's) unwinds down to them, so no caller can resume the abandoned execution.
         let below = self
@@ -282,22 +304,27 @@ impl Vm {
             return self.run_steps(true, start, &mut None);
         }
         let mut pending = None;
-        loop {
+        let result = loop {
             let result = self.run_steps(false, start.take(), &mut pending);
             match pending.take() {
                 Some((host, slot)) => {
                     if let Err(e) = self.call_host::<false>(host, slot) {
-                        return Err(*e);
+                        break Err(*e);
                     }
                 }
-                None => return result,
+                None => break result,
             }
-        }
+        };
+        // Inside a time slice, a nested execution may have run on borrowed units.
+        self.fuel.give_back();
+        result
     }
 
     /// Starts a bytecode function if `start` says so, then runs interpreter steps until
     /// the activation ends, or (unless `top`) until it calls a host function: then the
-    /// call is left in `pending` for the caller to make (and the result is a placeholder).
+    /// call is left in `pending` for the caller to make (and the result is a placeholder),
+    /// or (a time slice, `top`) until its slice is spent: then it is suspended (see
+    /// `slice.rs`; the result is a placeholder too).
     /// The one place that starts functions and runs the interpreter, so both are inlined
     /// into it.
     #[inline(never)]
@@ -318,7 +345,14 @@ impl Vm {
                     return Err(self.fail_activation(RuntimeErrorKind::Interrupted));
                 }
                 Ok(budget) => budget,
-                Err(e) => return Err(self.fail_activation(e.into())),
+                Err(e) => match self.fuel.ran_out(top) {
+                    OutOfFuel::Lent => continue,
+                    OutOfFuel::Suspend => {
+                        self.suspend_slice();
+                        return Ok(Val::Unit);
+                    }
+                    OutOfFuel::Exhausted => return Err(self.fail_activation(e.into())),
+                },
             };
             if self.trace.is_some() {
                 self.trace_next();
@@ -326,7 +360,7 @@ impl Vm {
             let code = &self.code;
             let rt = &mut self.rt;
             // A builtin's work may not run past what the budget has left.
-            rt.work_cap = self.fuel.left();
+            rt.work_cap = self.fuel.total();
             let mut used = 0;
             let step = self.arena.mutate_root(
                 #[inline(always)]
@@ -460,9 +494,10 @@ impl Vm {
     /// did.
     fn after_failure(&mut self, e: &VmError) {
         let meter = &self.rt.meter;
+        let floor = self.slice.floor();
         let top_level = self.arena.mutate_root(|_, root| {
             root.interp.shrink_stacks(meter);
-            root.interp.activation_count() == 0
+            root.interp.activation_count() <= floor
         });
         if top_level && matches!(e, VmError::Runtime(r) if r.kind.is_memory()) {
             self.collect_all();
@@ -526,10 +561,10 @@ fn not_found(name: &str) -> VmError {
 /// A bytecode function to start, with its arguments (see [`Vm::execute`] and
 /// [`Vm::call`] for `lenient`).
 #[derive(Clone, Copy)]
-struct Start<'a> {
-    f: u32,
-    args: &'a [Val],
-    lenient: bool,
+pub(super) struct Start<'a> {
+    pub(super) f: u32,
+    pub(super) args: &'a [Val],
+    pub(super) lenient: bool,
 }
 
 /// Why [`Vm::enter`] refused (small, so the gate's result costs no stack; the error is

@@ -21,6 +21,7 @@ mod host;
 mod interrupt;
 mod rooted;
 mod send;
+mod slice;
 mod typed;
 mod typed_host;
 mod val;
@@ -49,6 +50,7 @@ pub use gc::GcStats;
 pub use interrupt::InterruptHandle;
 pub use rooted::Rooted;
 pub use send::{ForeignData, HostFn, MaybeSend, MaybeSendSync, TraceSink};
+pub use slice::{Progress, RunAsync};
 pub use typed::{Args, Func, IntoArgs};
 pub use typed_host::{HostArg, HostReturn, IntoHostFn};
 pub use val::Val;
@@ -100,6 +102,8 @@ pub struct Vm {
     interrupt: interrupt::InterruptFlag,
     /// The host's data, one value per type ([`Vm::set_user_data`]).
     user_data: std::collections::HashMap<std::any::TypeId, ForeignData>,
+    /// The suspended time-sliced execution, if any ([`Vm::start`]).
+    slice: slice::Slicing,
 }
 
 impl Default for Vm {
@@ -144,6 +148,7 @@ impl Vm {
             drops: Default::default(),
             interrupt: Default::default(),
             user_data: Default::default(),
+            slice: Default::default(),
         }
     }
 

@@ -162,6 +162,9 @@ static void check_invalid_vm(VMHandle h, VMHandle good, int code)
     INVALID(stoffel_gc_collect(h), "stoffel_gc_collect");
     INVALID(stoffel_gc_stats(h, &stats), "stoffel_gc_stats");
     INVALID(stoffel_set_print_callback(h, count_print, NULL), "stoffel_set_print_callback");
+    INVALID(stoffel_execute_start(h, "add", &one, 1, 10, &r), "stoffel_execute_start");
+    INVALID(stoffel_resume(h, 10, &r), "stoffel_resume");
+    INVALID(stoffel_cancel(h), "stoffel_cancel");
 #undef INVALID
     CHECK(finalized == 0); /* nothing was registered, so nothing is finalized */
 
@@ -398,6 +401,27 @@ int main(void)
     CHECK_ERR(vm, stoffel_execute_with_args(vm, "add", args2, 2, NULL), N, "NULL");
     CHECK_ERR(vm, stoffel_gc_stats(vm, NULL), N, "NULL");
     CHECK_ERR(vm, stoffel_set_max_call_depth(vm, 0), N, "at least 1");
+    /* Time slices: the execute checks, then the state checks; nothing stays suspended. */
+    CHECK_ERR(vm, stoffel_execute_start(vm, NULL, args2, 2, 10, &r), N, "NULL");
+    CHECK_ERR(vm, stoffel_execute_start(vm, "add", NULL, 2, 10, &r), N, "NULL");
+    CHECK_ERR(vm, stoffel_execute_start(vm, "add", args2, 2, 10, NULL), N, "NULL");
+    CHECK_ERR(vm, stoffel_execute_start(vm, "add", args2, -1, 10, &r), N, "");
+    CHECK_ERR(vm, stoffel_execute_start(vm, "add", args2, 1, 10, &r),
+              STOFFEL_ERROR_EXECUTE_WITH_ARGS, "expects 2");
+    CHECK_ERR(vm, stoffel_execute_start(vm, "no_such", args2, 2, 10, &r),
+              STOFFEL_ERROR_EXECUTE_WITH_ARGS, "not found");
+    CHECK_ERR(vm, stoffel_resume(vm, 10, NULL), N, "NULL");
+    CHECK_ERR(vm, stoffel_resume(vm, 10, &r), STOFFEL_ERROR_STATE, "no execution is suspended");
+    CHECK_ERR(vm, stoffel_cancel(vm), STOFFEL_ERROR_STATE, "no execution is suspended");
+    CHECK(stoffel_execute_start(vm, "add", args2, 2, 0, &r) == STOFFEL_SUSPENDED);
+    CHECK(r.value_type == STOFFEL_VALUE_UNIT);
+    CHECK_ERR(vm, stoffel_execute_start(vm, "add", args2, 2, 10, &r), STOFFEL_ERROR_STATE,
+              "already suspended");
+    CHECK_ERR(vm, stoffel_resume(vm, 10, NULL), N, "NULL");
+    CHECK_VM_WORKS(vm);
+    CHECK(stoffel_resume(vm, 10, &r) == STOFFEL_OK && r.value_type == STOFFEL_VALUE_INT);
+    CHECK(stoffel_execute_start(vm, "add", args2, 2, 1, &r) == STOFFEL_SUSPENDED);
+    CHECK_OK(vm, stoffel_cancel(vm));
     /* A STRING value whose pointer is NULL. */
     StoffelValue null_string = v_str(NULL);
     CHECK_ERR(vm, stoffel_execute_with_args(vm, "id", &null_string, 1, &r),

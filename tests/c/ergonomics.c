@@ -36,6 +36,9 @@ static int echo_then_fail(VMHandle vm, void *user_data, const StoffelValue *args
 int main(void)
 {
     CHECK(strcmp(stoffel_error_name(STOFFEL_OK), "STOFFEL_OK") == 0);
+    CHECK(strcmp(stoffel_error_name(STOFFEL_END), "STOFFEL_END") == 0);
+    CHECK(strcmp(stoffel_error_name(STOFFEL_SUSPENDED), "STOFFEL_SUSPENDED") == 0);
+    CHECK(strcmp(stoffel_error_name(STOFFEL_ERROR_STATE), "STOFFEL_ERROR_STATE") == 0);
     CHECK(strcmp(stoffel_error_name(STOFFEL_ERROR_LIMIT), "STOFFEL_ERROR_LIMIT") == 0);
     CHECK(strcmp(stoffel_error_name(STOFFEL_ERROR_INVALID_VM), "STOFFEL_ERROR_INVALID_VM") == 0);
     CHECK(strstr(stoffel_error_name(STOFFEL_ERROR_PARSE), "STOFFEL_ERROR_PARSE") != NULL);
