@@ -551,7 +551,7 @@ fn long_running_example_soaks_cleanly() {
 
 /// Issue 16 item 2: `examples/watchdog.c`, a thread that interrupts an endless loop after
 /// 100 ms. The execution fails with `STOFFEL_ERROR_INTERRUPTED` within a second, and the VM
-/// answers afterwards.
+/// answers afterwards. Also under valgrind.
 #[test]
 fn watchdog_example_interrupts_an_endless_loop() {
     let _lock = shared();
@@ -569,6 +569,11 @@ fn watchdog_example_interrupts_an_endless_loop() {
         stdout.contains("watchdog: the VM answered 42 afterwards"),
         "{stdout}"
     );
+    // Under valgrind too (no timing asserted there: everything runs far slower).
+    if let Some((vg, _)) = valgrind(&exe, &[]) {
+        assert!(vg.contains("watchdog: spin stopped after"), "{vg}");
+        assert!(vg.contains("watchdog: the VM answered 42 afterwards"), "{vg}");
+    }
 }
 
 /// Issue 16 item 4: `examples/object_fields.c` walks an object's fields with
