@@ -572,7 +572,10 @@ fn watchdog_example_interrupts_an_endless_loop() {
     // Under valgrind too (no timing asserted there: everything runs far slower).
     if let Some((vg, _)) = valgrind(&exe, &[]) {
         assert!(vg.contains("watchdog: spin stopped after"), "{vg}");
-        assert!(vg.contains("watchdog: the VM answered 42 afterwards"), "{vg}");
+        assert!(
+            vg.contains("watchdog: the VM answered 42 afterwards"),
+            "{vg}"
+        );
     }
 }
 

@@ -208,6 +208,20 @@ pub struct RuntimeError {
     /// that started it. Deep chains keep their first and last [`BACKTRACE_ENDS`] entries
     /// around one [`TraceEntry::Omitted`]. Empty for failures outside any frame (a host
     /// call by name, an argument refused at entry).
+    ///
+    /// ```
+    /// use stoffel_vm::{TraceEntry, Vm, VmError};
+    /// let mut vm = Vm::new();
+    /// vm.load_assembly(
+    ///     ".function outer\n CALL inner\n RET r0\n\
+    ///      .function inner registers 3\n LDI r1, 1\n LDI r2, 0\n DIV r0, r1, r2\n RET r0\n",
+    /// )
+    /// .unwrap();
+    /// let Err(VmError::Runtime(e)) = vm.execute("outer", &[]) else { panic!() };
+    /// let frame = |f: &str, i| TraceEntry::Frame { function: f.into(), instruction: i };
+    /// assert_eq!(e.backtrace, [frame("inner", 2), frame("outer", 0)]);
+    /// assert_eq!(e.backtrace_text(), "  at inner, instruction 2\n  at outer, instruction 0\n");
+    /// ```
     pub backtrace: Vec<TraceEntry>,
 }
 
