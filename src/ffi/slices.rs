@@ -6,13 +6,13 @@ use std::ffi::{c_char, c_int};
 
 use super::convert::write_value;
 use super::error::{
-    Failure, STOFFEL_ERROR_ARGUMENT, STOFFEL_ERROR_EXECUTE_WITH_ARGS, STOFFEL_ERROR_NULL,
-    STOFFEL_ERROR_RESULT_WITH_ARGS, STOFFEL_ERROR_STATE, STOFFEL_OK, STOFFEL_SUSPENDED,
+    Failure, STOFFEL_ERROR_EXECUTE_WITH_ARGS, STOFFEL_ERROR_NULL, STOFFEL_ERROR_RESULT_WITH_ARGS,
+    STOFFEL_ERROR_STATE, STOFFEL_OK, STOFFEL_SUSPENDED,
 };
 use super::gate::with_vm;
 use super::strings::read_name;
 use super::types::{StoffelValue, StoffelValueData, StoffelValueType, VMHandle};
-use super::vm::{ArgBuffer, deliver, room_for_name};
+use super::vm::{ArgBuffer, check_arg_ids, deliver, room_for_name};
 use crate::{ApiError, Progress, Vm, VmError};
 
 /// Starts `function_name` with `arg_count` arguments (exactly its parameter count, as
@@ -59,14 +59,7 @@ pub unsafe extern "C" fn stoffel_execute_start(
         let mut buffer = ArgBuffer::new();
         // SAFETY: the caller guarantees `arg_count` readable values at `args`.
         let values = unsafe { buffer.read(args, arg_count, cvm) }?;
-        for (i, v) in values.iter().enumerate() {
-            if v.handle().is_some() {
-                vm.check(v).map_err(|e| {
-                    let f = Failure::from_vm(e, STOFFEL_ERROR_ARGUMENT);
-                    Failure::new(f.code, format!("argument {i}: {}", f.message))
-                })?;
-            }
-        }
+        check_arg_ids(vm, values)?;
         let progress = vm.start(name, values, fuel);
         report(vm, progress, result)
     })
