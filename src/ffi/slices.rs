@@ -10,9 +10,8 @@ use super::error::{
     STOFFEL_ERROR_STATE, STOFFEL_OK, STOFFEL_SUSPENDED,
 };
 use super::gate::with_vm;
-use super::strings::read_name;
 use super::types::{StoffelValue, StoffelValueData, StoffelValueType, VMHandle};
-use super::vm::{ArgBuffer, check_arg_ids, deliver, room_for_name};
+use super::vm::{ArgBuffer, call_inputs, deliver};
 use crate::{ApiError, Progress, Vm, VmError};
 
 /// Starts `function_name` with `arg_count` arguments (exactly its parameter count, as
@@ -50,16 +49,10 @@ pub unsafe extern "C" fn stoffel_execute_start(
     result: *mut StoffelValue,
 ) -> c_int {
     with_vm(handle, "stoffel_execute_start", |vm, cvm| {
-        // SAFETY: NULL or NUL-terminated, by the caller's guarantee.
-        let name = unsafe { read_name(function_name, "function name") }?;
-        if result.is_null() {
-            return Err(Failure::new(STOFFEL_ERROR_NULL, "result is NULL"));
-        }
-        room_for_name(name)?;
         let mut buffer = ArgBuffer::new();
-        // SAFETY: the caller guarantees `arg_count` readable values at `args`.
-        let values = unsafe { buffer.read(args, arg_count, cvm) }?;
-        check_arg_ids(vm, values)?;
+        // SAFETY: the pointers as this function's caller guarantees them.
+        let (name, values) =
+            unsafe { call_inputs(vm, cvm, &mut buffer, function_name, args, arg_count, result) }?;
         let progress = vm.start(name, values, fuel);
         report(vm, progress, result)
     })

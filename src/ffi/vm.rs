@@ -279,6 +279,34 @@ pub(crate) fn check_arg_ids(vm: &Vm, values: &[Val]) -> Result<(), Failure> {
     Ok(())
 }
 
+/// What a call by name with arguments reads (`stoffel_execute_with_args`,
+/// `stoffel_execute_start`): the name, a non-NULL `result`, and the arguments, read into
+/// `buffer` with their ids checked.
+///
+/// # Safety
+/// `function_name` NULL or NUL-terminated; `args` NULL or `arg_count` readable values.
+#[inline(always)]
+pub(crate) unsafe fn call_inputs<'a>(
+    vm: &Vm,
+    cvm: ShellRef,
+    buffer: &'a mut ArgBuffer,
+    function_name: *const c_char,
+    args: *const StoffelValue,
+    arg_count: c_int,
+    result: *mut StoffelValue,
+) -> Result<(&'a str, &'a [Val]), Failure> {
+    // SAFETY: NULL or NUL-terminated, by the caller's guarantee.
+    let name = unsafe { read_name(function_name, "function name") }?;
+    if result.is_null() {
+        return Err(Failure::new(STOFFEL_ERROR_NULL, "result is NULL"));
+    }
+    room_for_name(name)?;
+    // SAFETY: the caller guarantees `arg_count` readable values at `args`.
+    let values = unsafe { buffer.read(args, arg_count, cvm) }?;
+    check_arg_ids(vm, values)?;
+    Ok((name, values))
+}
+
 /// Runs `function_name` with `arg_count` arguments (0..=1024; for a bytecode function exactly
 /// its parameter count). STRING arguments are copied (the caller keeps ownership); ids must be
 /// live ids of this VM. Result ownership as for `stoffel_execute`. Returns 0,
@@ -301,16 +329,10 @@ pub unsafe extern "C" fn stoffel_execute_with_args(
     result: *mut StoffelValue,
 ) -> c_int {
     with_vm(handle, "stoffel_execute_with_args", |vm, cvm| {
-        // SAFETY: NULL or NUL-terminated, by the caller's guarantee.
-        let name = unsafe { read_name(function_name, "function name") }?;
-        if result.is_null() {
-            return Err(Failure::new(STOFFEL_ERROR_NULL, "result is NULL"));
-        }
-        room_for_name(name)?;
         let mut buffer = ArgBuffer::new();
-        // SAFETY: the caller guarantees `arg_count` readable values at `args`.
-        let values = unsafe { buffer.read(args, arg_count, cvm) }?;
-        check_arg_ids(vm, values)?;
+        // SAFETY: the pointers as this function's caller guarantees them.
+        let (name, values) =
+            unsafe { call_inputs(vm, cvm, &mut buffer, function_name, args, arg_count, result) }?;
         // Delivered from where `call` put it (moving it out first would copy it whole).
         match vm.call_vals(name, values) {
             Ok(ref value) => deliver(vm, value, result, STOFFEL_ERROR_RESULT_WITH_ARGS),
