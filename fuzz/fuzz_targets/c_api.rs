@@ -1114,6 +1114,19 @@ fn stats(h: VMHandle) {
 }
 
 /// Builds a C value for an argument; owned C strings are kept alive in `keep`.
+/// The first `most` of `args` as C values (strings kept alive in `keep`).
+fn c_args(
+    args: &[Arg],
+    most: usize,
+    frame: Option<&Frame>,
+    keep: &mut Vec<CString>,
+) -> Vec<StoffelValue> {
+    args.iter()
+        .take(most)
+        .map(|a| arg(a, frame, keep))
+        .collect()
+}
+
 fn arg(a: &Arg, frame: Option<&Frame>, keep: &mut Vec<CString>) -> StoffelValue {
     match a {
         Arg::Int(i) => int(*i),
@@ -1266,11 +1279,7 @@ fn step(op: &Op, frame: Option<&mut Frame>) {
         Op::Execute(sel, name, args) => {
             let (h, st) = pick(*sel);
             let mut keep = Vec::new();
-            let cargs: Vec<StoffelValue> = args
-                .iter()
-                .take(8)
-                .map(|a| arg(a, frame.as_deref(), &mut keep))
-                .collect();
+            let cargs = c_args(args, 8, frame.as_deref(), &mut keep);
             let name = name_of(*name);
             let mut out = unit();
             // SAFETY: valid name, `cargs.len()` readable values, writable result.
@@ -1456,11 +1465,7 @@ fn step(op: &Op, frame: Option<&mut Frame>) {
         Op::Start(sel, name, args, fuel) => {
             let (h, st) = pick(*sel);
             let mut keep = Vec::new();
-            let cargs: Vec<StoffelValue> = args
-                .iter()
-                .take(8)
-                .map(|a| arg(a, frame.as_deref(), &mut keep))
-                .collect();
+            let cargs = c_args(args, 8, frame.as_deref(), &mut keep);
             let name = name_of(*name);
             let mut out = unit();
             // SAFETY: valid name, `cargs.len()` readable values, writable result.
@@ -1564,11 +1569,7 @@ fn step(op: &Op, frame: Option<&mut Frame>) {
             let (h, st) = pick(*sel);
             let mut keep = Vec::new();
             let c = arg(c, frame.as_deref(), &mut keep);
-            let cargs: Vec<StoffelValue> = args
-                .iter()
-                .take(4)
-                .map(|a| arg(a, frame.as_deref(), &mut keep))
-                .collect();
+            let cargs = c_args(args, 4, frame.as_deref(), &mut keep);
             let mut out = unit();
             // SAFETY: valid pointers and count.
             let rc = on(h, || unsafe {
@@ -1688,11 +1689,7 @@ fn step(op: &Op, frame: Option<&mut Frame>) {
                 |(_, f)| f,
             );
             let mut keep = Vec::new();
-            let cargs: Vec<StoffelValue> = args
-                .iter()
-                .take(8)
-                .map(|a| arg(a, frame.as_deref(), &mut keep))
-                .collect();
+            let cargs = c_args(args, 8, frame.as_deref(), &mut keep);
             let mut out = unit();
             // SAFETY: `cargs.len()` readable values and a writable result.
             let rc = on(h, || unsafe {
