@@ -158,6 +158,35 @@ fn run_inner<'gc>(
             };
         }
 
+        // Returns `$value` to the caller's r0. A frame that is not its activation's entry is
+        // popped here, with its registers cleared through the window it already has;
+        // `return_from_frame` does the rest (an activation's end).
+        macro_rules! return_to_caller {
+            ($value:expr) => {{
+                let value = $value;
+                if !frame.entry && interp.calls.frames.len() >= 2 {
+                    let used = interp.reg_top.saturating_sub(base).min(WINDOW);
+                    regs[..used].fill(Value::Unit);
+                    interp.reg_top = base;
+                    interp.calls.frames.pop();
+                    interp
+                        .calls
+                        .pending
+                        .truncate(frame.restore_pending as usize);
+                    interp.calls.spill.truncate(frame.spill_base as usize);
+                    if let Some(caller) = interp.calls.frames.last()
+                        && let Some(r0) = interp.regs.get_mut(caller.base as usize)
+                    {
+                        *r0 = value;
+                    }
+                    continue 'frames;
+                }
+                if return_from_frame(interp, value) {
+                    return (Step::Done, left);
+                }
+                continue 'frames;
+            }};
+        }
         macro_rules! compare {
             ($a:expr, $b:expr) => {
                 match (&reg!(regs, $a), &reg!(regs, $b)) {
@@ -390,22 +419,19 @@ fn run_inner<'gc>(
                 }
                 Op::Ret { src } => {
                     let value = reg!(regs, src);
-                    if return_from_frame(interp, value) {
-                        return (Step::Done, left);
-                    }
-                    continue 'frames;
+                    return_to_caller!(value);
                 }
                 Op::End => {
                     // Fell off the end: the function returns its own r0 (the entry to the
                     // host, a callee to its caller's r0), as the current StoffelVM.
                     let value = regs[0];
-                    if return_from_frame(interp, value) {
-                        return (Step::Done, left);
-                    }
-                    continue 'frames;
+                    return_to_caller!(value);
                 }
                 Op::Call { slot } => match code.bindings[slot as usize] {
                     Binding::Function(target) => {
+                        if interp.call_fast(code, rt, target, pending_base, ip, cmp) {
+                            continue 'frames;
+                        }
                         save!();
                         if let Err(e) = interp.calls.check_call(code, rt, target, pending_base) {
                             fail!(e)
