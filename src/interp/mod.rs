@@ -16,7 +16,8 @@
 //! `create_closure` captures by name.
 //!
 //! Files: `stack` (the state and call/return), `dispatch` (the loop), `lower` (instructions
-//! to the loop's 8-byte ops, with fusion), `ops` (arithmetic, comparison), `builtins` (every
+//! to the loop's 8-byte ops, with fusion), `peephole` (the compiler's statement pairs fused),
+//! `ops` (arithmetic, comparison), `builtins` (every
 //! builtin: names, bodies, fused forms), `stdlib` (the bodies of the current StoffelVM's
 //! further builtins: lists, slices, bytes, hashes, local storage, the MPC refusal), `format`
 //! (the text `print` and `to_string` make), `code` (functions linked against the VM's name
