@@ -24,6 +24,11 @@ use cli::{Cli, RunArgs, Tool};
 mod cli;
 mod tools;
 
+/// The runner's allocator (the library itself leaves the choice to its host): heap values
+/// are many small allocations, which mimalloc serves in far fewer instructions than glibc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit status when stdout (or stderr while tracing) turns out to be a pipe whose reader is
 /// gone: the reader stopped wanting output, which is not an error of the program.
 const EXIT_CLOSED_PIPE: u8 = 0;
