@@ -521,7 +521,7 @@ struct LinkedNames<'a>(&'a Vm, u32);
 impl OperandNames for LinkedNames<'_> {
     fn callee(&self, index: u32) -> Cow<'_, str> {
         match self.0.code.names.get(index as usize) {
-            Some(name) => Cow::Borrowed(&**name),
+            Some(name) => Cow::Borrowed(name),
             None => Cow::Owned(format!("<slot {index}>")),
         }
     }

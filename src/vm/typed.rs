@@ -172,7 +172,7 @@ impl Vm {
             .ok_or_else(|| ApiError::FunctionNotFound(name.to_owned()))?;
         Ok(Func {
             slot,
-            name: Arc::from(&*self.code.names[slot as usize]),
+            name: Arc::from(&self.code.names[slot as usize]),
             vm: self.serial,
         })
     }
@@ -199,7 +199,7 @@ impl Vm {
         let slot = self.check_func_parts(vm, slot)?;
         Ok(Func {
             slot,
-            name: Arc::from(&*self.code.names[slot as usize]),
+            name: Arc::from(&self.code.names[slot as usize]),
             vm,
         })
     }
@@ -217,9 +217,17 @@ impl Vm {
     /// `stoffel_call_function`, without making a [`Func`] (whose name is its own copy).
     pub(crate) fn call_slot_vals(&mut self, slot: u32, args: &[Val]) -> Result<Val, VmError> {
         let binding = self.code.bindings[slot as usize];
-        // A clone of the VM's own `Rc`, dropped before this returns (see `vm/send.rs`).
-        let name = self.code.names[slot as usize].clone();
-        self.run_resolved(binding, &name, args, false)
+        match binding {
+            // The name is not used on these paths (their messages name the function
+            // themselves): no copy of it.
+            Binding::Function(_) | Binding::Builtin(_) => {
+                self.run_resolved(binding, "", args, false)
+            }
+            Binding::Host(_) | Binding::Unbound => {
+                let name = self.code.names[slot as usize].to_owned();
+                self.run_resolved(binding, &name, args, false)
+            }
+        }
     }
 
     /// [`Vm::call_func`] for arguments the caller keeps and a [`Val`] result: no conversion,
