@@ -172,10 +172,14 @@ impl Code {
     /// A table with every builtin bound: slot `i` is builtin `Builtin::ALL[i]` (their names
     /// are distinct, checked by a test).
     pub fn with_builtins() -> Code {
-        let mut code = Code::default();
-        code.bindings = Builtin::ALL.into_iter().map(Binding::Builtin).collect();
-        code.names.builtins = Builtin::ALL.len();
-        code
+        Code {
+            bindings: Builtin::ALL.into_iter().map(Binding::Builtin).collect(),
+            names: Names {
+                builtins: Builtin::ALL.len(),
+                own: Vec::new(),
+            },
+            ..Code::default()
+        }
     }
 
     /// Whether the name of builtin `b` still means `b` (a host or a program may rebind it).

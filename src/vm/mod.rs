@@ -46,6 +46,7 @@ use gc::PACING;
 use val::val_to_value;
 
 pub use convert::{FromVal, IntoVal};
+pub(crate) use drive::Scalar;
 pub use gc::GcStats;
 pub use interrupt::InterruptHandle;
 pub use rooted::Rooted;

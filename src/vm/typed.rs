@@ -204,6 +204,17 @@ impl Vm {
         })
     }
 
+    /// This VM's serial (unique in the process, never 0).
+    pub(crate) fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    /// The slot of `name`, if any code or host has mentioned it (a name's slot never
+    /// changes; [`Vm::call_slot_vals`] calls what it is bound to at the time).
+    pub(crate) fn slot_of(&self, name: &str) -> Option<u32> {
+        self.code.find_slot(name)
+    }
+
     /// The slot of valid [`Func`] parts (see [`Vm::func_from_parts`]).
     pub(crate) fn check_func_parts(&self, vm: u64, slot: u64) -> Result<u32, VmError> {
         let valid = vm == self.serial && slot < self.code.names.len() as u64;
