@@ -16,7 +16,10 @@ use super::foreign::CBound;
 use super::gate::{self, CVm, ShellRef, stack_position, with_vm};
 use super::process;
 use super::strings::{out_of_memory, read_name, to_c_string_lossy};
-use super::types::{StoffelGcStats, StoffelPrintCallback, StoffelValue, VMHandle};
+use super::types::{
+    StoffelGcStats, StoffelPrintCallback, StoffelValue, StoffelValueData, StoffelValueType,
+    VMHandle,
+};
 use crate::{Output, Scalar, Val, Vm, VmError};
 
 /// Most arguments `stoffel_execute_with_args` and `stoffel_call_closure` accept.
@@ -172,7 +175,29 @@ fn room_for_long_name(name: &str) -> Result<(), Failure> {
 }
 
 /// Writes `value` to `out`, or releases it and fails with `code` if C cannot represent it.
+/// Inlined for the usual INT result; every other kind is written out of line.
+#[inline(always)]
 pub(crate) fn deliver(
+    vm: &mut Vm,
+    value: &Val,
+    out: *mut StoffelValue,
+    code: c_int,
+) -> Result<c_int, Failure> {
+    if let Val::I64(x) = *value {
+        let c = StoffelValue {
+            value_type: StoffelValueType::STOFFEL_VALUE_INT,
+            data: StoffelValueData { int_val: x },
+        };
+        // SAFETY: callers check `out` is non-NULL; the C caller guarantees it is writable.
+        unsafe { write_value(out, c) };
+        return Ok(STOFFEL_OK);
+    }
+    deliver_other(vm, value, out, code)
+}
+
+/// [`deliver`] for every kind but INT.
+#[inline(never)]
+fn deliver_other(
     vm: &mut Vm,
     value: &Val,
     out: *mut StoffelValue,
