@@ -361,7 +361,7 @@ pub(crate) unsafe fn call_slot(
     {
         return match outcome {
             Ok(ref value) => deliver(vm, value, result, STOFFEL_ERROR_RESULT_WITH_ARGS),
-            Err(e) => Err(Failure::from_vm(e, STOFFEL_ERROR_EXECUTE_WITH_ARGS)),
+            Err(e) => Err(Failure::from_vm(*e, STOFFEL_ERROR_EXECUTE_WITH_ARGS)),
         };
     }
     let mut buffer = ArgBuffer::new();

@@ -91,12 +91,14 @@ impl Vm {
     /// [`Vm::call_slot_vals`] would with the same values as [`Val`]s; `None` (nothing done)
     /// unless the slot is bound to a bytecode function and nothing runs (a nested call takes
     /// the `Val` path).
+    /// The error is boxed: a `Result` holding a whole [`VmError`] is copied at each level it
+    /// is handed through, on every call.
     #[inline]
     pub(crate) fn call_slot_scalars(
         &mut self,
         slot: u32,
         args: &[Scalar],
-    ) -> Option<Result<Val, VmError>> {
+    ) -> Option<Result<Val, Box<VmError>>> {
         let Some(&Binding::Function(f)) = self.code.bindings.get(slot as usize) else {
             return None;
         };
@@ -112,8 +114,18 @@ impl Vm {
             Err(refused) => Err(refused.into()),
         };
         Some(match result {
-            Err(e) if self.interrupt.is_set() => Err(self.interrupted_failure(e)),
-            result => result,
+            Ok(value) => Ok(value),
+            Err(e) => Err(self.scalar_call_failed(e)),
+        })
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn scalar_call_failed(&mut self, e: VmError) -> Box<VmError> {
+        Box::new(if self.interrupt.is_set() {
+            self.interrupted_failure(e)
+        } else {
+            e
         })
     }
 

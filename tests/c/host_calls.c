@@ -24,6 +24,14 @@ static const char *PROGRAM =
     ".function nine(a, b, c, d, e, f, g, h, i) registers 10\n"
     "    ADD r9, r0, r8\n"
     "    RET r9\n"
+    ".function spin(n) registers 1\n"
+    "top:\n"
+    "    JMP top\n"
+    ".function stop(n) registers 1\n"
+    "    PUSHARG r0\n"
+    "    CALL interrupt_me\n"
+    "again:\n"
+    "    JMP again\n"
     ".function boom registers 2\n"
     "    LDI r0, 1\n"
     "    LDI r1, 0\n"
@@ -43,6 +51,17 @@ static int c_f(const StoffelValue *args, int arg_count, StoffelValue *result)
     result->value_type = STOFFEL_VALUE_INT;
     result->data.int_val = 1000 + args[0].data.int_val;
     return 0;
+}
+
+static VMHandle current_vm;
+
+/* Interrupts the VM that calls it: the execution fails at its next check. */
+static int interrupt_me(const StoffelValue *args, int arg_count, StoffelValue *result)
+{
+    (void)args;
+    (void)arg_count;
+    result->value_type = STOFFEL_VALUE_UNIT;
+    return stoffel_interrupt(current_vm) == STOFFEL_OK ? 0 : 1;
 }
 
 static int64_t by_name(VMHandle vm, const char *name, int64_t a, int64_t b)
@@ -153,6 +172,14 @@ int main(void)
     same_failure(vm, "boom", NULL, 0, STOFFEL_ERROR_EXECUTE_WITH_ARGS, "zero");
     same_failure(vm, "f", NULL, 2, STOFFEL_ERROR_NULL, "args is NULL");
     same_failure(vm, "f", many, 2000, STOFFEL_ERROR_NULL, "arg_count");
+    CHECK(by_name(vm, "f", 7, 2) == 9);
+    /* Limits and interrupts end a fast call as they end any other. */
+    current_vm = vm;
+    CHECK_OK(vm, stoffel_register_foreign_function(vm, "interrupt_me", interrupt_me));
+    same_failure(vm, "stop", two, 1, STOFFEL_ERROR_INTERRUPTED, "interrupt");
+    CHECK_OK(vm, stoffel_set_instruction_limit(vm, 5000));
+    same_failure(vm, "spin", two, 1, STOFFEL_ERROR_LIMIT, "5000");
+    CHECK_OK(vm, stoffel_set_instruction_limit(vm, 0));
     CHECK(by_name(vm, "f", 7, 2) == 9);
     CHECK_ERR(vm, stoffel_execute_with_args(vm, "f", two, 2, NULL), STOFFEL_ERROR_NULL,
               "result is NULL");
