@@ -92,6 +92,8 @@ pub use interp::{
 };
 pub use limits::{DEFAULT_MAX_DEPTH, MAX_REENTRY, STACK_RESERVE};
 pub use value::Kind;
+/// For the C API's scalar call path.
+pub(crate) use vm::Scalar;
 pub use vm::{
     Args, ForeignData, FromVal, Func, GcStats, HostArg, HostFn, HostReturn, InterruptHandle,
     IntoArgs, IntoHostFn, IntoVal, MaybeSend, MaybeSendSync, Progress, Rooted, RunAsync, TraceSink,

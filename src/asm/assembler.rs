@@ -69,6 +69,42 @@ fn signature(opcode: usize) -> &'static [OperandKind] {
     }
 }
 
+/// The opcode (index into [`MNEMONICS`]) of a mnemonic in any case: the mnemonic packed
+/// upper-cased into an integer once, so that finding it is integer comparisons.
+fn opcode_of(mnemonic: &str) -> Option<usize> {
+    let key = mnemonic_key(mnemonic.as_bytes())?;
+    MNEMONIC_KEYS.iter().position(|&k| k == key)
+}
+
+/// Up to 7 bytes, upper-cased, and their count in the top byte (`None` if longer: no
+/// mnemonic is).
+const fn mnemonic_key(bytes: &[u8]) -> Option<u64> {
+    if bytes.len() > 7 {
+        return None;
+    }
+    let mut key = (bytes.len() as u64) << 56;
+    let mut i = 0;
+    while i < bytes.len() {
+        key |= (bytes[i].to_ascii_uppercase() as u64) << (8 * i);
+        i += 1;
+    }
+    Some(key)
+}
+
+/// [`mnemonic_key`] of every mnemonic, in opcode order.
+const MNEMONIC_KEYS: [u64; MNEMONICS.len()] = {
+    let mut keys = [0; MNEMONICS.len()];
+    let mut i = 0;
+    while i < keys.len() {
+        keys[i] = match mnemonic_key(MNEMONICS[i].as_bytes()) {
+            Some(key) => key,
+            None => panic!("a mnemonic is longer than 7 bytes"),
+        };
+        i += 1;
+    }
+    keys
+};
+
 /// Builds a jump instruction of the given opcode.
 fn jump(opcode: usize, label: u32) -> Option<Instruction> {
     Some(match opcode {
@@ -439,10 +475,7 @@ impl<'s> Assembler<'s> {
         mnemonic: &str,
         start: usize,
     ) -> Result<(), AsmError> {
-        let Some(opcode) = MNEMONICS
-            .iter()
-            .position(|m| m.eq_ignore_ascii_case(mnemonic))
-        else {
+        let Some(opcode) = opcode_of(mnemonic) else {
             return Err(c.error(start, format!("unknown mnemonic '{mnemonic}'")));
         };
         let name = MNEMONICS.get(opcode).copied().unwrap_or("?");
@@ -726,5 +759,22 @@ impl<'s> Assembler<'s> {
             .instruction()
             .and_then(|i| spans.instructions.get(i).copied())
             .unwrap_or(spans.head)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mnemonics_are_found_in_any_case_and_nothing_else_is() {
+        for (i, m) in MNEMONICS.iter().enumerate() {
+            assert_eq!(opcode_of(m), Some(i), "{m}");
+            assert_eq!(opcode_of(&m.to_ascii_lowercase()), Some(i), "{m}");
+        }
+        assert_eq!(opcode_of("PushArg"), Some(19));
+        for other in ["", "L", "LDD", "PUSHARGS", "LD\0", "ÄDD", "JMPNEQQQQ"] {
+            assert_eq!(opcode_of(other), None, "{other:?}");
+        }
     }
 }

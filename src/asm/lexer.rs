@@ -82,8 +82,15 @@ impl<'a> Cursor<'a> {
         self.text.get(self.pos..).unwrap_or("")
     }
 
+    #[inline]
     pub(super) fn peek(&self) -> Option<char> {
-        self.rest().chars().next()
+        // Source is mostly ASCII: such a byte is a whole character (and always at a character
+        // boundary), so only other bytes need decoding.
+        match self.text.as_bytes().get(self.pos) {
+            Some(&b) if b.is_ascii() => Some(char::from(b)),
+            None => None,
+            Some(_) => self.rest().chars().next(),
+        }
     }
 
     fn peek_second(&self) -> Option<char> {

@@ -10,7 +10,7 @@ use super::error::{
 };
 use super::strings::{give_string, try_copy};
 use super::types::{StoffelValue, StoffelValueData, StoffelValueType};
-use crate::{Handle, Val};
+use crate::{Handle, Scalar, Val};
 
 /// Reads a C value without trusting it: the type tag is read as a plain int, so a tag
 /// outside 0..8 is an error rather than an invalid enum. A STRING is copied: one longer than
@@ -52,6 +52,27 @@ pub(crate) unsafe fn read_value_into(
         _ => *slot = unsafe { read_other_value(p, tag, cap) }?,
     }
     Ok(())
+}
+
+/// The value at `p` as a [`Scalar`] if it is a UNIT, INT, FLOAT or BOOL (as [`read_value`]
+/// reads it), `None` for any other tag.
+///
+/// # Safety
+/// `p` must point to 16 readable bytes laid out as a `StoffelValue`.
+#[inline(always)]
+pub(crate) unsafe fn read_scalar(p: *const StoffelValue) -> Option<Scalar> {
+    // SAFETY: the caller guarantees `p` is readable; the tag is read as a plain int (any bit
+    // pattern is allowed), and each member read is plain data, valid for any bits.
+    unsafe {
+        let tag = std::ptr::addr_of!((*p).value_type).cast::<c_int>().read();
+        Some(match tag {
+            1 => Scalar::I64(std::ptr::addr_of!((*p).data.int_val).read()),
+            2 => Scalar::Float(std::ptr::addr_of!((*p).data.float_val).read()),
+            0 => Scalar::Unit,
+            3 => Scalar::Bool(std::ptr::addr_of!((*p).data.bool_val).read() != 0),
+            _ => return None,
+        })
+    }
 }
 
 /// [`read_value`] for every tag but INT and FLOAT.

@@ -8,12 +8,12 @@ use std::ffi::{c_char, c_int};
 
 use super::error::{
     Failure, STOFFEL_ERROR_EXECUTE_WITH_ARGS, STOFFEL_ERROR_INVALID_FUNCTION, STOFFEL_ERROR_NULL,
-    STOFFEL_ERROR_RESULT_WITH_ARGS, STOFFEL_OK,
+    STOFFEL_OK,
 };
 use super::gate::with_vm;
 use super::strings::read_name;
 use super::types::{StoffelFunction, StoffelValue, VMHandle};
-use super::vm::{ArgBuffer, check_arg_ids, deliver, room_for_name};
+use super::vm::{call_slot, room_for_name};
 
 /// Looks `function_name` up once (a bytecode function, builtin or registered C function) and
 /// writes a handle for `stoffel_call_function` to `*out`. The handle follows the name: after
@@ -75,14 +75,8 @@ pub unsafe extern "C" fn stoffel_call_function(
         let slot = vm
             .check_func_parts(function.vm, function.slot)
             .map_err(|e| Failure::from_vm(e, STOFFEL_ERROR_EXECUTE_WITH_ARGS))?;
-        let mut buffer = ArgBuffer::new();
-        // SAFETY: the caller guarantees `arg_count` readable values at `args`.
-        let values = unsafe { buffer.read(args, arg_count, cvm) }?;
-        check_arg_ids(vm, values)?;
-        // Delivered from where the call put it (moving it out first would copy it whole).
-        match vm.call_slot_vals(slot, values) {
-            Ok(ref value) => deliver(vm, value, result, STOFFEL_ERROR_RESULT_WITH_ARGS),
-            Err(e) => Err(Failure::from_vm(e, STOFFEL_ERROR_EXECUTE_WITH_ARGS)),
-        }
+        // SAFETY: the pointers as this function's caller guarantees them (`result` is
+        // checked again there: free, and it keeps one body for both calls).
+        unsafe { call_slot(vm, cvm, slot, args, arg_count, result) }
     })
 }

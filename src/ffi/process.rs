@@ -178,13 +178,15 @@ extern "C" fn after_fork() {
 }
 
 /// Whether the allocator has room for a new VM, checked before `stoffel_create_vm` builds
-/// one: a VM takes about 4 KiB when created, in some 60 allocations of at most 1 KiB, any of
-/// which would abort the process if it failed. The check allocates 16 pieces of 2 KiB (the
-/// room of eight VMs, in pieces larger than any of those) and frees them again. Pieces, not
+/// one: a VM takes under 1 KiB when created, in some 8 allocations of at most 0.5 KiB (its
+/// builtins' names are shared by every VM), any of which would abort the process if it
+/// failed. The check allocates 4 pieces of 2 KiB (the room of about ten VMs, in pieces larger
+/// than any of those) and frees them again; it was 16 pieces when a VM took 4 KiB in 60
+/// allocations, and each piece costs a `malloc` and a `free` on every creation. Pieces, not
 /// one block: after many VMs come and go, the free memory is in pieces too, which serve a
 /// new VM as well. Only a check: another thread may take the memory in between.
 pub(crate) fn room_for_vm() -> bool {
-    const PIECES: usize = 16;
+    const PIECES: usize = 4;
     const PIECE: usize = 2048;
     let mut held: [Vec<u8>; PIECES] = std::array::from_fn(|_| Vec::new());
     for piece in &mut held {

@@ -2,7 +2,7 @@
 
 use std::ffi::{CString, c_char, c_int, c_void};
 
-use super::convert::{make_value, read_value_into, write_value};
+use super::convert::{make_value, read_scalar, read_value_into, write_value};
 use super::error::{
     Failure, STOFFEL_END, STOFFEL_ERROR_ARGUMENT, STOFFEL_ERROR_EXECUTE,
     STOFFEL_ERROR_EXECUTE_WITH_ARGS, STOFFEL_ERROR_INTERRUPTED, STOFFEL_ERROR_INVALID_FUNCTION,
@@ -16,8 +16,11 @@ use super::foreign::CBound;
 use super::gate::{self, CVm, ShellRef, stack_position, with_vm};
 use super::process;
 use super::strings::{out_of_memory, read_name, to_c_string_lossy};
-use super::types::{StoffelGcStats, StoffelPrintCallback, StoffelValue, VMHandle};
-use crate::{Output, Val, Vm, VmError};
+use super::types::{
+    StoffelGcStats, StoffelPrintCallback, StoffelValue, StoffelValueData, StoffelValueType,
+    VMHandle,
+};
+use crate::{Output, Scalar, Val, Vm, VmError};
 
 /// Most arguments `stoffel_execute_with_args` and `stoffel_call_closure` accept.
 pub const STOFFEL_MAX_ARGS: c_int = 1024;
@@ -172,7 +175,29 @@ fn room_for_long_name(name: &str) -> Result<(), Failure> {
 }
 
 /// Writes `value` to `out`, or releases it and fails with `code` if C cannot represent it.
+/// Inlined for the usual INT result; every other kind is written out of line.
+#[inline(always)]
 pub(crate) fn deliver(
+    vm: &mut Vm,
+    value: &Val,
+    out: *mut StoffelValue,
+    code: c_int,
+) -> Result<c_int, Failure> {
+    if let Val::I64(x) = *value {
+        let c = StoffelValue {
+            value_type: StoffelValueType::STOFFEL_VALUE_INT,
+            data: StoffelValueData { int_val: x },
+        };
+        // SAFETY: callers check `out` is non-NULL; the C caller guarantees it is writable.
+        unsafe { write_value(out, c) };
+        return Ok(STOFFEL_OK);
+    }
+    deliver_other(vm, value, out, code)
+}
+
+/// [`deliver`] for every kind but INT.
+#[inline(never)]
+fn deliver_other(
     vm: &mut Vm,
     value: &Val,
     out: *mut StoffelValue,
@@ -307,6 +332,72 @@ pub(crate) unsafe fn call_inputs<'a>(
     Ok((name, values))
 }
 
+/// Calls what slot `slot` (a slot of `vm`) is bound to with `arg_count` arguments read from
+/// `args`, writing the result to `*result`: `stoffel_call_function`, and
+/// `stoffel_execute_with_args` once the name is known (the checks after the name, in the
+/// same order, with the same codes).
+///
+/// # Safety
+/// `args` NULL or `arg_count` readable values; `result` NULL or writable.
+#[inline(always)]
+pub(crate) unsafe fn call_slot(
+    vm: &mut Vm,
+    cvm: ShellRef,
+    slot: u32,
+    args: *const StoffelValue,
+    arg_count: c_int,
+    result: *mut StoffelValue,
+) -> Result<c_int, Failure> {
+    if result.is_null() {
+        return Err(Failure::new(STOFFEL_ERROR_NULL, "result is NULL"));
+    }
+    // The usual call: a few numbers for a bytecode function, read straight into scalars
+    // (nothing to check, convert or drop). Anything else takes the general path, which
+    // reads every kind and reports bad arguments.
+    let mut few = [Scalar::Unit; 8];
+    // SAFETY: the caller guarantees `arg_count` readable values at `args`.
+    if let Some(scalars) = unsafe { read_scalars(args, arg_count, &mut few) }
+        && let Some(outcome) = vm.call_slot_scalars(slot, scalars)
+    {
+        return match outcome {
+            Ok(ref value) => deliver(vm, value, result, STOFFEL_ERROR_RESULT_WITH_ARGS),
+            Err(e) => Err(Failure::from_vm(*e, STOFFEL_ERROR_EXECUTE_WITH_ARGS)),
+        };
+    }
+    let mut buffer = ArgBuffer::new();
+    // SAFETY: the caller guarantees `arg_count` readable values at `args`.
+    let values = unsafe { buffer.read(args, arg_count, cvm) }?;
+    check_arg_ids(vm, values)?;
+    // Delivered from where the call put it (moving it out first would copy it whole).
+    match vm.call_slot_vals(slot, values) {
+        Ok(ref value) => deliver(vm, value, result, STOFFEL_ERROR_RESULT_WITH_ARGS),
+        Err(e) => Err(Failure::from_vm(e, STOFFEL_ERROR_EXECUTE_WITH_ARGS)),
+    }
+}
+
+/// Reads `count` C values into `out` if every one is UNIT, INT, FLOAT or BOOL and there are
+/// at most 8 of them (what [`read_value`](super::convert::read_value) would read them as,
+/// and it cannot fail for these); `None` for anything else, `args` NULL included.
+///
+/// # Safety
+/// `args` must point to `count` readable values (or be NULL).
+#[inline(always)]
+unsafe fn read_scalars(
+    args: *const StoffelValue,
+    count: c_int,
+    out: &mut [Scalar; 8],
+) -> Option<&[Scalar]> {
+    let count = usize::try_from(count).ok().filter(|&n| n <= out.len())?;
+    if count > 0 && args.is_null() {
+        return None;
+    }
+    for (i, slot) in out[..count].iter_mut().enumerate() {
+        // SAFETY: `i < count`, and the caller guarantees `count` readable values at `args`.
+        *slot = unsafe { read_scalar(args.add(i)) }?;
+    }
+    Some(&out[..count])
+}
+
 /// Runs `function_name` with `arg_count` arguments (0..=1024; for a bytecode function exactly
 /// its parameter count). STRING arguments are copied (the caller keeps ownership); ids must be
 /// live ids of this VM. Result ownership as for `stoffel_execute`. Returns 0,
@@ -329,10 +420,22 @@ pub unsafe extern "C" fn stoffel_execute_with_args(
     result: *mut StoffelValue,
 ) -> c_int {
     with_vm(handle, "stoffel_execute_with_args", |vm, cvm| {
+        // The name called last time: its slot, without reading the name again. What follows
+        // is what the full path does after the name: the same checks in the same order.
+        if !function_name.is_null()
+            // SAFETY: non-NULL, and NUL-terminated by the caller's guarantee.
+            && let Some(slot) = unsafe { cvm.cached_slot(function_name, vm.serial()) }
+        {
+            // SAFETY: the pointers as this function's caller guarantees them.
+            return unsafe { call_slot(vm, cvm, slot, args, arg_count, result) };
+        }
         let mut buffer = ArgBuffer::new();
         // SAFETY: the pointers as this function's caller guarantees them.
         let (name, values) =
             unsafe { call_inputs(vm, cvm, &mut buffer, function_name, args, arg_count, result) }?;
+        if let Some(slot) = vm.slot_of(name) {
+            cvm.remember_slot(name, vm.serial(), slot);
+        }
         // Delivered from where `call` put it (moving it out first would copy it whole).
         match vm.call_vals(name, values) {
             Ok(ref value) => deliver(vm, value, result, STOFFEL_ERROR_RESULT_WITH_ARGS),

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::OnceLock;
 
 use super::builtins::Builtin;
 use super::{Known, Op, lower};
@@ -101,7 +102,8 @@ pub struct Code {
     /// The current meaning of each slot.
     pub bindings: Vec<Binding>,
     /// Each slot's name.
-    pub names: Vec<Rc<str>>,
+    pub names: Names,
+    /// The slots of the names that are not builtins' (those are in [`builtin_slot`]).
     by_name: HashMap<Rc<str>, u32>,
     /// The last name found, so a host calling the same function again and again skips the
     /// hash (a name's slot never changes, so this never goes stale).
@@ -110,41 +112,88 @@ pub struct Code {
     pub programs: Vec<Rc<Program>>,
     /// Where each program's constants are in the VM's constant table: (first, count).
     constant_ranges: Vec<(u32, u32)>,
-    /// The slot of each builtin's name, in [`Builtin::ALL`] order.
-    builtin_slots: BuiltinSlots,
 }
 
-/// A slot per builtin (arrays this long have no `Default`).
-#[derive(Debug)]
-struct BuiltinSlots([u32; Builtin::ALL.len()]);
+/// The slot names: the builtins' first (slot `i` is `Builtin::ALL[i]`'s name, shared by every
+/// VM, so a new VM copies no name), then the names code and hosts brought, each VM its own.
+#[derive(Default, Debug)]
+pub struct Names {
+    /// How many leading slots are builtins' (0 in a table made without them).
+    builtins: usize,
+    own: Vec<Rc<str>>,
+}
 
-impl Default for BuiltinSlots {
-    fn default() -> Self {
-        BuiltinSlots([0; Builtin::ALL.len()])
+impl Names {
+    /// The name of slot `slot`, if there is that slot.
+    pub fn get(&self, slot: usize) -> Option<&str> {
+        if slot < self.builtins {
+            return Some(Builtin::ALL[slot].name());
+        }
+        self.own.get(slot - self.builtins).map(|n| &**n)
+    }
+
+    /// How many slots there are.
+    pub fn len(&self) -> usize {
+        self.builtins + self.own.len()
+    }
+
+    fn push(&mut self, name: Rc<str>) {
+        self.own.push(name);
     }
 }
 
-impl Code {
-    /// A table with every builtin bound.
-    pub fn with_builtins() -> Code {
-        let mut code = Code::default();
-        for (i, b) in Builtin::ALL.into_iter().enumerate() {
-            let slot = code.slot(b.name());
-            code.bindings[slot as usize] = Binding::Builtin(b);
-            code.builtin_slots.0[i] = slot;
+impl std::ops::Index<usize> for Names {
+    type Output = str;
+
+    fn index(&self, slot: usize) -> &str {
+        match self.get(slot) {
+            Some(name) => name,
+            None => panic!("slot {slot} out of range ({} slots)", self.len()),
         }
-        code
+    }
+}
+
+/// The slot of builtin name `name` in every VM's table (see [`Names`]), by a map built once
+/// per process: a new VM does not hash or copy the builtins' names.
+fn builtin_slot(name: &str) -> Option<u32> {
+    static MAP: OnceLock<HashMap<&'static str, u32>> = OnceLock::new();
+    MAP.get_or_init(|| {
+        let mut map = HashMap::with_capacity(Builtin::ALL.len());
+        for (i, b) in Builtin::ALL.into_iter().enumerate() {
+            map.entry(b.name()).or_insert(i as u32);
+        }
+        map
+    })
+    .get(name)
+    .copied()
+}
+
+impl Code {
+    /// A table with every builtin bound: slot `i` is builtin `Builtin::ALL[i]` (their names
+    /// are distinct, checked by a test).
+    pub fn with_builtins() -> Code {
+        Code {
+            bindings: Builtin::ALL.into_iter().map(Binding::Builtin).collect(),
+            names: Names {
+                builtins: Builtin::ALL.len(),
+                own: Vec::new(),
+            },
+            ..Code::default()
+        }
     }
 
     /// Whether the name of builtin `b` still means `b` (a host or a program may rebind it).
     #[inline]
     pub(crate) fn still_builtin(&self, b: Builtin) -> bool {
-        let slot = self.builtin_slots.0[b as usize];
-        self.bindings.get(slot as usize) == Some(&Binding::Builtin(b))
+        // Slot `b as usize` is `b`'s name (see `with_builtins`).
+        self.bindings.get(b as usize) == Some(&Binding::Builtin(b))
     }
 
     /// The slot of `name`, created unbound if new.
     pub fn slot(&mut self, name: &str) -> u32 {
+        if let Some(slot) = self.find_builtin(name) {
+            return slot;
+        }
         if let Some(&slot) = self.by_name.get(name) {
             return slot;
         }
@@ -163,9 +212,21 @@ impl Code {
         {
             return Some(*slot);
         }
-        let (key, &slot) = self.by_name.get_key_value(name)?;
-        *self.last_found.borrow_mut() = Some((key.clone(), slot));
-        Some(slot)
+        match self.by_name.get_key_value(name) {
+            Some((key, &slot)) => {
+                *self.last_found.borrow_mut() = Some((key.clone(), slot));
+                Some(slot)
+            }
+            None => self.find_builtin(name),
+        }
+    }
+
+    /// The slot of builtin name `name`, in a table made with the builtins.
+    fn find_builtin(&self, name: &str) -> Option<u32> {
+        if self.names.builtins == 0 {
+            return None;
+        }
+        builtin_slot(name)
     }
 
     /// What `name` means now.
@@ -332,5 +393,41 @@ fn known_constant(program: &Program, base: u32, c: u32) -> Known {
         Some(Constant::Unit) => Known::Unit,
         Some(Constant::I64(_)) => Known::Int,
         _ => Known::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_slots_are_shared_and_names_stay_distinct() {
+        let mut code = Code::with_builtins();
+        for (i, b) in Builtin::ALL.into_iter().enumerate() {
+            assert_eq!(code.find_slot(b.name()), Some(i as u32), "{}", b.name());
+            assert_eq!(&code.names[i], b.name());
+            assert_eq!(code.lookup(b.name()), Binding::Builtin(b));
+            assert!(code.still_builtin(b));
+        }
+        // A new name gets the next slot; a builtin's name keeps its slot when rebound.
+        let first = Builtin::ALL.len() as u32;
+        assert_eq!(code.slot("main"), first);
+        assert_eq!(code.slot("main"), first);
+        assert_eq!(code.names.get(first as usize), Some("main"));
+        assert_eq!(code.names.get(first as usize + 1), None);
+        assert_eq!(code.names.len(), Builtin::ALL.len() + 1);
+        assert_eq!(code.slot("print"), Builtin::Print as u32);
+        code.bindings[Builtin::Print as usize] = Binding::Host(0);
+        assert!(!code.still_builtin(Builtin::Print));
+        assert_eq!(code.find_slot("nothing"), None);
+    }
+
+    #[test]
+    fn a_table_without_builtins_has_no_builtin_names() {
+        let mut code = Code::default();
+        assert_eq!(code.find_slot("print"), None);
+        assert_eq!(code.slot("print"), 0);
+        assert_eq!(code.names.get(0), Some("print"));
+        assert_eq!(code.lookup("print"), Binding::Unbound);
     }
 }

@@ -87,6 +87,48 @@ impl Vm {
         }
     }
 
+    /// Calls the bytecode function bound to slot `slot` with scalar arguments, as
+    /// [`Vm::call_slot_vals`] would with the same values as [`Val`]s; `None` (nothing done)
+    /// unless the slot is bound to a bytecode function and nothing runs (a nested call takes
+    /// the `Val` path).
+    /// The error is boxed: a `Result` holding a whole [`VmError`] is copied at each level it
+    /// is handed through, on every call.
+    #[inline]
+    pub(crate) fn call_slot_scalars(
+        &mut self,
+        slot: u32,
+        args: &[Scalar],
+    ) -> Option<Result<Val, Box<VmError>>> {
+        let Some(&Binding::Function(f)) = self.code.bindings.get(slot as usize) else {
+            return None;
+        };
+        if self.nesting.get() != 0 {
+            return None;
+        }
+        let result = match self.enter() {
+            Ok(_guard) => {
+                let args = StartArgs::Scalars(args);
+                let lenient = false;
+                self.drive_with(true, Some(Start { f, args, lenient }))
+            }
+            Err(refused) => Err(refused.into()),
+        };
+        Some(match result {
+            Ok(value) => Ok(value),
+            Err(e) => Err(self.scalar_call_failed(e)),
+        })
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn scalar_call_failed(&mut self, e: VmError) -> Box<VmError> {
+        Box::new(if self.interrupt.is_set() {
+            self.interrupted_failure(e)
+        } else {
+            e
+        })
+    }
+
     /// An execution started by a host function (a re-entry): the small-frame variant, and
     /// its failure is remembered for [`Vm::nested_error`] and for bounded messages.
     #[inline(never)]
@@ -124,6 +166,7 @@ impl Vm {
                 let _guard = self.enter()?;
                 // The arguments are converted in `run_steps`: their buffer is gone before a
                 // host function of a nested execution runs.
+                let args = StartArgs::Vals(args);
                 self.drive_with(top, Some(Start { f, args, lenient }))
             }
             Binding::Builtin(b) => {
@@ -144,14 +187,29 @@ impl Vm {
                 // The usual few arguments convert into a stack buffer, not a Vec.
                 let mut buffer = [Value::Unit; 8];
                 let owned;
-                let values: &[Value<'_>] = if args.len() <= buffer.len() {
-                    for (slot, a) in buffer.iter_mut().zip(args) {
-                        *slot = val_to_value(mc, &rt.meter, &root.handles, a).map_err(Box::new)?;
+                let values: &[Value<'_>] = match args {
+                    StartArgs::Scalars(args) if args.len() <= buffer.len() => {
+                        for (slot, a) in buffer.iter_mut().zip(args) {
+                            *slot = a.value();
+                        }
+                        &buffer[..args.len()]
                     }
-                    &buffer[..args.len()]
-                } else {
-                    owned = vals_to_values(mc, &rt.meter, &root.handles, args).map_err(Box::new)?;
-                    &owned
+                    StartArgs::Scalars(args) => {
+                        owned = args.iter().map(|a| a.value()).collect::<Vec<_>>();
+                        &owned
+                    }
+                    StartArgs::Vals(args) if args.len() <= buffer.len() => {
+                        for (slot, a) in buffer.iter_mut().zip(args) {
+                            *slot =
+                                val_to_value(mc, &rt.meter, &root.handles, a).map_err(Box::new)?;
+                        }
+                        &buffer[..args.len()]
+                    }
+                    StartArgs::Vals(args) => {
+                        owned =
+                            vals_to_values(mc, &rt.meter, &root.handles, args).map_err(Box::new)?;
+                        &owned
+                    }
                 };
                 match root.interp.begin_function(code, rt, f, values, lenient) {
                     Ok(()) => Ok(()),
@@ -521,7 +579,7 @@ struct LinkedNames<'a>(&'a Vm, u32);
 impl OperandNames for LinkedNames<'_> {
     fn callee(&self, index: u32) -> Cow<'_, str> {
         match self.0.code.names.get(index as usize) {
-            Some(name) => Cow::Borrowed(&**name),
+            Some(name) => Cow::Borrowed(name),
             None => Cow::Owned(format!("<slot {index}>")),
         }
     }
@@ -563,8 +621,38 @@ fn not_found(name: &str) -> VmError {
 #[derive(Clone, Copy)]
 pub(super) struct Start<'a> {
     pub(super) f: u32,
-    pub(super) args: &'a [Val],
+    pub(super) args: StartArgs<'a>,
     pub(super) lenient: bool,
+}
+
+/// The arguments of a [`Start`]: values of the embedding API, or plain scalars (the C API's
+/// usual call: no heap value, nothing to convert or drop).
+#[derive(Clone, Copy)]
+pub(super) enum StartArgs<'a> {
+    Vals(&'a [Val]),
+    Scalars(&'a [Scalar]),
+}
+
+/// An argument that is a plain number, boolean or unit: what [`Vm::call_slot_scalars`]
+/// takes (the C API reads such arguments straight into these).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Scalar {
+    Unit,
+    Bool(bool),
+    I64(i64),
+    Float(f64),
+}
+
+impl Scalar {
+    #[inline(always)]
+    fn value<'gc>(self) -> Value<'gc> {
+        match self {
+            Scalar::Unit => Value::Unit,
+            Scalar::Bool(b) => Value::Bool(b),
+            Scalar::I64(i) => Value::I64(i),
+            Scalar::Float(x) => Value::Float(x),
+        }
+    }
 }
 
 /// Why [`Vm::enter`] refused (small, so the gate's result costs no stack; the error is

@@ -46,6 +46,7 @@ use gc::PACING;
 use val::val_to_value;
 
 pub use convert::{FromVal, IntoVal};
+pub(crate) use drive::Scalar;
 pub use gc::GcStats;
 pub use interrupt::InterruptHandle;
 pub use rooted::Rooted;
@@ -129,6 +130,10 @@ impl Vm {
             }
         });
         arena.metrics().set_pacing(PACING);
+        // A new arena would start a cycle at its first allocation (gc-arena starts with no
+        // sleep), and the VM's first execution would pay for marking a heap that is all
+        // construction. It sleeps as after any cycle that left a small heap instead.
+        arena.metrics().adjust_debt(-(PACING.min_sleep as f64));
         let meter = root_meter.unwrap_or_else(|| Meter::new(arena.metrics().clone()));
         Vm {
             arena,

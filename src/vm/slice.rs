@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::Vm;
-use super::drive::Start;
+use super::drive::{Start, StartArgs};
 use crate::Val;
 use crate::error::{ApiError, VmError};
 use crate::interp::code::Binding;
@@ -148,7 +148,7 @@ impl Vm {
             .begin_slice(self.rt.limits.instructions, total, fuel);
         let start = Start {
             f,
-            args,
+            args: StartArgs::Vals(args),
             lenient: false,
         };
         let result = self.drive_with(true, Some(start));

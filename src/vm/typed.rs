@@ -172,7 +172,7 @@ impl Vm {
             .ok_or_else(|| ApiError::FunctionNotFound(name.to_owned()))?;
         Ok(Func {
             slot,
-            name: Arc::from(&*self.code.names[slot as usize]),
+            name: Arc::from(&self.code.names[slot as usize]),
             vm: self.serial,
         })
     }
@@ -199,9 +199,20 @@ impl Vm {
         let slot = self.check_func_parts(vm, slot)?;
         Ok(Func {
             slot,
-            name: Arc::from(&*self.code.names[slot as usize]),
+            name: Arc::from(&self.code.names[slot as usize]),
             vm,
         })
+    }
+
+    /// This VM's serial (unique in the process, never 0).
+    pub(crate) fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    /// The slot of `name`, if any code or host has mentioned it (a name's slot never
+    /// changes; [`Vm::call_slot_vals`] calls what it is bound to at the time).
+    pub(crate) fn slot_of(&self, name: &str) -> Option<u32> {
+        self.code.find_slot(name)
     }
 
     /// The slot of valid [`Func`] parts (see [`Vm::func_from_parts`]).
@@ -217,9 +228,17 @@ impl Vm {
     /// `stoffel_call_function`, without making a [`Func`] (whose name is its own copy).
     pub(crate) fn call_slot_vals(&mut self, slot: u32, args: &[Val]) -> Result<Val, VmError> {
         let binding = self.code.bindings[slot as usize];
-        // A clone of the VM's own `Rc`, dropped before this returns (see `vm/send.rs`).
-        let name = self.code.names[slot as usize].clone();
-        self.run_resolved(binding, &name, args, false)
+        match binding {
+            // The name is not used on these paths (their messages name the function
+            // themselves): no copy of it.
+            Binding::Function(_) | Binding::Builtin(_) => {
+                self.run_resolved(binding, "", args, false)
+            }
+            Binding::Host(_) | Binding::Unbound => {
+                let name = self.code.names[slot as usize].to_owned();
+                self.run_resolved(binding, &name, args, false)
+            }
+        }
     }
 
     /// [`Vm::call_func`] for arguments the caller keeps and a [`Val`] result: no conversion,

@@ -139,6 +139,20 @@ pub struct CVm {
     /// The VM's interrupt handle, for `stoffel_interrupt` from any thread: set when a VM is
     /// installed, before its handle is registered, and read under the registry's lock.
     interrupt: Mutex<Option<crate::InterruptHandle>>,
+    /// The last name a call by name found a slot for (see [`ShellRef::cached_slot`]).
+    name_cache: RefCell<NameCache>,
+}
+
+/// A function name and its slot in the VM of serial `serial` (a name's slot never changes).
+/// A host calling the same function by name again and again finds it here without measuring
+/// the name, checking its UTF-8 or hashing it.
+struct NameCache {
+    /// 0 (no VM has it) while nothing is cached.
+    serial: u64,
+    slot: u32,
+    /// The name's bytes and its NUL (capacity kept: replacing the name allocates only when
+    /// a longer one comes).
+    name: Vec<u8>,
 }
 
 impl CVm {
@@ -157,6 +171,11 @@ impl CVm {
             failures: Cell::new(0),
             next_doomed: Cell::new(std::ptr::null_mut()),
             interrupt: Mutex::new(None),
+            name_cache: RefCell::new(NameCache {
+                serial: 0,
+                slot: 0,
+                name: Vec::new(),
+            }),
         }
     }
 
@@ -265,6 +284,45 @@ impl ShellRef {
     /// Notes the memory limit set on the VM (0: none), for [`ShellRef::string_cap`].
     pub(crate) fn note_memory_limit(self, bytes: usize) {
         self.get().memory_limit.set(bytes);
+    }
+
+    /// The slot that [`ShellRef::remember_slot`] noted for `name` on the VM of serial
+    /// `serial`, if `name` is that name: compared in place, byte by byte up to the cached
+    /// name's NUL (so a name that was read once is not measured, UTF-8 checked or hashed
+    /// again).
+    ///
+    /// # Safety
+    /// `name` must be non-NULL and NUL-terminated.
+    #[inline]
+    pub(crate) unsafe fn cached_slot(self, name: *const c_char, serial: u64) -> Option<u32> {
+        let cache = self.get().name_cache.try_borrow().ok()?;
+        if cache.serial != serial {
+            return None;
+        }
+        for (i, &byte) in cache.name.iter().enumerate() {
+            // SAFETY: the bytes of `name` up to its NUL are readable. The loop stops at the
+            // first difference, and the cached name's only NUL is its last byte, so it reads
+            // no further than `name`'s NUL.
+            if unsafe { name.add(i).cast::<u8>().read() } != byte {
+                return None;
+            }
+        }
+        Some(cache.slot)
+    }
+
+    /// Notes that `name` (read from C: no NUL inside) has slot `slot` in the VM of serial
+    /// `serial`, for [`ShellRef::cached_slot`]. Names over 4 KiB are not kept.
+    pub(crate) fn remember_slot(self, name: &str, serial: u64, slot: u32) {
+        if name.len() > 4096 {
+            return;
+        }
+        if let Ok(mut cache) = self.get().name_cache.try_borrow_mut() {
+            cache.name.clear();
+            cache.name.extend_from_slice(name.as_bytes());
+            cache.name.push(0);
+            cache.serial = serial;
+            cache.slot = slot;
+        }
     }
 
     /// The longest string the VM could take in: its memory limit, or no cap without one. A
