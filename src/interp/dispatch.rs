@@ -5,15 +5,16 @@
 //! machine registers, and that is fragile: a new arm with a lot of inline code can make the
 //! compiler spill them and slow *every* op (adding the fused builtin ops inline cost the
 //! integer loop 40%). Keep arms small, put rare or bulky work in out-of-line functions
-//! ([`builtins::run_fused`], `ops::binary`, `stack::capture`), and compare against the
+//! ([`builtins::run_fused`], `ops::binary`, `call::capture`), and compare against the
 //! benchmark baseline (BENCHMARKS.md) after changing the loop.
 
 use gc_arena::Mutation;
 
 use super::builtins::{self, Builtin, Fused, Outcome, run_fused};
+use super::call::{Window, capture, return_from_frame, window};
 use super::code::{Binding, Code};
 use super::lower::{CONDITION_TEST, Cond, FALSE_VS_FALSE, TRUE_VS_FALSE};
-use super::stack::{Interp, Step, Window, capture, return_from_frame, window};
+use super::stack::{Interp, Step};
 use super::{BinOp, Op, Runtime, RuntimeErrorKind, WINDOW, ops};
 use crate::heap::Str;
 use crate::value::Value;

@@ -15,7 +15,7 @@
 //! for as long as the callee runs: they are its parameters' values at call time, which
 //! `create_closure` captures by name.
 //!
-//! Files: `stack` (the state and call/return), `dispatch` (the loop), `lower` (instructions
+//! Files: `stack` (the state), `call` (call and return: frames pushed and popped), `dispatch` (the loop), `lower` (instructions
 //! to the loop's 8-byte ops, with fusion), `peephole` (the compiler's statement pairs fused),
 //! `ops` (arithmetic, comparison), `builtins` (every
 //! builtin: names, bodies, fused forms), `stdlib` (the bodies of the current StoffelVM's
@@ -25,6 +25,7 @@
 //! [`crate::limits`].
 
 pub mod builtins;
+mod call;
 pub mod code;
 mod dispatch;
 mod error;

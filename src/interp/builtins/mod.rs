@@ -8,10 +8,11 @@
 
 use gc_arena::{Gc, Mutation};
 
+use super::call::Window;
 use super::code::{Binding, Code};
 use super::format;
 use super::lower::Op;
-use super::stack::{Calls, Window};
+use super::stack::Calls;
 use super::{Runtime, RuntimeErrorKind, WINDOW, kind_name};
 use crate::heap::{Array, Closure, Env, Object, Str};
 use crate::value::Value;
