@@ -1,6 +1,6 @@
 //! The interpreter's state: the register stack, frames, pending call arguments and
 //! activations ([`Interp`], which lives in the arena root), and the operations that push and
-//! pop them (starting an activation, calls, returns, unwinding after an error).
+//! pop them (starting an activation, unwinding after an error; calls and returns are in `call`).
 //!
 //! Registers: frames use `regs[base..base + frame_size]`; the vector always reaches
 //! [`WINDOW`] registers past the top frame's base, so the running frame borrows a fixed-size
