@@ -608,6 +608,13 @@ pub(crate) fn run_fused<'gc>(
                 .then_some(Value::Unit),
             _ => None,
         },
+        Op::ArrayPush { array, value } => match reg(array) {
+            Value::Array(a) => a
+                .borrow_mut(mc)
+                .push_in_place(reg(value))
+                .map(|n| Value::I64(n as i64)),
+            _ => None,
+        },
         Op::ArrayLength { array } => match reg(array) {
             Value::Array(a) => Some(Value::I64(a.borrow().length() as i64)),
             _ => None,
