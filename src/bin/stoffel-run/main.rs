@@ -24,6 +24,11 @@ use cli::{Cli, RunArgs, Tool};
 mod cli;
 mod tools;
 
+/// Feature `mimalloc`: the runner's allocator (see Cargo.toml); never the library's.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit status when stdout (or stderr while tracing) turns out to be a pipe whose reader is
 /// gone: the reader stopped wanting output, which is not an error of the program.
 const EXIT_CLOSED_PIPE: u8 = 0;
