@@ -581,74 +581,91 @@ pub(crate) fn run_fused<'gc>(
     left: u32,
 ) -> Fused {
     let reg = |r: u16| regs[(r as usize) & (WINDOW - 1)];
-    let (b, len) = match op {
-        Op::GetField { .. } => (Builtin::GetField, 3),
-        Op::SetField { .. } => (Builtin::SetField, 4),
-        Op::ArrayPush { .. } => (Builtin::ArrayPush, 3),
-        Op::ArrayLength { .. } => (Builtin::ArrayLength, 2),
-        Op::CreateArray { .. } => (Builtin::CreateArray, 2),
-        Op::GetUpvalue { .. } => (Builtin::GetUpvalue, 2),
-        Op::SetUpvalue { .. } => (Builtin::SetUpvalue, 3),
-        _ => return not_fused(),
-    };
-    if left < len - 1 || calls.pending.len() != pending_base || !code.still_builtin(b) {
-        return unfused(op, calls, rt, regs);
+    // Each arm first checks that builtin `$b` may run whole as `$len` instructions (else
+    // only the first PUSHARG runs), then tries the common cases, which cannot fail, inline;
+    // the rest goes through the builtin's own code.
+    macro_rules! may_run {
+        ($b:expr, $len:expr) => {
+            if left < $len - 1 || calls.pending.len() != pending_base || !code.still_builtin($b) {
+                return unfused(op, calls, rt, regs);
+            }
+        };
     }
-    // The common cases, which cannot fail, inline; the rest through the builtins' own code.
-    let fast = match op {
-        Op::GetField { obj, key } => match reg(obj) {
-            Value::Object(o) => Some(o.borrow().get(reg(key))),
-            Value::Array(a) => a.borrow().find(reg(key)),
-            _ => None,
-        },
-        Op::SetField { obj, key, value } => match reg(obj) {
-            Value::Object(o) => o
-                .borrow_mut(mc)
-                .set_in_place(reg(key), reg(value))
-                .then_some(Value::Unit),
-            _ => None,
-        },
-        Op::ArrayPush { array, value } => match reg(array) {
-            Value::Array(a) => a
-                .borrow_mut(mc)
-                .push_in_place(reg(value))
-                .map(|n| Value::I64(n as i64)),
-            _ => None,
-        },
-        Op::ArrayLength { array } => match reg(array) {
-            Value::Array(a) => Some(Value::I64(a.borrow().length() as i64)),
-            _ => None,
-        },
-        Op::GetUpvalue { name } => match reg(name) {
-            Value::String(name) => {
+    macro_rules! done {
+        ($v:expr, $len:expr) => {{
+            regs[0] = $v;
+            return Fused::Ran($len);
+        }};
+    }
+    let len = match op {
+        Op::GetField { obj, key } => {
+            may_run!(Builtin::GetField, 3);
+            match reg(obj) {
+                Value::Object(o) => done!(o.borrow().get(reg(key)), 3),
+                Value::Array(a) => {
+                    if let Some(v) = a.borrow().find(reg(key)) {
+                        done!(v, 3)
+                    }
+                }
+                _ => {}
+            }
+            3
+        }
+        Op::SetField { obj, key, value } => {
+            may_run!(Builtin::SetField, 4);
+            if let Value::Object(o) = reg(obj)
+                && o.borrow_mut(mc).set_in_place(reg(key), reg(value))
+            {
+                done!(Value::Unit, 4)
+            }
+            4
+        }
+        Op::ArrayPush { array, value } => {
+            may_run!(Builtin::ArrayPush, 3);
+            if let Value::Array(a) = reg(array)
+                && let Some(n) = a.borrow_mut(mc).push_in_place(reg(value))
+            {
+                done!(Value::I64(n as i64), 3)
+            }
+            3
+        }
+        Op::ArrayLength { array } => {
+            may_run!(Builtin::ArrayLength, 2);
+            if let Value::Array(a) = reg(array) {
+                done!(Value::I64(a.borrow().length() as i64), 2)
+            }
+            2
+        }
+        Op::CreateArray { .. } => {
+            may_run!(Builtin::CreateArray, 2);
+            2
+        }
+        Op::GetUpvalue { name } => {
+            may_run!(Builtin::GetUpvalue, 2);
+            if let Value::String(name) = reg(name) {
                 // A miss goes the general way, which charges the search itself.
                 let mut work = rt.work;
-                let found = calls.current_upvalue(name, &mut work);
-                found.map(|cell| {
+                if let Some(cell) = calls.current_upvalue(name, &mut work) {
                     rt.work = work;
-                    *cell.borrow()
-                })
+                    done!(*cell.borrow(), 2)
+                }
             }
-            _ => None,
-        },
-        Op::SetUpvalue { name, value } => match reg(name) {
-            Value::String(name) => {
+            2
+        }
+        Op::SetUpvalue { name, value } => {
+            may_run!(Builtin::SetUpvalue, 3);
+            if let Value::String(name) = reg(name) {
                 let mut work = rt.work;
-                let found = calls.current_upvalue(name, &mut work);
-                found.map(|cell| {
+                if let Some(cell) = calls.current_upvalue(name, &mut work) {
                     rt.work = work;
                     *cell.borrow_mut(mc) = reg(value);
-                    Value::Unit
-                })
+                    done!(Value::Unit, 3)
+                }
             }
-            _ => None,
-        },
-        _ => None,
+            3
+        }
+        _ => return not_fused(),
     };
-    if let Some(v) = fast {
-        regs[0] = v;
-        return Fused::Ran(len);
-    }
     run_general(op, mc, calls, rt, regs, len)
 }
 
