@@ -570,7 +570,27 @@ impl<'gc> Cells<'gc> {
     /// The cell called `name` (the most recently captured one of that name). Adds the cells
     /// it compared (1 for a map lookup) to `examined`, which callers charge to the
     /// instruction budget.
+    #[inline(always)]
     pub fn find(&self, name: Gc<'gc, Str>, examined: &mut u64) -> Option<Upvalue<'gc>> {
+        // The common case (one or two cells) inline in the fused upvalue ops.
+        if let Cells::Inline(items) = self {
+            let mut compared: u64 = 0;
+            for u in items.iter().rev().flatten() {
+                compared += 1;
+                if Gc::ptr_eq(u.name, name) || u.name.same_text(&name) {
+                    *examined = examined.saturating_add(compared);
+                    return Some(*u);
+                }
+            }
+            *examined = examined.saturating_add(compared);
+            return None;
+        }
+        self.find_listed(name, examined)
+    }
+
+    /// [`Cells::find`] past the inline cells.
+    #[inline(never)]
+    fn find_listed(&self, name: Gc<'gc, Str>, examined: &mut u64) -> Option<Upvalue<'gc>> {
         let same = |u: &Upvalue<'gc>| Gc::ptr_eq(u.name, name) || u.name.same_text(&name);
         let mut compared: u64 = 0;
         let found = match self {
