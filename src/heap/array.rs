@@ -1,4 +1,11 @@
-//! Arrays: dense elements where indices are packed, a side map where they are far apart.
+//! Arrays: up to two elements inside the array itself; past that, or with keys that are not
+//! element indices, a separately allocated part with dense elements where indices are packed
+//! and a side map where they are far apart.
+//!
+//! Most arrays a program makes are small (tree nodes, pairs, empty leaves), so the common
+//! array is one allocation of 80 bytes with the allocator's header (`binary_trees` keeps
+//! millions alive: its peak memory is mostly arrays). The inline form carries no byte
+//! account of its own, only the meter it is charged to ([`ArrayCharge`]): its size is fixed.
 
 use gc_arena::lock::RefLock;
 use gc_arena::{Collect, Gc, Mutation};
@@ -11,109 +18,47 @@ use crate::value::{Key, Value};
 /// side map). Keeps `a[10^12] = x` from allocating terabytes while `a[len] = x` stays dense.
 const DENSE_SLACK: u64 = 64;
 
-/// Elements an array keeps inside its own allocation before it needs a buffer.
-const INLINE_ELEMENTS: usize = 2;
-
-/// An array's dense part: up to [`INLINE_ELEMENTS`] values stored in the array itself (tree
-/// nodes, pairs and empty arrays then cost one allocation, not two), a vector past that.
+/// Where the elements are.
 #[derive(Collect)]
 #[collect(no_drop)]
-enum Dense<'gc> {
-    /// The first `len` items are the elements; the rest are Unit.
-    Inline {
-        len: u8,
-        items: [Value<'gc>; INLINE_ELEMENTS],
-    },
-    Heap(Vec<Value<'gc>>),
+enum Body<'gc> {
+    /// No elements, no other keys.
+    Empty,
+    /// One element (index 0), no other keys.
+    One(Value<'gc>),
+    /// Two elements, no other keys.
+    Two([Value<'gc>; 2]),
+    /// Anything else.
+    Spilled(Box<Spilled<'gc>>),
 }
 
-impl<'gc> Dense<'gc> {
-    fn empty() -> Dense<'gc> {
-        Dense::Inline {
-            len: 0,
-            items: [Value::Unit; INLINE_ELEMENTS],
-        }
-    }
+/// An array past the inline forms: dense elements, far-away indices and other keys.
+#[derive(Collect)]
+#[collect(no_drop)]
+struct Spilled<'gc> {
+    dense: Vec<Value<'gc>>,
+    /// Non-index keys and far-away indices; boxed and absent until needed.
+    sparse: Option<Box<IndexMap<Key<'gc>, Value<'gc>>>>,
+    /// One more than the largest non-negative I64 index written; shrinks only when the
+    /// elements are replaced whole ([`Array::try_replace_elements`]).
+    length: u64,
+    /// This part's bytes (its box and buffers).
+    #[collect(require_static)]
+    account: Account,
+}
 
-    fn as_slice(&self) -> &[Value<'gc>] {
-        match self {
-            Dense::Inline { len, items } => &items[..*len as usize],
-            Dense::Heap(v) => v,
-        }
-    }
+/// An array's share of the meter for its fixed size (the inline form's whole size): no byte
+/// count of its own, half an [`Account`].
+struct ArrayCharge(Meter);
 
-    fn as_mut_slice(&mut self) -> &mut [Value<'gc>] {
-        match self {
-            Dense::Inline { len, items } => &mut items[..*len as usize],
-            Dense::Heap(v) => v,
-        }
-    }
+gc_arena::static_collect!(ArrayCharge);
 
-    fn len(&self) -> usize {
-        self.as_slice().len()
-    }
+/// Bytes an array is charged before any buffer.
+const ARRAY_BYTES: usize = GC_OVERHEAD + std::mem::size_of::<RefLock<Array<'static>>>();
 
-    /// Elements it holds without allocating.
-    #[inline]
-    fn capacity(&self) -> usize {
-        match self {
-            Dense::Inline { .. } => INLINE_ELEMENTS,
-            Dense::Heap(v) => v.capacity(),
-        }
-    }
-
-    /// Bytes of the buffer outside the array (none while inline).
-    fn buffer_bytes(&self) -> usize {
-        match self {
-            Dense::Inline { .. } => 0,
-            Dense::Heap(v) => v.capacity() * std::mem::size_of::<Value<'_>>(),
-        }
-    }
-
-    /// Grows to `new_len` elements with Unit (never shrinks).
-    fn grow_to(&mut self, new_len: usize) {
-        match self {
-            Dense::Inline { len, .. } if new_len <= INLINE_ELEMENTS => {
-                // Slots past `len` are Unit already.
-                *len = (*len).max(new_len as u8);
-            }
-            Dense::Inline { len, items } => {
-                let mut v = Vec::with_capacity(new_len.max(2 * INLINE_ELEMENTS));
-                v.extend_from_slice(&items[..*len as usize]);
-                v.resize(new_len, Value::Unit);
-                *self = Dense::Heap(v);
-            }
-            Dense::Heap(v) => {
-                if new_len > v.len() {
-                    v.resize(new_len, Value::Unit);
-                }
-            }
-        }
-    }
-
-    /// Makes room for `need` elements (moving to a buffer past the inline ones), so that
-    /// growing to `need` allocates nothing. Fails if the growth would pass `room` bytes or
-    /// the system refuses it.
-    #[inline]
-    fn try_reserve(&mut self, need: usize, room: usize) -> Result<(), AllocError> {
-        match self {
-            Dense::Inline { .. } if need <= INLINE_ELEMENTS => Ok(()),
-            Dense::Heap(v) if need <= v.capacity() => Ok(()),
-            Dense::Inline { len, items } => {
-                let mut v = Vec::new();
-                reserve_vec(&mut v, need.max(2 * INLINE_ELEMENTS), room)?;
-                v.extend_from_slice(&items[..*len as usize]);
-                *self = Dense::Heap(v);
-                Ok(())
-            }
-            Dense::Heap(v) => reserve_vec(v, need, room).map(|_| ()),
-        }
-    }
-
-    fn push(&mut self, value: Value<'gc>) {
-        let n = self.len();
-        self.grow_to(n + 1);
-        self.as_mut_slice()[n] = value;
+impl Drop for ArrayCharge {
+    fn drop(&mut self) {
+        self.0.sub(ARRAY_BYTES);
     }
 }
 
@@ -124,76 +69,37 @@ impl<'gc> Dense<'gc> {
 pub struct Array<'gc> {
     /// The id `print` shows (`Array(2)`).
     pub id: u64,
-    dense: Dense<'gc>,
-    /// Non-index keys and far-away indices; boxed and absent until needed, so the common
-    /// array (dense only) stays small.
-    sparse: Option<Box<IndexMap<Key<'gc>, Value<'gc>>>>,
-    /// One more than the largest non-negative I64 index written; shrinks only when the
-    /// elements are replaced whole ([`Array::try_replace_elements`]).
-    length: u64,
-    account: Account,
+    body: Body<'gc>,
+    charge: ArrayCharge,
 }
 
 /// A pointer to an array.
 pub type ArrayRef<'gc> = Gc<'gc, RefLock<Array<'gc>>>;
 
-impl<'gc> Array<'gc> {
-    /// Allocates an empty array with room for `capacity` elements (capped by the caller);
-    /// fails instead of aborting when the system has no memory for the buffer.
-    pub fn try_alloc(
-        mc: &Mutation<'gc>,
-        meter: &Meter,
-        id: u64,
-        capacity: usize,
-    ) -> Result<ArrayRef<'gc>, AllocError> {
-        let mut dense = Dense::empty();
-        dense.try_reserve(capacity, usize::MAX)?;
-        if let Dense::Heap(v) = &dense {
-            meter.pace(v.capacity() * std::mem::size_of::<Value<'_>>());
-        }
-        let bytes = GC_OVERHEAD + std::mem::size_of::<RefLock<Array<'_>>>() + dense.buffer_bytes();
-        Ok(Gc::new(
-            mc,
-            RefLock::new(Array {
-                id,
-                dense,
-                sparse: None,
-                length: 0,
-                account: Account::new(meter, bytes),
-            }),
-        ))
+impl<'gc> Spilled<'gc> {
+    /// A part with `dense` as its elements; its bytes are charged to `meter` (and paced).
+    fn new(meter: &Meter, dense: Vec<Value<'gc>>) -> (Box<Spilled<'gc>>, usize) {
+        let spilled = Box::new(Spilled {
+            length: dense.len() as u64,
+            dense,
+            sparse: None,
+            account: Account::new(meter, 0),
+        });
+        let grown = spilled.account.resize(spilled.bytes());
+        (spilled, grown)
     }
 
-    /// The length as StoffelVM reports it (a length ≥ 2^63 wraps negative, as the original).
-    pub fn length(&self) -> u64 {
-        self.length
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Spilled<'_>>()
+            + self.dense.capacity() * std::mem::size_of::<Value<'_>>()
+            + self.sparse.as_ref().map_or(0, |m| {
+                std::mem::size_of::<IndexMap<Key<'_>, Value<'_>>>() + map_bytes(m.capacity())
+            })
     }
 
-    /// The value under `key`, or Unit (holes read as Unit).
-    pub fn get(&self, key: Value<'gc>) -> Value<'gc> {
-        if let Value::I64(i) = key
-            && i >= 0
-            && let Some(&v) = self.dense.as_slice().get(i as usize)
-        {
-            return v;
-        }
-        self.sparse
-            .as_ref()
-            .and_then(|m| m.get(&Key(key)).copied())
-            .unwrap_or(Value::Unit)
-    }
-
-    /// The value under `key` if it was written: an index inside the dense part (holes
-    /// there included, as Unit) or a key in the side map. `None` for anything else.
-    #[inline]
-    pub fn find(&self, key: Value<'gc>) -> Option<Value<'gc>> {
-        if let Value::I64(i) = key
-            && i >= 0
-            && let Some(&v) = self.dense.as_slice().get(i as usize)
-        {
-            return Some(v);
-        }
-        self.sparse.as_ref().and_then(|m| m.get(&Key(key)).copied())
+    /// Brings the account up to date with the buffers; returns the bytes it grew by.
+    fn resize_account(&mut self) -> usize {
+        self.account.resize(self.bytes())
     }
 
     fn is_dense_index(&self, i: u64) -> bool {
@@ -206,10 +112,19 @@ impl<'gc> Array<'gc> {
         self.sparse.get_or_insert_with(Box::default)
     }
 
-    /// Writes `key` if its growth fits in `room` bytes and the system grants it; returns
-    /// the bytes the array grew by.
+    #[inline(always)]
+    fn find(&self, key: Value<'gc>) -> Option<Value<'gc>> {
+        if let Value::I64(i) = key
+            && i >= 0
+            && let Some(&v) = self.dense.get(i as usize)
+        {
+            return Some(v);
+        }
+        self.sparse.as_ref().and_then(|m| m.get(&Key(key)).copied())
+    }
+
     #[inline]
-    pub fn try_set(
+    fn try_set(
         &mut self,
         key: Value<'gc>,
         value: Value<'gc>,
@@ -220,8 +135,9 @@ impl<'gc> Array<'gc> {
             && (i as u64) < self.dense.capacity() as u64
             && self.is_dense_index(i as u64)
         {
-            // Within the dense part's capacity: no allocation.
-            return Ok(self.set(key, value));
+            // Within the dense part's capacity: no allocation, the size is unchanged.
+            self.put(key, value);
+            return Ok(0);
         }
         self.try_set_growing(key, value, room)
     }
@@ -236,7 +152,7 @@ impl<'gc> Array<'gc> {
         match key {
             Value::I64(i) if i >= 0 && (i as u64) < self.dense.len() as u64 => {}
             Value::I64(i) if i >= 0 && self.is_dense_index(i as u64) => {
-                self.dense.try_reserve(i as usize + 1, room)?;
+                reserve_vec(&mut self.dense, i as usize + 1, room)?;
             }
             _ => {
                 let boxed = if self.sparse.is_none() {
@@ -250,40 +166,43 @@ impl<'gc> Array<'gc> {
                 try_reserve_entry(self.sparse_map(), &Key(key), room - boxed)?;
             }
         }
-        Ok(self.set(key, value))
+        self.put(key, value);
+        Ok(self.resize_account())
     }
 
-    /// The elements at indices `0..length` (holes read as Unit) appended to `out`. The
-    /// caller has checked that `length` elements may be allocated (a sparse array can be
-    /// very long).
-    pub fn elements_into(&self, out: &mut Vec<Value<'gc>>) {
-        let dense = self.dense.as_slice();
-        out.extend_from_slice(&dense[..dense.len().min(self.length as usize)]);
-        for i in dense.len() as u64..self.length {
-            out.push(self.get(Value::I64(i as i64)));
+    /// Writes `key` (room was made for it; the account is the caller's to update).
+    fn put(&mut self, key: Value<'gc>, value: Value<'gc>) {
+        match key {
+            Value::I64(i) if i >= 0 => {
+                let index = i as u64;
+                self.length = self.length.max(index + 1);
+                if index < self.dense.len() as u64 {
+                    self.dense[index as usize] = value;
+                } else if self.is_dense_index(index) {
+                    let old_len = self.dense.len();
+                    self.dense.resize(index as usize, Value::Unit);
+                    if let Some(sparse) = self.sparse.as_mut().filter(|m| !m.is_empty()) {
+                        // Indices that were far away may now fall inside the dense part.
+                        for j in old_len..index as usize {
+                            if let Some(v) = sparse.swap_remove(&Key(Value::I64(j as i64))) {
+                                self.dense[j] = v;
+                            }
+                        }
+                        sparse.swap_remove(&Key(key));
+                    }
+                    self.dense.push(value);
+                } else {
+                    self.sparse_map().insert(Key(key), value);
+                }
+            }
+            _ => {
+                self.sparse_map().insert(Key(key), value);
+            }
         }
     }
 
-    /// The keys that are not element indices (strings, negative or non-I64 integers, …) with
-    /// their values, in insertion order.
-    pub fn other_entries(&self) -> impl Iterator<Item = (Value<'gc>, Value<'gc>)> + '_ {
-        self.sparse
-            .iter()
-            .flat_map(|m| m.iter())
-            .filter(|(k, _)| !matches!(k.0, Value::I64(i) if i >= 0))
-            .map(|(k, v)| (k.0, *v))
-    }
-
-    /// Appends `values` at indices `length…` if the growth fits in `room` bytes and the
-    /// system grants it (nothing changes otherwise); returns the bytes the array grew by.
-    pub fn try_extend(&mut self, values: &[Value<'gc>], room: usize) -> Result<usize, AllocError> {
+    fn try_extend(&mut self, values: &[Value<'gc>], room: usize) -> Result<usize, AllocError> {
         let start = self.length;
-        if start
-            .checked_add(values.len() as u64)
-            .is_none_or(|end| end > i64::MAX as u64)
-        {
-            return Err(AllocError::Limit(usize::MAX));
-        }
         if start != self.dense.len() as u64 {
             // Past a sparse gap the values go to the side map: room for all of them first,
             // so that a refusal changes nothing.
@@ -299,18 +218,256 @@ impl<'gc> Array<'gc> {
                     .map_err(|_| AllocError::System(bytes))?;
             }
             for (i, &v) in values.iter().enumerate() {
-                self.set(Value::I64((start + i as u64) as i64), v);
+                self.put(Value::I64((start + i as u64) as i64), v);
             }
             return Ok(self.resize_account());
         }
         // Every index key is below `length`, which the dense part covers: none is overwritten.
         let need = self.dense.len() + values.len();
-        self.dense.try_reserve(need, room)?;
-        for &v in values {
-            self.dense.push(v);
-        }
+        reserve_vec(&mut self.dense, need, room)?;
+        self.dense.extend_from_slice(values);
         self.length = need as u64;
         Ok(self.resize_account())
+    }
+
+    fn try_replace_elements(
+        &mut self,
+        values: &[Value<'gc>],
+        room: usize,
+    ) -> Result<usize, AllocError> {
+        if values.len() <= self.dense.capacity() {
+            self.dense.clear();
+        } else {
+            let mut v = Vec::new();
+            reserve_vec(&mut v, values.len(), room)?;
+            self.dense = v;
+        }
+        self.dense.extend_from_slice(values);
+        if let Some(sparse) = self.sparse.as_mut() {
+            sparse.retain(|k, _| !matches!(k.0, Value::I64(i) if i >= 0));
+        }
+        self.length = values.len() as u64;
+        Ok(self.resize_account())
+    }
+}
+
+/// The inline form holding exactly `values` (at most two).
+fn inline_body<'gc>(values: &[Value<'gc>]) -> Option<Body<'gc>> {
+    match *values {
+        [] => Some(Body::Empty),
+        [a] => Some(Body::One(a)),
+        [a, b] => Some(Body::Two([a, b])),
+        _ => None,
+    }
+}
+
+impl<'gc> Array<'gc> {
+    /// Allocates an empty array with room for `capacity` elements (capped by the caller);
+    /// fails instead of aborting when the system has no memory for the buffer.
+    pub fn try_alloc(
+        mc: &Mutation<'gc>,
+        meter: &Meter,
+        id: u64,
+        capacity: usize,
+    ) -> Result<ArrayRef<'gc>, AllocError> {
+        let body = if capacity <= 2 {
+            Body::Empty
+        } else {
+            let mut dense = Vec::new();
+            reserve_vec(&mut dense, capacity, usize::MAX)?;
+            Body::Spilled(Spilled::new(meter, dense).0)
+        };
+        meter.add(ARRAY_BYTES);
+        Ok(Gc::new(
+            mc,
+            RefLock::new(Array {
+                id,
+                body,
+                charge: ArrayCharge(meter.clone()),
+            }),
+        ))
+    }
+
+    /// The elements at indices below the dense part's end (holes as Unit).
+    #[inline(always)]
+    fn dense(&self) -> &[Value<'gc>] {
+        match &self.body {
+            Body::Empty => &[],
+            Body::One(v) => std::slice::from_ref(v),
+            Body::Two(pair) => pair,
+            Body::Spilled(s) => &s.dense,
+        }
+    }
+
+    /// The length as StoffelVM reports it (a length ≥ 2^63 wraps negative, as the original).
+    #[inline]
+    pub fn length(&self) -> u64 {
+        match &self.body {
+            Body::Empty => 0,
+            Body::One(_) => 1,
+            Body::Two(_) => 2,
+            Body::Spilled(s) => s.length,
+        }
+    }
+
+    /// The value under `key`, or Unit (holes read as Unit).
+    pub fn get(&self, key: Value<'gc>) -> Value<'gc> {
+        self.find(key).unwrap_or(Value::Unit)
+    }
+
+    /// The value under `key` if it was written: an index inside the dense part (holes
+    /// there included, as Unit) or a key in the side map. `None` for anything else.
+    #[inline]
+    pub fn find(&self, key: Value<'gc>) -> Option<Value<'gc>> {
+        match &self.body {
+            Body::Spilled(s) => s.find(key),
+            _ => match key {
+                Value::I64(i) if i >= 0 => self.dense().get(i as usize).copied(),
+                _ => None,
+            },
+        }
+    }
+
+    /// Writes `key` if its growth fits in `room` bytes and the system grants it; returns
+    /// the bytes the array grew by.
+    #[inline]
+    pub fn try_set(
+        &mut self,
+        key: Value<'gc>,
+        value: Value<'gc>,
+        room: usize,
+    ) -> Result<usize, AllocError> {
+        if let Body::Spilled(s) = &mut self.body {
+            return s.try_set(key, value, room);
+        }
+        if let Value::I64(i) = key {
+            match (&mut self.body, i) {
+                (Body::Empty, 0) => self.body = Body::One(value),
+                (Body::Empty, 1) => self.body = Body::Two([Value::Unit, value]),
+                (Body::One(v), 0) => *v = value,
+                (Body::One(v), 1) => self.body = Body::Two([*v, value]),
+                (Body::Two(pair), 0 | 1) => pair[i as usize] = value,
+                _ => return self.try_set_spilling(key, value, room),
+            }
+            return Ok(0);
+        }
+        self.try_set_spilling(key, value, room)
+    }
+
+    /// Appends `value` at index `length` when that needs no memory (the array keeps its
+    /// size); returns the new length, or `None` when the general way must do it.
+    #[inline(always)]
+    pub fn push_in_place(&mut self, value: Value<'gc>) -> Option<u64> {
+        match &mut self.body {
+            Body::Empty => self.body = Body::One(value),
+            Body::One(v) => self.body = Body::Two([*v, value]),
+            Body::Spilled(s)
+                if s.length == s.dense.len() as u64
+                    && s.dense.len() < s.dense.capacity()
+                    && s.sparse.as_ref().is_none_or(|m| m.is_empty()) =>
+            {
+                s.dense.push(value);
+                s.length += 1;
+            }
+            _ => return None,
+        }
+        Some(self.length())
+    }
+
+    /// [`Array::try_set`] on an inline array that must spill first: an index past the
+    /// inline elements, or a key that is not an index.
+    #[inline(never)]
+    fn try_set_spilling(
+        &mut self,
+        key: Value<'gc>,
+        value: Value<'gc>,
+        room: usize,
+    ) -> Result<usize, AllocError> {
+        let len = self.dense().len();
+        let need = match key {
+            Value::I64(i) if i >= 0 && (i as u64) < len as u64 * 2 + DENSE_SLACK => i as usize + 1,
+            _ => len,
+        };
+        let (spilled, grown) = self.try_spill(need, room)?;
+        Ok(grown + spilled.try_set(key, value, room.saturating_sub(grown))?)
+    }
+
+    /// Moves an inline array's elements to a part of its own with room for `need` elements
+    /// (the part's box and buffer must fit in `room`); returns it and the bytes charged.
+    fn try_spill(
+        &mut self,
+        need: usize,
+        room: usize,
+    ) -> Result<(&mut Spilled<'gc>, usize), AllocError> {
+        let mut grown = 0;
+        if !matches!(self.body, Body::Spilled(_)) {
+            let boxed = std::mem::size_of::<Spilled<'_>>();
+            if boxed > room {
+                return Err(AllocError::Limit(boxed));
+            }
+            let current = self.dense();
+            let mut dense = Vec::new();
+            reserve_vec(&mut dense, need.max(current.len()), room - boxed)?;
+            dense.extend_from_slice(current);
+            let (spilled, charged) = Spilled::new(&self.charge.0, dense);
+            self.body = Body::Spilled(spilled);
+            grown = charged;
+        }
+        match &mut self.body {
+            Body::Spilled(s) => Ok((s, grown)),
+            // Not reached: the body was just spilled.
+            _ => Err(AllocError::Limit(0)),
+        }
+    }
+
+    /// The elements at indices `0..length` (holes read as Unit) appended to `out`. The
+    /// caller has checked that `length` elements may be allocated (a sparse array can be
+    /// very long).
+    pub fn elements_into(&self, out: &mut Vec<Value<'gc>>) {
+        let dense = self.dense();
+        let length = self.length();
+        out.extend_from_slice(&dense[..dense.len().min(length as usize)]);
+        for i in dense.len() as u64..length {
+            out.push(self.get(Value::I64(i as i64)));
+        }
+    }
+
+    /// The keys that are not element indices (strings, negative or non-I64 integers, …) with
+    /// their values, in insertion order.
+    pub fn other_entries(&self) -> impl Iterator<Item = (Value<'gc>, Value<'gc>)> + '_ {
+        let sparse = match &self.body {
+            Body::Spilled(s) => s.sparse.as_deref(),
+            _ => None,
+        };
+        sparse
+            .into_iter()
+            .flat_map(|m| m.iter())
+            .filter(|(k, _)| !matches!(k.0, Value::I64(i) if i >= 0))
+            .map(|(k, v)| (k.0, *v))
+    }
+
+    /// Appends `values` at indices `length…` if the growth fits in `room` bytes and the
+    /// system grants it (nothing changes otherwise); returns the bytes the array grew by.
+    pub fn try_extend(&mut self, values: &[Value<'gc>], room: usize) -> Result<usize, AllocError> {
+        let start = self.length();
+        let Some(end) = start
+            .checked_add(values.len() as u64)
+            .filter(|&end| end <= i64::MAX as u64)
+        else {
+            return Err(AllocError::Limit(usize::MAX));
+        };
+        if !matches!(self.body, Body::Spilled(_)) && end <= 2 {
+            let mut all = [Value::Unit; 2];
+            let current = self.dense();
+            all[..current.len()].copy_from_slice(current);
+            all[current.len()..end as usize].copy_from_slice(values);
+            if let Some(body) = inline_body(&all[..end as usize]) {
+                self.body = body;
+            }
+            return Ok(0);
+        }
+        let (spilled, grown) = self.try_spill(end as usize, room)?;
+        Ok(grown + spilled.try_extend(values, room.saturating_sub(grown))?)
     }
 
     /// Makes the elements exactly `values` (length `values.len()`, as StoffelVM's list
@@ -322,66 +479,13 @@ impl<'gc> Array<'gc> {
         values: &[Value<'gc>],
         room: usize,
     ) -> Result<usize, AllocError> {
-        match &mut self.dense {
-            Dense::Heap(v) if values.len() <= v.capacity() => v.clear(),
-            _ if values.len() <= INLINE_ELEMENTS => self.dense = Dense::empty(),
-            _ => {
-                let mut v = Vec::new();
-                reserve_vec(&mut v, values.len(), room)?;
-                self.dense = Dense::Heap(v);
-            }
+        if !matches!(self.body, Body::Spilled(_))
+            && let Some(body) = inline_body(values)
+        {
+            self.body = body;
+            return Ok(0);
         }
-        for &v in values {
-            self.dense.push(v);
-        }
-        if let Some(sparse) = self.sparse.as_mut() {
-            sparse.retain(|k, _| !matches!(k.0, Value::I64(i) if i >= 0));
-        }
-        self.length = values.len() as u64;
-        Ok(self.resize_account())
-    }
-
-    /// Brings the account up to date with the buffers; returns the bytes it grew by.
-    fn resize_account(&mut self) -> usize {
-        self.account.resize(
-            GC_OVERHEAD
-                + std::mem::size_of::<RefLock<Array<'_>>>()
-                + self.dense.buffer_bytes()
-                + self.sparse.as_ref().map_or(0, |m| {
-                    std::mem::size_of::<IndexMap<Key<'_>, Value<'_>>>() + map_bytes(m.capacity())
-                }),
-        )
-    }
-
-    /// Writes `key`; returns the bytes the array grew by.
-    pub fn set(&mut self, key: Value<'gc>, value: Value<'gc>) -> usize {
-        match key {
-            Value::I64(i) if i >= 0 => {
-                let index = i as u64;
-                self.length = self.length.max(index + 1);
-                if index < self.dense.len() as u64 {
-                    self.dense.as_mut_slice()[index as usize] = value;
-                } else if self.is_dense_index(index) {
-                    let old_len = self.dense.len();
-                    self.dense.grow_to(index as usize);
-                    if let Some(sparse) = self.sparse.as_mut().filter(|m| !m.is_empty()) {
-                        // Indices that were far away may now fall inside the dense part.
-                        for j in old_len..index as usize {
-                            if let Some(v) = sparse.swap_remove(&Key(Value::I64(j as i64))) {
-                                self.dense.as_mut_slice()[j] = v;
-                            }
-                        }
-                        sparse.swap_remove(&Key(key));
-                    }
-                    self.dense.push(value);
-                } else {
-                    self.sparse_map().insert(Key(key), value);
-                }
-            }
-            _ => {
-                self.sparse_map().insert(Key(key), value);
-            }
-        }
-        self.resize_account()
+        let (spilled, grown) = self.try_spill(values.len(), room)?;
+        Ok(grown + spilled.try_replace_elements(values, room.saturating_sub(grown))?)
     }
 }

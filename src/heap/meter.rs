@@ -125,11 +125,11 @@ impl Meter {
             .saturating_add(self.0.handles.get())
     }
 
-    fn add(&self, n: usize) {
+    pub(super) fn add(&self, n: usize) {
         self.0.heap.set(self.0.heap.get().saturating_add(n));
     }
 
-    fn sub(&self, n: usize) {
+    pub(super) fn sub(&self, n: usize) {
         self.0.heap.set(self.0.heap.get().saturating_sub(n));
     }
 

@@ -244,6 +244,7 @@ impl Default for Fields<'_> {
 
 impl<'gc> Fields<'gc> {
     /// The value under `key`.
+    #[inline(always)]
     pub fn get(&self, key: &Key<'gc>) -> Option<Value<'gc>> {
         let found = |list: &[(Key<'gc>, Value<'gc>)]| find_key(list, key).map(|i| list[i].1);
         match self {
@@ -425,6 +426,7 @@ impl<'gc> Object<'gc> {
     }
 
     /// The value under `key`, or Unit.
+    #[inline(always)]
     pub fn get(&self, key: Value<'gc>) -> Value<'gc> {
         self.fields.get(&Key(key)).unwrap_or(Value::Unit)
     }
@@ -437,8 +439,49 @@ impl<'gc> Object<'gc> {
         value: Value<'gc>,
         room: usize,
     ) -> Result<usize, AllocError> {
+        if self.set_in_place(key, value) {
+            return Ok(0);
+        }
         self.fields.try_reserve_for(&Key(key), room)?;
         Ok(self.set(key, value))
+    }
+
+    /// Sets a field when that needs no memory: the key exists, or the object keeps fewer
+    /// than [`INLINE_FIELDS`] fields inside itself. Returns whether it did (the object's
+    /// size is then unchanged: no growth to admit or account). One search, where
+    /// [`Object::try_set`]'s general path searches twice.
+    #[inline(always)]
+    pub fn set_in_place(&mut self, key: Value<'gc>, value: Value<'gc>) -> bool {
+        let key = Key(key);
+        match &mut self.fields {
+            Fields::Inline { len, entries } => {
+                let n = *len as usize;
+                if let Some(i) = find_key(&entries[..n], &key) {
+                    entries[i].1 = value;
+                    return true;
+                }
+                if n < INLINE_FIELDS {
+                    entries[n] = (key, value);
+                    *len += 1;
+                    return true;
+                }
+                false
+            }
+            Fields::Small(list) => match find_key(list, &key) {
+                Some(i) => {
+                    list[i].1 = value;
+                    true
+                }
+                None => false,
+            },
+            Fields::Map(map) => match map.get_mut(&key) {
+                Some(slot) => {
+                    *slot = value;
+                    true
+                }
+                None => false,
+            },
+        }
     }
 
     /// Sets a field; returns the bytes the object grew by.
@@ -527,7 +570,27 @@ impl<'gc> Cells<'gc> {
     /// The cell called `name` (the most recently captured one of that name). Adds the cells
     /// it compared (1 for a map lookup) to `examined`, which callers charge to the
     /// instruction budget.
+    #[inline(always)]
     pub fn find(&self, name: Gc<'gc, Str>, examined: &mut u64) -> Option<Upvalue<'gc>> {
+        // The common case (one or two cells) inline in the fused upvalue ops.
+        if let Cells::Inline(items) = self {
+            let mut compared: u64 = 0;
+            for u in items.iter().rev().flatten() {
+                compared += 1;
+                if Gc::ptr_eq(u.name, name) || u.name.same_text(&name) {
+                    *examined = examined.saturating_add(compared);
+                    return Some(*u);
+                }
+            }
+            *examined = examined.saturating_add(compared);
+            return None;
+        }
+        self.find_listed(name, examined)
+    }
+
+    /// [`Cells::find`] past the inline cells.
+    #[inline(never)]
+    fn find_listed(&self, name: Gc<'gc, Str>, examined: &mut u64) -> Option<Upvalue<'gc>> {
         let same = |u: &Upvalue<'gc>| Gc::ptr_eq(u.name, name) || u.name.same_text(&name);
         let mut compared: u64 = 0;
         let found = match self {

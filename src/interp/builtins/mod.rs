@@ -433,9 +433,13 @@ pub(crate) fn set_field<'gc>(
 ) -> Result<Value<'gc>, RuntimeErrorKind> {
     match container {
         Value::Object(o) => {
-            o.borrow_mut(mc)
-                .try_set(key, value, rt.room())
-                .map_err(|e| rt.alloc_error(e))?;
+            let mut object = o.borrow_mut(mc);
+            // Most writes need no memory: the limit's room is worked out only for the rest.
+            if !object.set_in_place(key, value) {
+                object
+                    .try_set(key, value, rt.room())
+                    .map_err(|e| rt.alloc_error(e))?;
+            }
         }
         Value::Array(a) => {
             let key = match index_value(key) {
@@ -563,7 +567,8 @@ pub(crate) enum Fused {
 /// Runs a fused builtin op (`PUSHARG …; CALL builtin` as one op). It runs whole only when
 /// the name still means the builtin, no other argument is pending and the budget has room
 /// for all its instructions; otherwise only its first PUSHARG runs. Kept out of the dispatch
-/// loop so that the loop's hot values keep machine registers.
+/// loop so that the loop's hot values keep machine registers; its own rare paths (running
+/// unfused, failing) are out of line too, so the common one saves few registers.
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_fused<'gc>(
@@ -577,71 +582,182 @@ pub(crate) fn run_fused<'gc>(
     left: u32,
 ) -> Fused {
     let reg = |r: u16| regs[(r as usize) & (WINDOW - 1)];
-    // Runs builtin `$b` (its sequence is `$len` instructions, the first a PUSHARG of
-    // `$first`) if it may run whole; `$args` are the values its PUSHARGs would push, which a
-    // memory refusal leaves pending.
-    macro_rules! fused {
-        ($b:expr, $len:expr, $first:expr, [$($arg:expr),*], |$($v:ident),*| $call:expr) => {{
-            if left < $len - 1 || calls.pending.len() != pending_base || !code.still_builtin($b)
-            {
-                // The PUSHARG alone; refused stack growth waits at it.
-                return match calls.push_arg(rt, reg($first)) {
-                    Ok(()) => Fused::Unfused,
-                    Err(e) => Fused::Refused(e, 1),
-                };
+    // Each arm first checks that builtin `$b` may run whole as `$len` instructions (else
+    // only the first PUSHARG runs), then tries the common cases, which cannot fail, inline;
+    // the rest goes through the builtin's own code.
+    macro_rules! may_run {
+        ($b:expr, $len:expr) => {
+            if left < $len - 1 || calls.pending.len() != pending_base || !code.still_builtin($b) {
+                return unfused(op, calls, rt, regs);
             }
-            let ($($v,)*) = ($(reg($arg),)*);
-            match $call {
-                Ok(v) => {
-                    regs[0] = v;
-                    Fused::Ran($len)
-                }
-                Err(e) if e.is_memory() => {
-                    let args = [$($v),*];
-                    if let Err(e) = calls.reserve_args(rt, args.len()) {
-                        // No room for the arguments: the whole sequence waits.
-                        return Fused::Refused(e, 1);
-                    }
-                    calls.pending.extend_from_slice(&args);
-                    Fused::Refused(Box::new(e), $len)
-                }
-                Err(e) => Fused::Failed(Box::new(e), $len),
-            }
+        };
+    }
+    macro_rules! done {
+        ($v:expr, $len:expr) => {{
+            regs[0] = $v;
+            return Fused::Ran($len);
         }};
     }
-    match op {
-        Op::GetField { obj, key } => fused!(Builtin::GetField, 3, obj, [obj, key], |o, k| {
-            get_field(mc, rt, o, k)
-        }),
+    let len = match op {
+        Op::GetField { obj, key } => {
+            may_run!(Builtin::GetField, 3);
+            match reg(obj) {
+                Value::Object(o) => done!(o.borrow().get(reg(key)), 3),
+                Value::Array(a) => {
+                    if let Some(v) = a.borrow().find(reg(key)) {
+                        done!(v, 3)
+                    }
+                }
+                _ => {}
+            }
+            3
+        }
         Op::SetField { obj, key, value } => {
-            fused!(Builtin::SetField, 4, obj, [obj, key, value], |o, k, v| {
-                set_field(mc, rt, o, k, v)
-            })
+            may_run!(Builtin::SetField, 4);
+            if let Value::Object(o) = reg(obj)
+                && o.borrow_mut(mc).set_in_place(reg(key), reg(value))
+            {
+                done!(Value::Unit, 4)
+            }
+            4
         }
         Op::ArrayPush { array, value } => {
-            fused!(Builtin::ArrayPush, 3, array, [array, value], |a, v| {
-                array_push(mc, rt, a, &[v])
-            })
+            may_run!(Builtin::ArrayPush, 3);
+            if let Value::Array(a) = reg(array)
+                && let Some(n) = a.borrow_mut(mc).push_in_place(reg(value))
+            {
+                done!(Value::I64(n as i64), 3)
+            }
+            3
         }
-        Op::ArrayLength { array } => fused!(Builtin::ArrayLength, 2, array, [array], |a| {
-            array_length(rt, a)
-        }),
-        Op::CreateArray { capacity } => {
-            fused!(Builtin::CreateArray, 2, capacity, [capacity], |c| {
-                create_array(mc, rt, Some(c))
-            })
+        Op::ArrayLength { array } => {
+            may_run!(Builtin::ArrayLength, 2);
+            if let Value::Array(a) = reg(array) {
+                done!(Value::I64(a.borrow().length() as i64), 2)
+            }
+            2
         }
-        Op::GetUpvalue { name } => fused!(Builtin::GetUpvalue, 2, name, [name], |n| {
-            get_upvalue(calls, rt, n)
-        }),
+        Op::CreateArray { .. } => {
+            may_run!(Builtin::CreateArray, 2);
+            2
+        }
+        Op::GetUpvalue { name } => {
+            may_run!(Builtin::GetUpvalue, 2);
+            if let Value::String(name) = reg(name) {
+                // A miss goes the general way, which charges the search itself.
+                let mut work = rt.work;
+                if let Some(cell) = calls.current_upvalue(name, &mut work) {
+                    rt.work = work;
+                    done!(*cell.borrow(), 2)
+                }
+            }
+            2
+        }
         Op::SetUpvalue { name, value } => {
-            fused!(Builtin::SetUpvalue, 3, name, [name, value], |n, v| {
-                set_upvalue(mc, calls, rt, n, v)
-            })
+            may_run!(Builtin::SetUpvalue, 3);
+            if let Value::String(name) = reg(name) {
+                let mut work = rt.work;
+                if let Some(cell) = calls.current_upvalue(name, &mut work) {
+                    rt.work = work;
+                    *cell.borrow_mut(mc) = reg(value);
+                    done!(Value::Unit, 3)
+                }
+            }
+            3
         }
-        _ => Fused::Failed(
-            Box::new(RuntimeErrorKind::Internal("not a fused builtin op")),
-            1,
-        ),
+        _ => return not_fused(),
+    };
+    run_general(op, mc, calls, rt, regs, len)
+}
+
+/// A fused op that the fast cases of [`run_fused`] did not cover: the builtin's own code.
+#[inline(never)]
+fn run_general<'gc>(
+    op: Op,
+    mc: &Mutation<'gc>,
+    calls: &mut Calls<'gc>,
+    rt: &mut Runtime,
+    regs: &mut Window<'gc>,
+    len: u32,
+) -> Fused {
+    let reg = |r: u16| regs[(r as usize) & (WINDOW - 1)];
+    let result = match op {
+        Op::GetField { obj, key } => get_field(mc, rt, reg(obj), reg(key)),
+        Op::SetField { obj, key, value } => set_field(mc, rt, reg(obj), reg(key), reg(value)),
+        Op::ArrayPush { array, value } => array_push(mc, rt, reg(array), &[reg(value)]),
+        Op::ArrayLength { array } => array_length(rt, reg(array)),
+        Op::CreateArray { capacity } => create_array(mc, rt, Some(reg(capacity))),
+        Op::GetUpvalue { name } => get_upvalue(calls, rt, reg(name)),
+        Op::SetUpvalue { name, value } => set_upvalue(mc, calls, rt, reg(name), reg(value)),
+        _ => return not_fused(),
+    };
+    match result {
+        Ok(v) => {
+            regs[0] = v;
+            Fused::Ran(len)
+        }
+        Err(e) => fused_failed(op, e, len, calls, rt, regs),
     }
+}
+
+/// The registers a fused op's PUSHARGs push, in order (its first is the one an unfused run
+/// pushes alone).
+fn fused_args(op: Op) -> ([u16; 3], usize) {
+    match op {
+        Op::GetField { obj, key } => ([obj, key, 0], 2),
+        Op::SetField { obj, key, value } => ([obj, key, value], 3),
+        Op::ArrayPush { array, value } => ([array, value, 0], 2),
+        Op::ArrayLength { array } => ([array, 0, 0], 1),
+        Op::CreateArray { capacity } => ([capacity, 0, 0], 1),
+        Op::GetUpvalue { name } => ([name, 0, 0], 1),
+        Op::SetUpvalue { name, value } => ([name, value, 0], 2),
+        _ => ([0; 3], 0),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn not_fused() -> Fused {
+    Fused::Failed(
+        Box::new(RuntimeErrorKind::Internal("not a fused builtin op")),
+        1,
+    )
+}
+
+/// A fused op that may not run whole: its first PUSHARG alone; refused stack growth waits
+/// at it.
+#[cold]
+#[inline(never)]
+fn unfused<'gc>(op: Op, calls: &mut Calls<'gc>, rt: &Runtime, regs: &Window<'gc>) -> Fused {
+    let ([first, ..], _) = fused_args(op);
+    match calls.push_arg(rt, regs[(first as usize) & (WINDOW - 1)]) {
+        Ok(()) => Fused::Unfused,
+        Err(e) => Fused::Refused(e, 1),
+    }
+}
+
+/// A fused builtin failed with `e`. A memory refusal leaves its arguments pending, as its
+/// PUSHARGs would have (the builtins do not write registers, so they are still there).
+#[cold]
+#[inline(never)]
+fn fused_failed<'gc>(
+    op: Op,
+    e: RuntimeErrorKind,
+    len: u32,
+    calls: &mut Calls<'gc>,
+    rt: &Runtime,
+    regs: &Window<'gc>,
+) -> Fused {
+    if !e.is_memory() {
+        return Fused::Failed(Box::new(e), len);
+    }
+    let (registers, count) = fused_args(op);
+    if let Err(e) = calls.reserve_args(rt, count) {
+        // No room for the arguments: the whole sequence waits.
+        return Fused::Refused(e, 1);
+    }
+    for &r in &registers[..count] {
+        calls.pending.push(regs[(r as usize) & (WINDOW - 1)]);
+    }
+    Fused::Refused(Box::new(e), len)
 }

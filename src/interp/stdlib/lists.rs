@@ -43,8 +43,14 @@ fn push<'gc>(
     array: crate::heap::ArrayRef<'gc>,
     values: &[Value<'gc>],
 ) -> Result<(), RuntimeErrorKind> {
+    let mut array = array.borrow_mut(mc);
+    // One value with room for it (the common `append`): no limit check needed.
+    if let [v] = values
+        && array.push_in_place(*v).is_some()
+    {
+        return Ok(());
+    }
     array
-        .borrow_mut(mc)
         .try_extend(values, rt.room())
         .map_err(|e| rt.alloc_error(e))?;
     Ok(())
