@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::sync::OnceLock;
 
 use super::builtins::Builtin;
-use super::{Known, Op, lower};
+use super::{Op, lower};
 use crate::program::{Constant, Instruction, Program};
 
 /// What a name currently means.
@@ -280,7 +280,7 @@ impl Code {
                         Binding::Builtin(b) => Some(b),
                         _ => None,
                     },
-                    |c| known_constant(&program, constant_base, c),
+                    |c| bool_constant(&program, constant_base, c),
                 ),
                 code,
                 frame_size: function.frame_size(),
@@ -364,7 +364,7 @@ impl Code {
                         Binding::Builtin(b) => Some(b),
                         _ => None,
                     },
-                    |c| known_constant(program, new_base, c),
+                    |c| bool_constant(program, new_base, c),
                 );
             }
             moved_to[i] = functions.len() as u32;
@@ -383,16 +383,11 @@ impl Code {
     }
 }
 
-/// What linked constant `c` is, for a program whose constants start at `base`.
-fn known_constant(program: &Program, base: u32, c: u32) -> Known {
-    let constant = c
-        .checked_sub(base)
-        .and_then(|c| program.constants().get(c as usize));
-    match constant {
-        Some(Constant::Bool(b)) => Known::Bool(*b),
-        Some(Constant::Unit) => Known::Unit,
-        Some(Constant::I64(_)) => Known::Int,
-        _ => Known::Other,
+/// The Bool that linked constant `c` is, for a program whose constants start at `base`.
+fn bool_constant(program: &Program, base: u32, c: u32) -> Option<bool> {
+    match program.constants().get(c.checked_sub(base)? as usize)? {
+        Constant::Bool(b) => Some(*b),
+        _ => None,
     }
 }
 

@@ -217,34 +217,6 @@ fn run_inner<'gc>(
                 Op::Mov { dst, src } => {
                     reg!(regs, dst) = reg!(regs, src);
                 }
-                // The compiler's statement pairs (`peephole`): the second instruction runs
-                // here only when the budget has room for it; otherwise from its own op.
-                Op::MovClear { dst, src } => {
-                    reg!(regs, dst) = reg!(regs, src);
-                    if left > 0 {
-                        left -= 1;
-                        ip += 1;
-                        reg!(regs, src) = Value::Unit;
-                    }
-                }
-                Op::ClearJmp { dst, target } => {
-                    reg!(regs, dst) = Value::Unit;
-                    if left > 0 {
-                        left -= 1;
-                        ip = target as usize;
-                    }
-                }
-                Op::LdiArith { dst, constant } => {
-                    let k = constants[constant as usize];
-                    reg!(regs, dst) = k;
-                    if left > 0
-                        && let (Value::I64(y), Some(&next)) = (k, ops.get(ip))
-                        && ldi_arith(regs, next, y)
-                    {
-                        left -= 1;
-                        ip += 1;
-                    }
-                }
                 Op::AddCmpJump { dst, a, b }
                     if left >= 2
                         && let (&Value::I64(x), &Value::I64(y)) =
@@ -528,31 +500,6 @@ fn run_inner<'gc>(
                 },
             }
         }
-    }
-}
-
-/// The arithmetic op `next` of an [`Op::LdiArith`] whose constant is `y`, if it is of two
-/// integers and cannot fail (else it runs as its own op, which reports the error). Returns
-/// whether it ran.
-#[inline(always)]
-fn ldi_arith(regs: &mut Window<'_>, next: Op, y: i64) -> bool {
-    let int = |a| match reg!(regs, a) {
-        Value::I64(x) => Some(x),
-        _ => None,
-    };
-    let (dst, result) = match next {
-        Op::Add { dst, a, .. } => (dst, int(a).and_then(|x| x.checked_add(y))),
-        Op::Sub { dst, a, .. } => (dst, int(a).and_then(|x| x.checked_sub(y))),
-        Op::Mul { dst, a, .. } => (dst, int(a).and_then(|x| x.checked_mul(y))),
-        Op::Mod { dst, a, .. } if y > 0 => (dst, int(a).map(|x| x % y)),
-        _ => return false,
-    };
-    match result {
-        Some(v) => {
-            reg!(regs, dst) = Value::I64(v);
-            true
-        }
-        None => false,
     }
 }
 

@@ -187,22 +187,6 @@ pub(crate) enum Op {
         name: R,
         value: R,
     },
-    /// `MOV dst, src; LDI src, ()` (2 instructions; see [`super::peephole`]).
-    MovClear {
-        dst: R,
-        src: R,
-    },
-    /// `LDI dst, (); JMP target` (2 instructions).
-    ClearJmp {
-        dst: R,
-        target: u32,
-    },
-    /// `LDI dst, k` of an integer followed by an integer `ADD`, `SUB`, `MUL` or `MOD` (whose
-    /// op follows) with `dst` as its second operand (2 instructions).
-    LdiArith {
-        dst: R,
-        constant: u32,
-    },
     /// Past the last instruction: the function returns.
     End,
     /// `NOP`: does nothing.
@@ -264,16 +248,12 @@ fn r(reg: u32) -> R {
 
 /// Lowers one function's linked code (jumps already instruction indices, calls slots,
 /// constants global). `builtin_at` tells which builtin a call slot names now, if any;
-/// `constant_at` what kind of value a constant is.
+/// `bool_at` which Bool a constant is, if it is one.
 pub(crate) fn lower(
     code: &[Instruction],
     builtin_at: impl Fn(u32) -> Option<Builtin>,
-    constant_at: impl Fn(u32) -> Known,
+    bool_at: impl Fn(u32) -> Option<bool>,
 ) -> Box<[Op]> {
-    let bool_at = |c| match constant_at(c) {
-        Known::Bool(b) => Some(b),
-        _ => None,
-    };
     let mut ops: Vec<Op> = code.iter().map(|&ins| lower_one(ins)).collect();
     ops.push(Op::End);
     for i in 0..code.len() {
@@ -309,7 +289,7 @@ pub(crate) fn lower(
         }
     }
     for i in 0..code.len() {
-        if let Some(op) = condition_test(&code[i..], i, bool_at) {
+        if let Some(op) = condition_test(&code[i..], i, &bool_at) {
             ops[i] = op;
             // An ADD just before stays plain: its fused form expects a CmpJump after it.
             if let Some(i) = i.checked_sub(1)
@@ -319,27 +299,7 @@ pub(crate) fn lower(
             }
         }
     }
-    super::peephole::fuse_pairs(
-        code,
-        &mut ops,
-        lower_one,
-        |c| constant_at(c) == Known::Unit,
-        |c| constant_at(c) == Known::Int,
-    );
     ops.into_boxed_slice()
-}
-
-/// What lowering needs to know of a constant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Known {
-    /// A Bool.
-    Bool(bool),
-    /// `()`.
-    Unit,
-    /// An I64.
-    Int,
-    /// Anything else (or no such constant).
-    Other,
 }
 
 /// The [`Op::CmpJump`] target that marks the compiler's condition shape (never a real
@@ -460,7 +420,7 @@ fn fuse_builtin_call(
     })
 }
 
-pub(super) fn lower_one(ins: Instruction) -> Op {
+fn lower_one(ins: Instruction) -> Op {
     use Instruction as I;
     match ins {
         I::Ld { dst, offset } => Op::Ld {
@@ -556,7 +516,7 @@ mod tests {
             Instruction::Cmp { a: 1, b: 2 },
             Instruction::Ret { src: 1 },
         ];
-        let ops = lower(&code, |_| None, |_| Known::Other);
+        let ops = lower(&code, |_| None, |_| None);
         assert_eq!(ops.len(), code.len() + 1);
         assert_eq!(
             ops[0],
@@ -582,7 +542,7 @@ mod tests {
             Instruction::Cmp { a: 1, b: 3 },
             Instruction::Ret { src: 1 },
         ];
-        let ops = lower(&code, |_| None, |_| Known::Other);
+        let ops = lower(&code, |_| None, |_| None);
         assert_eq!(ops[0], Op::AddCmpJump { dst: 1, a: 1, b: 2 });
         assert!(matches!(ops[1], Op::CmpJump { target: 0, .. }));
         assert_eq!(ops[2], Op::JmpLt { target: 0 });
@@ -596,10 +556,7 @@ mod tests {
             Instruction::Cmp { a: 0, b: 0 },
             Instruction::JmpEq { label: 70_000 },
         ];
-        assert_eq!(
-            lower(&code, |_| None, |_| Known::Other)[0],
-            Op::Cmp { a: 0, b: 0 }
-        );
+        assert_eq!(lower(&code, |_| None, |_| None)[0], Op::Cmp { a: 0, b: 0 });
     }
 
     #[test]
@@ -628,7 +585,7 @@ mod tests {
             Instruction::PushArg { src: 5 },
             Instruction::Call { callee: 9 },
         ];
-        let ops = lower(&code, builtin_at, |_| Known::Other);
+        let ops = lower(&code, builtin_at, |_| None);
         assert_eq!(
             ops[0],
             Op::SetField {
@@ -674,11 +631,8 @@ mod tests {
         ]
     }
 
-    fn bools(c: u32) -> Known {
-        [Known::Bool(false), Known::Bool(true)]
-            .get(c as usize)
-            .copied()
-            .unwrap_or(Known::Other)
+    fn bools(c: u32) -> Option<bool> {
+        [Some(false), Some(true)].get(c as usize).copied().flatten()
     }
 
     #[test]
@@ -740,7 +694,7 @@ mod tests {
             let code: Vec<Instruction> = std::iter::once(Instruction::Nop).chain(shape).collect();
             let ops = match with_bools {
                 Some(()) => lower(&code, |_| None, bools),
-                None => lower(&code, |_| None, |_| Known::Other),
+                None => lower(&code, |_| None, |_| None),
             };
             assert!(
                 !matches!(

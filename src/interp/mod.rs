@@ -32,7 +32,6 @@ mod error;
 pub(crate) mod format;
 mod lower;
 mod ops;
-mod peephole;
 mod stack;
 mod stdlib;
 
@@ -42,7 +41,7 @@ use crate::value::Value;
 
 pub use dispatch::run;
 pub use error::{BACKTRACE_ENDS, ExternalError, RuntimeError, RuntimeErrorKind, TraceEntry};
-pub(crate) use lower::{Known, Op, WINDOW, lower};
+pub(crate) use lower::{Op, WINDOW, lower};
 pub use ops::BinOp;
 pub use stack::{Interp, Step};
 pub(crate) use stdlib::mpc::is_mpc_name;
