@@ -164,3 +164,79 @@ no_flag:
         }
     }
 }
+
+/// The compiler's statement pairs (`LDI k, n; ADD t, a, k`, `MOV x, t; LDI t, ()`,
+/// `LDI t, (); JMP l`) run as one op only when both instructions surely succeed. Where the
+/// arithmetic fails (overflow, `MOD` by a non-positive constant, a non-integer operand) or
+/// the limit falls between the two, the plain run must report what the traced one does.
+#[test]
+fn statement_pairs_fail_and_stop_where_their_instructions_would() {
+    let program = |constant: &str, op: &str, start: &str| {
+        format!(
+            ".function main registers 4
+    LDI r1, {start}
+    LDI r2, 0
+top:
+    LDI r3, {constant}
+    {op} r3, r1, r3
+    MOV r1, r3
+    LDI r3, ()
+    LDI r3, 1
+    ADD r3, r2, r3
+    MOV r2, r3
+    LDI r3, 3
+    CMP r2, r3
+    JMPEQ done
+    LDI r3, ()
+    JMP top
+done:
+    RET r1
+"
+        )
+    };
+    let cases = [
+        ("1", "ADD", "9223372036854775805"),
+        ("2", "MUL", "4611686018427387903"),
+        ("1", "SUB", "-9223372036854775807"),
+        ("0", "MOD", "10"),
+        ("-3", "MOD", "10"),
+        ("5", "MOD", "\"text\""),
+        ("7", "ADD", "\"text\""),
+        ("7", "ADD", "40"),
+        ("1000003", "MOD", "123456789"),
+    ];
+    let mut errors = 0;
+    for (constant, op, start) in cases {
+        let source = program(constant, op, start);
+        let run = |traced: bool, limit: Option<u64>| {
+            let mut vm = Vm::new();
+            if traced {
+                vm.set_trace(Some(Box::new(|_: &str| {})));
+            }
+            vm.set_instruction_limit(limit);
+            vm.load_assembly(&source).unwrap();
+            let result = match vm.execute("main", &[]) {
+                Ok(v) => format!("ok {v:?}"),
+                Err(e) => format!("error {e}"),
+            };
+            (result, vm.instructions_executed())
+        };
+        let (plain, all) = run(false, None);
+        assert_eq!(
+            (plain.clone(), all),
+            run(true, None),
+            "{op} {constant} {start}"
+        );
+        if plain.starts_with("error") {
+            errors += 1;
+        }
+        for limit in 1..=all {
+            assert_eq!(
+                run(false, Some(limit)),
+                run(true, Some(limit)),
+                "{op} {constant} {start} with limit {limit}"
+            );
+        }
+    }
+    assert!(errors >= 6, "only {errors} of the cases failed");
+}

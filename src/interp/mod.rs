@@ -16,7 +16,7 @@
 //! `create_closure` captures by name.
 //!
 //! Files: `stack` (the state), `call` (call and return: frames pushed and popped), `dispatch` (the loop), `lower` (instructions
-//! to the loop's 8-byte ops, with fusion), `peephole` (the compiler's statement pairs fused),
+//! to the loop's 8-byte ops, with fusion),
 //! `ops` (arithmetic, comparison), `builtins` (every
 //! builtin: names, bodies, fused forms), `stdlib` (the bodies of the current StoffelVM's
 //! further builtins: lists, slices, bytes, hashes, local storage, the MPC refusal), `format`
