@@ -35,22 +35,8 @@ impl<'gc> Interp<'gc> {
         }
         self.reg_top = base + f.frame_size as usize;
         let args = &self.calls.pending[args_base.min(self.calls.pending.len())..];
-        // Calls pass a few arguments: copy those cases directly (`copy_from_slice` would call
-        // `memmove`, and a loop costs more to set up than it copies).
         if let Some(regs) = self.regs.get_mut(base..base + WINDOW) {
-            match &args[..args.len().min(f.frame_size as usize)] {
-                [] => {}
-                [a] => regs[0] = *a,
-                [a, b] => {
-                    regs[0] = *a;
-                    regs[1] = *b;
-                }
-                many => {
-                    for (r, a) in regs.iter_mut().zip(many) {
-                        *r = *a;
-                    }
-                }
-            }
+            copy_args(regs, &args[..args.len().min(f.frame_size as usize)]);
         }
         self.calls.frames.push(Frame {
             func,
@@ -113,19 +99,7 @@ impl<'gc> Interp<'gc> {
         };
         caller.ip = ip as u32;
         caller.cmp = cmp;
-        match args {
-            [] => {}
-            [a] => regs[0] = *a,
-            [a, b] => {
-                regs[0] = *a;
-                regs[1] = *b;
-            }
-            many => {
-                for (r, a) in regs.iter_mut().zip(many) {
-                    *r = *a;
-                }
-            }
-        }
+        copy_args(regs, args);
         self.reg_top = base + f.frame_size as usize;
         calls.frames.push(Frame {
             func,
@@ -165,6 +139,32 @@ impl<'gc> Interp<'gc> {
         reserved
             .map(|_| ())
             .map_err(|e| Box::new(rt.alloc_error(e)))
+    }
+}
+
+/// Copies a call's arguments into the callee's first registers. Calls pass a few arguments:
+/// those cases are copied directly (`copy_from_slice` would call `memmove`, and a loop costs
+/// more to set up than it copies).
+#[inline(always)]
+fn copy_args<'gc>(regs: &mut [Value<'gc>], args: &[Value<'gc>]) {
+    match args {
+        [] => {}
+        [a] => {
+            if let Some(r) = regs.first_mut() {
+                *r = *a;
+            }
+        }
+        [a, b] => {
+            if let [r0, r1, ..] = regs {
+                *r0 = *a;
+                *r1 = *b;
+            }
+        }
+        many => {
+            for (r, a) in regs.iter_mut().zip(many) {
+                *r = *a;
+            }
+        }
     }
 }
 
