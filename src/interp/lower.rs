@@ -9,7 +9,8 @@
 //! budget has room for one instruction only.
 //!
 //! Builtin calls with their arguments (`PUSHARG o; PUSHARG k; CALL get_field`) lower to one
-//! op that reads the registers directly, for the object, array and upvalue builtins. Names can be
+//! op that reads the registers directly, for the object, array and upvalue builtins and the
+//! list builtins `len` and `append` (one value) the StoffelLang compiler emits. Names can be
 //! rebound after linking and a frame may have pushed other arguments before, so each such op
 //! checks at run time that the name still means the builtin and that no other argument is
 //! pending; if not, it runs as the plain first instruction of its sequence.
@@ -165,14 +166,18 @@ pub(crate) enum Op {
         key: R,
         value: R,
     },
-    /// `PUSHARG array; PUSHARG value; CALL array_push` (3 instructions).
+    /// `PUSHARG array; PUSHARG value; CALL array_push` (3 instructions), or with `list`
+    /// `CALL append` (the StoffelLang compiler's spelling: Unit, not the new length).
     ArrayPush {
         array: R,
         value: R,
+        list: bool,
     },
-    /// `PUSHARG array; CALL array_length` (2 instructions).
+    /// `PUSHARG array; CALL array_length` (2 instructions), or with `list` `CALL len` (which
+    /// charges a string's length differently and has its own messages).
     ArrayLength {
         array: R,
+        list: bool,
     },
     /// `PUSHARG capacity; CALL create_array` (2 instructions).
     CreateArray {
@@ -385,7 +390,10 @@ fn fuse_builtin_call(
     };
     let first = pushed(0)?;
     match called(1) {
-        Some(Builtin::ArrayLength) => return Some(Op::ArrayLength { array: first }),
+        Some(b @ (Builtin::ArrayLength | Builtin::Len)) => {
+            let list = b == Builtin::Len;
+            return Some(Op::ArrayLength { array: first, list });
+        }
         Some(Builtin::CreateArray) => return Some(Op::CreateArray { capacity: first }),
         Some(Builtin::GetUpvalue) => return Some(Op::GetUpvalue { name: first }),
         _ => {}
@@ -398,10 +406,11 @@ fn fuse_builtin_call(
                 key: second,
             });
         }
-        Some(Builtin::ArrayPush) => {
+        Some(b @ (Builtin::ArrayPush | Builtin::Append)) => {
             return Some(Op::ArrayPush {
                 array: first,
                 value: second,
+                list: b == Builtin::Append,
             });
         }
         Some(Builtin::SetUpvalue) => {
@@ -559,6 +568,14 @@ mod tests {
         assert_eq!(lower(&code, |_| None, |_| None)[0], Op::Cmp { a: 0, b: 0 });
     }
 
+    fn length(array: R, list: bool) -> Op {
+        Op::ArrayLength { array, list }
+    }
+
+    fn pushed(array: R, value: R, list: bool) -> Op {
+        Op::ArrayPush { array, value, list }
+    }
+
     #[test]
     fn fuses_builtin_calls_with_their_arguments() {
         let (get, set, push, len) = (1, 2, 3, 4);
@@ -598,12 +615,62 @@ mod tests {
         assert_eq!(ops[1], Op::PushArg { src: 6 });
         assert_eq!(ops[3], Op::Call { slot: set });
         assert_eq!(ops[4], Op::GetField { obj: 5, key: 6 });
-        assert_eq!(ops[7], Op::ArrayLength { array: 5 });
-        assert_eq!(ops[9], Op::ArrayPush { array: 5, value: 6 });
+        assert_eq!(ops[7], length(5, false));
+        assert_eq!(ops[9], pushed(5, 6, false));
         assert_eq!(ops[12], Op::PushArg { src: 5 });
         assert_eq!(
             ops.iter().map(|op| op.fused_builtin_length()).sum::<u32>(),
             4 + 3 + 2 + 3
+        );
+    }
+
+    #[test]
+    fn fuses_the_list_builtins_len_and_append_with_one_value() {
+        let (len, append, other) = (1, 2, 3);
+        let builtin_at = |slot| match slot {
+            1 => Some(Builtin::Len),
+            2 => Some(Builtin::Append),
+            3 => Some(Builtin::Extend),
+            _ => None,
+        };
+        let code = [
+            // What the compiler emits for `xs.append(i)` and `n = len(xs)`.
+            Instruction::PushArg { src: 2 },
+            Instruction::PushArg { src: 3 },
+            Instruction::Call { callee: append },
+            Instruction::PushArg { src: 2 },
+            Instruction::Call { callee: len },
+            Instruction::Mov { dst: 4, src: 0 },
+            // `append(xs, a, b)`: the sequence at its last two PUSHARGs is fused, but the
+            // first one is pending when it runs, so it runs unfused then.
+            Instruction::PushArg { src: 2 },
+            Instruction::PushArg { src: 3 },
+            Instruction::PushArg { src: 4 },
+            Instruction::Call { callee: append },
+            // Another list builtin stays a plain call.
+            Instruction::PushArg { src: 2 },
+            Instruction::PushArg { src: 3 },
+            Instruction::Call { callee: other },
+            // `append(xs)` (no value) and a `len` with nothing pushed stay plain.
+            Instruction::PushArg { src: 2 },
+            Instruction::Nop,
+            Instruction::Call { callee: append },
+            Instruction::Call { callee: len },
+        ];
+        let ops = lower(&code, builtin_at, |_| None);
+        assert_eq!(ops[0], pushed(2, 3, true));
+        assert_eq!(ops[1], Op::PushArg { src: 3 });
+        assert_eq!(ops[2], Op::Call { slot: append });
+        assert_eq!(ops[3], length(2, true));
+        assert_eq!(ops[6], Op::PushArg { src: 2 });
+        assert_eq!(ops[7], pushed(3, 4, true));
+        assert_eq!(ops[10], Op::PushArg { src: 2 });
+        assert_eq!(ops[11], Op::PushArg { src: 3 });
+        assert_eq!(ops[13], Op::PushArg { src: 2 });
+        assert_eq!(ops[16], Op::Call { slot: len });
+        assert_eq!(
+            ops.iter().map(|op| op.fused_builtin_length()).sum::<u32>(),
+            3 + 2 + 3
         );
     }
 

@@ -621,19 +621,45 @@ pub(crate) fn run_fused<'gc>(
             }
             4
         }
-        Op::ArrayPush { array, value } => {
-            may_run!(Builtin::ArrayPush, 3);
+        Op::ArrayPush { array, value, list } => {
+            may_run!(
+                if list {
+                    Builtin::Append
+                } else {
+                    Builtin::ArrayPush
+                },
+                3
+            );
             if let Value::Array(a) = reg(array)
                 && let Some(n) = a.borrow_mut(mc).push_in_place(reg(value))
             {
-                done!(Value::I64(n as i64), 3)
+                // `append` gives Unit, `array_push` the new length.
+                done!(
+                    if list {
+                        Value::Unit
+                    } else {
+                        Value::I64(n as i64)
+                    },
+                    3
+                )
             }
             3
         }
-        Op::ArrayLength { array } => {
-            may_run!(Builtin::ArrayLength, 2);
-            if let Value::Array(a) = reg(array) {
-                done!(Value::I64(a.borrow().length() as i64), 2)
+        Op::ArrayLength { array, list } => {
+            may_run!(
+                if list {
+                    Builtin::Len
+                } else {
+                    Builtin::ArrayLength
+                },
+                2
+            );
+            // (`len` refuses a length past i64, `array_length` does not: the general way.)
+            if let Value::Array(a) = reg(array)
+                && let n = a.borrow().length()
+                && n <= i64::MAX as u64
+            {
+                done!(Value::I64(n as i64), 2)
             }
             2
         }
@@ -684,8 +710,17 @@ fn run_general<'gc>(
     let result = match op {
         Op::GetField { obj, key } => get_field(mc, rt, reg(obj), reg(key)),
         Op::SetField { obj, key, value } => set_field(mc, rt, reg(obj), reg(key), reg(value)),
-        Op::ArrayPush { array, value } => array_push(mc, rt, reg(array), &[reg(value)]),
-        Op::ArrayLength { array } => array_length(rt, reg(array)),
+        // The list builtins through the very code a plain call runs.
+        Op::ArrayPush {
+            array,
+            value,
+            list: true,
+        } => super::stdlib::call(Builtin::Append, mc, rt, &[reg(array), reg(value)]),
+        Op::ArrayLength { array, list: true } => {
+            super::stdlib::call(Builtin::Len, mc, rt, &[reg(array)])
+        }
+        Op::ArrayPush { array, value, .. } => array_push(mc, rt, reg(array), &[reg(value)]),
+        Op::ArrayLength { array, .. } => array_length(rt, reg(array)),
         Op::CreateArray { capacity } => create_array(mc, rt, Some(reg(capacity))),
         Op::GetUpvalue { name } => get_upvalue(calls, rt, reg(name)),
         Op::SetUpvalue { name, value } => set_upvalue(mc, calls, rt, reg(name), reg(value)),
@@ -706,8 +741,8 @@ fn fused_args(op: Op) -> ([u16; 3], usize) {
     match op {
         Op::GetField { obj, key } => ([obj, key, 0], 2),
         Op::SetField { obj, key, value } => ([obj, key, value], 3),
-        Op::ArrayPush { array, value } => ([array, value, 0], 2),
-        Op::ArrayLength { array } => ([array, 0, 0], 1),
+        Op::ArrayPush { array, value, .. } => ([array, value, 0], 2),
+        Op::ArrayLength { array, .. } => ([array, 0, 0], 1),
         Op::CreateArray { capacity } => ([capacity, 0, 0], 1),
         Op::GetUpvalue { name } => ([name, 0, 0], 1),
         Op::SetUpvalue { name, value } => ([name, value, 0], 2),
