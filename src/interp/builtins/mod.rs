@@ -621,45 +621,47 @@ pub(crate) fn run_fused<'gc>(
             }
             4
         }
-        Op::ArrayPush { array, value, list } => {
-            may_run!(
-                if list {
-                    Builtin::Append
-                } else {
-                    Builtin::ArrayPush
-                },
-                3
-            );
+        // The list builtins in arms of their own: the array builtins' stay as they were.
+        Op::ArrayPush {
+            array,
+            value,
+            list: false,
+        } => {
+            may_run!(Builtin::ArrayPush, 3);
             if let Value::Array(a) = reg(array)
                 && let Some(n) = a.borrow_mut(mc).push_in_place(reg(value))
             {
-                // `append` gives Unit, `array_push` the new length.
-                done!(
-                    if list {
-                        Value::Unit
-                    } else {
-                        Value::I64(n as i64)
-                    },
-                    3
-                )
+                done!(Value::I64(n as i64), 3)
             }
             3
         }
-        Op::ArrayLength { array, list } => {
-            may_run!(
-                if list {
-                    Builtin::Len
-                } else {
-                    Builtin::ArrayLength
-                },
-                2
-            );
-            // (`len` refuses a length past i64, `array_length` does not: the general way.)
+        Op::ArrayPush {
+            array,
+            value,
+            list: true,
+        } => {
+            may_run!(Builtin::Append, 3);
             if let Value::Array(a) = reg(array)
-                && let n = a.borrow().length()
-                && n <= i64::MAX as u64
+                && a.borrow_mut(mc).push_in_place(reg(value)).is_some()
             {
-                done!(Value::I64(n as i64), 2)
+                done!(Value::Unit, 3)
+            }
+            3
+        }
+        Op::ArrayLength { array, list: false } => {
+            may_run!(Builtin::ArrayLength, 2);
+            if let Value::Array(a) = reg(array) {
+                done!(Value::I64(a.borrow().length() as i64), 2)
+            }
+            2
+        }
+        Op::ArrayLength { array, list: true } => {
+            may_run!(Builtin::Len, 2);
+            // Past i64 `len` fails (`array_length` wraps): the general way.
+            if let Value::Array(a) = reg(array)
+                && let Ok(n) = i64::try_from(a.borrow().length())
+            {
+                done!(Value::I64(n), 2)
             }
             2
         }
