@@ -1329,8 +1329,14 @@ grow:
     RET r0
 "#;
     for src in [sort, equals] {
-        let (elapsed, result) = timed(src);
-        assert_out_of_fuel(result);
+        // The fastest of three, like the baseline: one run can lose its CPU on a busy
+        // machine, and the bound is about work done, not scheduling.
+        let mut elapsed = std::time::Duration::MAX;
+        for _ in 0..3 {
+            let (t, result) = timed(src);
+            assert_out_of_fuel(result);
+            elapsed = elapsed.min(t);
+        }
         assert!(
             elapsed < base * 50,
             "stopped after {elapsed:?}; a plain loop under the same limit: {base:?}"

@@ -13,6 +13,7 @@ use gc_arena::Mutation;
 use super::builtins::{self, Builtin, Fused, Outcome, run_fused};
 use super::call::{Window, capture, return_from_frame, window};
 use super::code::{Binding, Code};
+use super::fast;
 use super::lower::{CONDITION_TEST, Cond, FALSE_VS_FALSE, TRUE_VS_FALSE};
 use super::stack::{Interp, Step};
 use super::{BinOp, Op, Runtime, RuntimeErrorKind, WINDOW, ops};
@@ -200,6 +201,19 @@ fn run_inner<'gc>(
             };
         }
 
+        // At the jump back of a loop of simple ops: run them in the inner loop.
+        macro_rules! enter_loop {
+            () => {
+                (ip, left, cmp) = fast::run_simple(
+                    regs,
+                    ops,
+                    constants,
+                    &mut interp.calls.pending,
+                    (ip, left, cmp),
+                )
+            };
+        }
+
         loop {
             if left == 0 {
                 save!();
@@ -211,10 +225,14 @@ fn run_inner<'gc>(
             };
             ip += 1;
             match op {
-                Op::Ldi { dst, constant } => {
+                Op::Ldi { dst, constant }
+                | Op::AddK { dst, constant }
+                | Op::SubK { dst, constant }
+                | Op::MulK { dst, constant }
+                | Op::ModK { dst, constant } => {
                     reg!(regs, dst) = constants[constant as usize];
                 }
-                Op::Mov { dst, src } => {
+                Op::Mov { dst, src } | Op::MovLdi { dst, src } => {
                     reg!(regs, dst) = reg!(regs, src);
                 }
                 Op::AddCmpJump { dst, a, b }
@@ -309,6 +327,10 @@ fn run_inner<'gc>(
                     }
                 }
                 Op::Jmp { target } => ip = target as usize,
+                Op::Loop { target } => {
+                    ip = target as usize;
+                    enter_loop!();
+                }
                 Op::JmpEq { target } => {
                     if cmp == 0 {
                         ip = target as usize

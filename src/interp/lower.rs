@@ -54,6 +54,36 @@ pub(crate) enum Op {
         dst: R,
         src: R,
     },
+    /// `LDI dst, constant` followed by `ADD t, a, dst` (the op after it, which keeps its own
+    /// op): how the StoffelLang compiler uses a constant. The inner loop ([`super::fast`])
+    /// runs both at once; the general loop runs this as the `LDI` alone. Likewise
+    /// [`Op::SubK`], [`Op::MulK`] and [`Op::ModK`].
+    AddK {
+        dst: R,
+        constant: u32,
+    },
+    /// `LDI` followed by `SUB` of that register (see [`Op::AddK`]).
+    SubK {
+        dst: R,
+        constant: u32,
+    },
+    /// `LDI` followed by `MUL` by that register (see [`Op::AddK`]).
+    MulK {
+        dst: R,
+        constant: u32,
+    },
+    /// `LDI` followed by `MOD` by that register (see [`Op::AddK`]).
+    ModK {
+        dst: R,
+        constant: u32,
+    },
+    /// `MOV dst, src` followed by an `LDI` (the op after it, which keeps its own op): the
+    /// compiler's assignment from a temporary and the temporary's reset to `()`. Run as one
+    /// op by the inner loop, as the `MOV` alone by the general loop.
+    MovLdi {
+        dst: R,
+        src: R,
+    },
     Add {
         dst: R,
         a: R,
@@ -109,6 +139,11 @@ pub(crate) enum Op {
         src: R,
     },
     Jmp {
+        target: u32,
+    },
+    /// A `JMP` back to the start of a loop whose ops all run in the inner loop
+    /// ([`super::fast`]; see `fast::is_simple`): the general loop hands the loop to it there.
+    Loop {
         target: u32,
     },
     JmpEq {
@@ -304,6 +339,7 @@ pub(crate) fn lower(
             }
         }
     }
+    super::fast::mark(&mut ops);
     ops.into_boxed_slice()
 }
 

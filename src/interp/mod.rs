@@ -15,7 +15,7 @@
 //! for as long as the callee runs: they are its parameters' values at call time, which
 //! `create_closure` captures by name.
 //!
-//! Files: `stack` (the state), `call` (call and return: frames pushed and popped), `dispatch` (the loop), `lower` (instructions
+//! Files: `stack` (the state), `call` (call and return: frames pushed and popped), `dispatch` (the general loop), `fast` (the inner loop of simple ops), `lower` (instructions
 //! to the loop's 8-byte ops, with fusion),
 //! `ops` (arithmetic, comparison), `builtins` (every
 //! builtin: names, bodies, fused forms), `stdlib` (the bodies of the current StoffelVM's
@@ -29,6 +29,7 @@ mod call;
 pub mod code;
 mod dispatch;
 mod error;
+mod fast;
 pub(crate) mod format;
 mod lower;
 mod ops;
