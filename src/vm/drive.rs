@@ -179,7 +179,15 @@ impl Vm {
     /// The re-entry gate: every execution and heap call starts here. Refuses (a limit
     /// error) when [`MAX_REENTRY`] executions are running or less than [`STACK_RESERVE`]
     /// bytes of native stack are left; a top-level call gets a fresh instruction budget.
+    #[inline(never)]
     pub(super) fn enter(&mut self) -> Result<NestGuard, Refused> {
+        self.enter_inline()
+    }
+
+    /// [`Vm::enter`], inlined into the short call (`quick.rs`), where its result would
+    /// otherwise be returned through memory.
+    #[inline(always)]
+    pub(super) fn enter_inline(&mut self) -> Result<NestGuard, Refused> {
         let depth = self.nesting.get();
         if depth >= MAX_REENTRY {
             return Err(Refused::TooDeep);

@@ -68,7 +68,7 @@ impl Vm {
         if self.nesting.get() != 0 {
             return None;
         }
-        let result = match self.enter() {
+        let result = match self.enter_inline() {
             Ok(_guard) => self.short_call(f, args),
             Err(refused) => Err(refused.into()),
         };

@@ -360,11 +360,15 @@ enum Refusal {
 }
 
 /// Takes the VM behind `handle` for this thread, or finds this thread already owns it.
+/// Inlined into every call's gate (its result would otherwise come back through memory);
+/// the registry's path is out of line.
+#[inline(always)]
 fn claim(handle: VMHandle) -> Result<Claim, Refusal> {
     GATE.try_with(|gate| claim_with(handle, gate))
         .unwrap_or(Err(Refusal::Busy))
 }
 
+#[inline(always)]
 fn claim_with(handle: VMHandle, gate: &GateCache) -> Result<Claim, Refusal> {
     let me = gate.me();
     let token = handle as usize;
@@ -391,6 +395,14 @@ fn claim_with(handle: VMHandle, gate: &GateCache) -> Result<Claim, Refusal> {
             }
         }
     }
+    claim_registered(handle, gate, me)
+}
+
+/// [`claim`] through the registry: the first call with a handle on this thread, or after
+/// calls with another one.
+#[inline(never)]
+fn claim_registered(handle: VMHandle, gate: &GateCache, me: u64) -> Result<Claim, Refusal> {
+    let token = handle as usize;
     // The registry stays locked until this thread owns the VM (or has been refused), so
     // `stoffel_destroy_vm` on another thread cannot unregister it between the check and the
     // claim: it takes the same lock.
