@@ -68,13 +68,10 @@ impl Vm {
         if self.nesting.get() != 0 {
             return None;
         }
-        let result = match self.enter_inline() {
+        // Errors are boxed where they arise, so the usual result is handed back small.
+        Some(match self.enter_inline() {
             Ok(_guard) => self.short_call(f, args),
-            Err(refused) => Err(refused.into()),
-        };
-        Some(match result {
-            Ok(value) => Ok(value),
-            Err(e) => Err(self.scalar_call_failed(e)),
+            Err(refused) => Err(self.scalar_call_failed(refused.into())),
         })
     }
 
@@ -91,7 +88,7 @@ impl Vm {
     /// A top-level call of bytecode function `f` (the re-entry gate passed): the short
     /// call where it applies (see the module's comment), else the general path.
     #[inline(always)]
-    fn short_call(&mut self, f: u32, args: &[Scalar]) -> Result<Val, VmError> {
+    fn short_call(&mut self, f: u32, args: &[Scalar]) -> Result<Val, Box<VmError>> {
         let budget = match self.fuel.slice(false) {
             Ok(budget)
                 if self.trace.is_none()
@@ -153,7 +150,7 @@ impl Vm {
             }
             Short::NotStarted => self.general_call(f, args),
             Short::Done => self.short_result(),
-            Short::Error(e) => Err(self.step_failed(e)),
+            Short::Error(e) => Err(self.short_failed(e)),
             Short::Yield => self.short_continue(None),
             Short::HostCall(host, slot) => self.short_continue(Some((host, slot))),
         }
@@ -162,7 +159,7 @@ impl Vm {
     /// The general path of a call that the short one does not take.
     #[cold]
     #[inline(never)]
-    fn general_call(&mut self, f: u32, args: &[Scalar]) -> Result<Val, VmError> {
+    fn general_call(&mut self, f: u32, args: &[Scalar]) -> Result<Val, Box<VmError>> {
         let args = StartArgs::Scalars(args);
         self.drive_with(
             true,
@@ -172,16 +169,27 @@ impl Vm {
                 lenient: false,
             }),
         )
+        .map_err(|e| self.scalar_call_failed(e))
+    }
+
+    /// The short call's step failed: the driver's failure path.
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::boxed_local)]
+    fn short_failed(&mut self, e: Box<RuntimeError>) -> Box<VmError> {
+        let e = self.step_failed(e);
+        self.scalar_call_failed(e)
     }
 
     /// A non-scalar result, converted as `run_steps` converts it: after the collector's
     /// debt is paid (the result is rooted in the interpreter meanwhile).
     #[cold]
     #[inline(never)]
-    fn short_result(&mut self) -> Result<Val, VmError> {
+    fn short_result(&mut self) -> Result<Val, Box<VmError>> {
         self.collect_debt();
         self.arena
             .mutate_root(|_, root| value_to_val(root.interp.take_result(), &mut root.handles))
+            .map_err(|e| self.scalar_call_failed(e))
     }
 
     /// The short call's step ended before the function returned: settle the step as
@@ -190,7 +198,7 @@ impl Vm {
     /// [`Vm::drive_with`].
     #[cold]
     #[inline(never)]
-    fn short_continue(&mut self, host_call: Option<(u32, u32)>) -> Result<Val, VmError> {
+    fn short_continue(&mut self, host_call: Option<(u32, u32)>) -> Result<Val, Box<VmError>> {
         let below = self
             .arena
             .mutate(|_, root| root.interp.activation_count())
@@ -199,17 +207,27 @@ impl Vm {
             Some((host, slot)) => self.call_host::<false>(host, slot),
             None => self.settle_step(),
         }));
-        match settled {
+        let result = match settled {
             Ok(Ok(())) => self.drive_with(true, None),
             Ok(Err(e)) => Err(*e),
             Err(payload) => self.abandon(below, payload),
-        }
+        };
+        result.map_err(|e| self.scalar_call_failed(e))
     }
 }
 
-/// A result that needs neither a handle nor a copy, as [`value_to_val`] converts it.
+/// A result that needs neither a handle nor a copy, as [`value_to_val`] converts it (an
+/// integer inline, the other kinds out of line).
 #[inline(always)]
 fn scalar_val(v: Value<'_>) -> Option<Val> {
+    match v {
+        Value::I64(x) => Some(Val::I64(x)),
+        other => other_scalar_val(other),
+    }
+}
+
+#[inline(never)]
+fn other_scalar_val(v: Value<'_>) -> Option<Val> {
     Some(match v {
         Value::I64(x) => Val::I64(x),
         Value::Unit => Val::Unit,
