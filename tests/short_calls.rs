@@ -504,3 +504,52 @@ fn a_million_short_calls_that_allocate_keep_collecting() {
     );
     assert_eq!(end.live_handles, 0);
 }
+
+/// Calls `f` at ever deeper native stack positions on a thread with a small stack: with
+/// plenty left the call succeeds (the C gate vouches for the stack and the VM skips its own
+/// measurement), near the end it is refused with a limit error, never a crash.
+#[test]
+fn calls_with_little_native_stack_left_are_refused_not_crashed() {
+    fn descend(c: &CVm, out: &mut Vec<(usize, Outcome)>) {
+        let pad = std::hint::black_box([0u8; 1024]);
+        let left = stacker::remaining_stack().expect("stack bounds");
+        out.push((left, c.through_handle("f", &[1, 2])));
+        out.push((left, c.by_name("f", &[1, 2])));
+        if left > 12 << 10 {
+            descend(c, out);
+        }
+        std::hint::black_box(pad);
+    }
+    let samples = std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(|| {
+            let c = CVm::new();
+            let mut out = Vec::new();
+            descend(&c, &mut out);
+            // Back at the top, calls succeed again.
+            assert_eq!(c.call("f", &[1, 2]), Outcome::Int(3));
+            out
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let reserve = stoffel_vm::STACK_RESERVE;
+    let (mut ok, mut refused) = (0, 0);
+    for (left, outcome) in samples {
+        if left >= reserve + (8 << 10) {
+            assert_eq!(outcome, Outcome::Int(3), "{left} bytes of stack left");
+            ok += 1;
+        } else if left + (8 << 10) <= reserve {
+            let Outcome::Failed(code, message) = outcome else {
+                panic!("{left} bytes of stack left: {outcome:?}");
+            };
+            assert_eq!(code, STOFFEL_ERROR_LIMIT, "{message}");
+            assert!(message.contains("stack"), "{message}");
+            refused += 1;
+        }
+    }
+    assert!(
+        ok > 0 && refused > 0,
+        "{ok} calls succeeded, {refused} refused"
+    );
+}

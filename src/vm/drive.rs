@@ -181,18 +181,20 @@ impl Vm {
     /// bytes of native stack are left; a top-level call gets a fresh instruction budget.
     #[inline(never)]
     pub(super) fn enter(&mut self) -> Result<NestGuard, Refused> {
-        self.enter_inline()
+        self.enter_inline(false)
     }
 
     /// [`Vm::enter`], inlined into the short call (`quick.rs`), where its result would
-    /// otherwise be returned through memory.
+    /// otherwise be returned through memory. `stack_vouched`: the caller (the C gate) has
+    /// found far more than [`STACK_RESERVE`] bytes of native stack left, so the stack check
+    /// would pass.
     #[inline(always)]
-    pub(super) fn enter_inline(&mut self) -> Result<NestGuard, Refused> {
+    pub(super) fn enter_inline(&mut self, stack_vouched: bool) -> Result<NestGuard, Refused> {
         let depth = self.nesting.get();
         if depth >= MAX_REENTRY {
             return Err(Refused::TooDeep);
         }
-        if let Err(remaining) = check_stack() {
+        if !stack_vouched && let Err(remaining) = check_stack() {
             return Err(Refused::Stack { depth, remaining });
         }
         if depth == 0 {

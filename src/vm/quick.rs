@@ -55,12 +55,15 @@ impl Vm {
     /// unless the slot is bound to a bytecode function and nothing runs (a nested call takes
     /// the `Val` path).
     /// The error is boxed: a `Result` holding a whole [`VmError`] is copied at each level it
-    /// is handed through, on every call.
+    /// is handed through, on every call. `stack_vouched`: the caller has found far more
+    /// than [`crate::STACK_RESERVE`] bytes of native stack left (the C gate, which reads
+    /// the thread's stack bounds anyway), so the re-entry gate need not measure it again.
     #[inline]
     pub(crate) fn call_slot_scalars(
         &mut self,
         slot: u32,
         args: &[Scalar],
+        stack_vouched: bool,
     ) -> Option<Result<Val, Box<VmError>>> {
         let Some(&Binding::Function(f)) = self.code.bindings.get(slot as usize) else {
             return None;
@@ -69,7 +72,7 @@ impl Vm {
             return None;
         }
         // Errors are boxed where they arise, so the usual result is handed back small.
-        Some(match self.enter_inline() {
+        Some(match self.enter_inline(stack_vouched) {
             Ok(_guard) => self.short_call(f, args),
             Err(refused) => Err(self.scalar_call_failed(refused.into())),
         })
