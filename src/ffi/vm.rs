@@ -357,7 +357,7 @@ pub(crate) unsafe fn call_slot(
     let mut few = [Scalar::Unit; 8];
     // SAFETY: the caller guarantees `arg_count` readable values at `args`.
     if let Some(scalars) = unsafe { read_scalars(args, arg_count, &mut few) }
-        && let Some(outcome) = vm.call_slot_scalars(slot, scalars)
+        && let Some(outcome) = vm.call_slot_scalars(slot, scalars, cvm.stack_vouched())
     {
         return match outcome {
             Ok(ref value) => deliver(vm, value, result, STOFFEL_ERROR_RESULT_WITH_ARGS),

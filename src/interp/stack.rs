@@ -429,6 +429,82 @@ impl<'gc> Interp<'gc> {
         Ok(())
     }
 
+    /// [`Interp::begin_function`] (not lenient) for the call that cannot fail: as many
+    /// arguments as parameters, below the depth limit, and room on every stack, so nothing
+    /// is reserved or checked against the memory limit. The arguments go on the pending
+    /// stack (where `create_closure` and `LD` read them) and straight into the registers.
+    /// Returns false, having changed nothing, for every other call, which
+    /// [`Interp::begin_function`] then makes (or refuses) with its checks.
+    #[inline(always)]
+    pub(crate) fn begin_short(
+        &mut self,
+        code: &Code,
+        rt: &Runtime,
+        func: u32,
+        argc: usize,
+        arg: impl Fn(usize) -> Value<'gc>,
+    ) -> bool {
+        let Some(f) = code.functions.get(func as usize) else {
+            return false;
+        };
+        let calls = &mut self.calls;
+        let depth = calls.frames.len();
+        let base = self.reg_top;
+        let pending_base = calls.pending.len();
+        if argc != f.params.len()
+            || rt.limits.check_depth(depth).is_err()
+            || depth == calls.frames.capacity()
+            || calls.pending.capacity() - pending_base < argc
+            || calls.activations.len() == calls.activations.capacity()
+        {
+            return false;
+        }
+        let Some(regs) = self
+            .regs
+            .get_mut(base..)
+            .and_then(|r| r.first_chunk_mut::<WINDOW>())
+        else {
+            return false;
+        };
+        for (i, r) in regs
+            .iter_mut()
+            .take(f.frame_size as usize)
+            .enumerate()
+            .take(argc)
+        {
+            let v = arg(i);
+            *r = v;
+            // Room checked above: no growth.
+            calls.pending.push(v);
+        }
+        let spill_base = calls.spill.len();
+        calls.activations.push(Activation {
+            frame_base: depth,
+            reg_base: base,
+            pending_base,
+            spill_base,
+        });
+        // Arguments past the frame's registers (a function with fewer registers than
+        // parameters) are on the pending stack only.
+        for i in calls.pending.len() - pending_base..argc {
+            calls.pending.push(arg(i));
+        }
+        self.reg_top = base + f.frame_size as usize;
+        calls.frames.push(Frame {
+            func,
+            ip: 0,
+            cmp: 0,
+            entry: true,
+            base: base as u32,
+            args_base: pending_base as u32,
+            arg_count: argc as u32,
+            restore_pending: pending_base as u32,
+            spill_base: spill_base as u32,
+            env: None,
+        });
+        true
+    }
+
     /// Reserves, for a new activation, its arguments and the activation itself (admitted by
     /// the memory limit). Its first frame is reserved by [`Interp::push_frame`]; a refusal
     /// there unwinds the activation.

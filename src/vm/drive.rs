@@ -87,48 +87,6 @@ impl Vm {
         }
     }
 
-    /// Calls the bytecode function bound to slot `slot` with scalar arguments, as
-    /// [`Vm::call_slot_vals`] would with the same values as [`Val`]s; `None` (nothing done)
-    /// unless the slot is bound to a bytecode function and nothing runs (a nested call takes
-    /// the `Val` path).
-    /// The error is boxed: a `Result` holding a whole [`VmError`] is copied at each level it
-    /// is handed through, on every call.
-    #[inline]
-    pub(crate) fn call_slot_scalars(
-        &mut self,
-        slot: u32,
-        args: &[Scalar],
-    ) -> Option<Result<Val, Box<VmError>>> {
-        let Some(&Binding::Function(f)) = self.code.bindings.get(slot as usize) else {
-            return None;
-        };
-        if self.nesting.get() != 0 {
-            return None;
-        }
-        let result = match self.enter() {
-            Ok(_guard) => {
-                let args = StartArgs::Scalars(args);
-                let lenient = false;
-                self.drive_with(true, Some(Start { f, args, lenient }))
-            }
-            Err(refused) => Err(refused.into()),
-        };
-        Some(match result {
-            Ok(value) => Ok(value),
-            Err(e) => Err(self.scalar_call_failed(e)),
-        })
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn scalar_call_failed(&mut self, e: VmError) -> Box<VmError> {
-        Box::new(if self.interrupt.is_set() {
-            self.interrupted_failure(e)
-        } else {
-            e
-        })
-    }
-
     /// An execution started by a host function (a re-entry): the small-frame variant, and
     /// its failure is remembered for [`Vm::nested_error`] and for bounded messages.
     #[inline(never)]
@@ -221,12 +179,22 @@ impl Vm {
     /// The re-entry gate: every execution and heap call starts here. Refuses (a limit
     /// error) when [`MAX_REENTRY`] executions are running or less than [`STACK_RESERVE`]
     /// bytes of native stack are left; a top-level call gets a fresh instruction budget.
+    #[inline(never)]
     pub(super) fn enter(&mut self) -> Result<NestGuard, Refused> {
+        self.enter_inline(false)
+    }
+
+    /// [`Vm::enter`], inlined into the short call (`quick.rs`), where its result would
+    /// otherwise be returned through memory. `stack_vouched`: the caller (the C gate) has
+    /// found far more than [`STACK_RESERVE`] bytes of native stack left, so the stack check
+    /// would pass.
+    #[inline(always)]
+    pub(super) fn enter_inline(&mut self, stack_vouched: bool) -> Result<NestGuard, Refused> {
         let depth = self.nesting.get();
         if depth >= MAX_REENTRY {
             return Err(Refused::TooDeep);
         }
-        if let Err(remaining) = check_stack() {
+        if !stack_vouched && let Err(remaining) = check_stack() {
             return Err(Refused::Stack { depth, remaining });
         }
         if depth == 0 {
@@ -341,7 +309,7 @@ impl Vm {
     /// lets the panic go on to the host.
     #[cold]
     #[inline(never)]
-    fn abandon(&mut self, below: usize, payload: Box<dyn Any + Send>) -> ! {
+    pub(super) fn abandon(&mut self, below: usize, payload: Box<dyn Any + Send>) -> ! {
         let code = &self.code;
         self.arena.mutate_root(|_, root| {
             while root.interp.activation_count() > below {
@@ -467,7 +435,7 @@ impl Vm {
 
     /// After a step that used up its slice: collect, and settle the memory limit.
     #[inline(never)]
-    fn settle_step(&mut self) -> Result<(), Box<VmError>> {
+    pub(super) fn settle_step(&mut self) -> Result<(), Box<VmError>> {
         self.collect_debt();
         let limit = self.rt.limits.memory;
         let waiting = self.arena.mutate(|_, root| root.interp.waiting_bytes()) > 0;
@@ -482,7 +450,7 @@ impl Vm {
     #[cold]
     #[inline(never)]
     #[allow(clippy::boxed_local)]
-    fn step_failed(&mut self, e: Box<RuntimeError>) -> VmError {
+    pub(super) fn step_failed(&mut self, e: Box<RuntimeError>) -> VmError {
         let e = VmError::from(*e);
         self.after_failure(&e);
         self.collect_debt();
@@ -645,7 +613,7 @@ pub(crate) enum Scalar {
 
 impl Scalar {
     #[inline(always)]
-    fn value<'gc>(self) -> Value<'gc> {
+    pub(super) fn value<'gc>(self) -> Value<'gc> {
         match self {
             Scalar::Unit => Value::Unit,
             Scalar::Bool(b) => Value::Bool(b),

@@ -19,6 +19,7 @@ mod gc;
 mod heap_api;
 mod host;
 mod interrupt;
+mod quick;
 mod rooted;
 mod send;
 mod slice;

@@ -41,7 +41,7 @@ use super::hash::AddressMap;
 use super::process::thread_stack;
 use super::strings::to_c_string_lossy;
 use super::types::VMHandle;
-use crate::Vm;
+use crate::{STACK_RESERVE, Vm};
 
 mod destroy;
 mod shells;
@@ -67,6 +67,22 @@ struct GateCache {
     queue: Cell<*mut CVm>,
     /// This thread's stack (lowest address, end), (0, 0) until first asked for.
     stack: Cell<(usize, usize)>,
+}
+
+/// Native stack the gate requires left, beyond the VM's own [`STACK_RESERVE`], before it
+/// vouches for the stack to the VM (see [`CVm::stack_vouched`]): the VM measures a few
+/// frames deeper, from bounds it reads its own way.
+const VOUCH_MARGIN: usize = 16 << 10;
+
+impl GateCache {
+    /// Whether a call at stack position `here` has far more than [`STACK_RESERVE`] bytes of
+    /// native stack left, judged from this thread's known stack bounds (false where they are
+    /// not known, or `here` is on another stack: the VM then measures for itself).
+    #[inline(always)]
+    fn stack_room(&self, here: usize) -> bool {
+        let (low, high) = self.stack.get();
+        here < high && here.wrapping_sub(low) > STACK_RESERVE + VOUCH_MARGIN && here > low
+    }
 }
 
 impl GateCache {
@@ -141,6 +157,8 @@ pub struct CVm {
     interrupt: Mutex<Option<crate::InterruptHandle>>,
     /// The last name a call by name found a slot for (see [`ShellRef::cached_slot`]).
     name_cache: RefCell<NameCache>,
+    /// Set by the outermost call on the shell (see [`ShellRef::stack_vouched`]).
+    stack_vouched: Cell<bool>,
 }
 
 /// A function name and its slot in the VM of serial `serial` (a name's slot never changes).
@@ -176,6 +194,7 @@ impl CVm {
                 slot: 0,
                 name: Vec::new(),
             }),
+            stack_vouched: Cell::new(false),
         }
     }
 
@@ -325,6 +344,15 @@ impl ShellRef {
         }
     }
 
+    /// Whether the outermost call running on the VM found far more native stack left than
+    /// the VM reserves (see [`GateCache::stack_room`]): the VM's re-entry gate may skip its
+    /// own measurement (and the thread-local it reads). False inside callbacks.
+    #[inline]
+    pub(crate) fn stack_vouched(self) -> bool {
+        let cvm = self.get();
+        cvm.stack_vouched.get() && cvm.depth.get() == 1
+    }
+
     /// The longest string the VM could take in: its memory limit, or no cap without one. A
     /// longer string argument is refused before it is copied.
     #[inline]
@@ -345,8 +373,9 @@ pub(crate) fn stack_position() -> usize {
 
 /// How a call got through the gate.
 enum Claim {
-    /// This thread took the idle VM.
-    Owned(*mut CVm),
+    /// This thread took the idle VM; whether the call has far more native stack left than
+    /// the VM reserves ([`GateCache::stack_room`]).
+    Owned(*mut CVm, bool),
     /// This thread already owns the VM (a call from inside a call on it).
     Reentered(*mut CVm),
 }
@@ -360,11 +389,15 @@ enum Refusal {
 }
 
 /// Takes the VM behind `handle` for this thread, or finds this thread already owns it.
+/// Inlined into every call's gate (its result would otherwise come back through memory);
+/// the registry's path is out of line.
+#[inline(always)]
 fn claim(handle: VMHandle) -> Result<Claim, Refusal> {
     GATE.try_with(|gate| claim_with(handle, gate))
         .unwrap_or(Err(Refusal::Busy))
 }
 
+#[inline(always)]
 fn claim_with(handle: VMHandle, gate: &GateCache) -> Result<Claim, Refusal> {
     let me = gate.me();
     let token = handle as usize;
@@ -382,7 +415,8 @@ fn claim_with(handle: VMHandle, gate: &GateCache) -> Result<Claim, Refusal> {
                 // ...and again once owned: the shell may have been emptied and refilled, or
                 // doomed, between the check and the claim.
                 Ok(_) if shell.token.load(Ordering::Relaxed) == token => {
-                    return Ok(Claim::Owned(cached as *mut CVm));
+                    let room = gate.stack_room(stack_position());
+                    return Ok(Claim::Owned(cached as *mut CVm, room));
                 }
                 Ok(_) => release(shell),
                 // This thread owns it, so the token read above is current.
@@ -391,6 +425,14 @@ fn claim_with(handle: VMHandle, gate: &GateCache) -> Result<Claim, Refusal> {
             }
         }
     }
+    claim_registered(handle, gate, me)
+}
+
+/// [`claim`] through the registry: the first call with a handle on this thread, or after
+/// calls with another one.
+#[inline(never)]
+fn claim_registered(handle: VMHandle, gate: &GateCache, me: u64) -> Result<Claim, Refusal> {
+    let token = handle as usize;
     // The registry stays locked until this thread owns the VM (or has been refused), so
     // `stoffel_destroy_vm` on another thread cannot unregister it between the check and the
     // claim: it takes the same lock.
@@ -404,7 +446,14 @@ fn claim_with(handle: VMHandle, gate: &GateCache) -> Result<Claim, Refusal> {
     {
         Ok(_) => {
             gate.last_vm.set((token, cvm_ptr as usize));
-            Ok(Claim::Owned(cvm_ptr))
+            // The thread's stack bounds, read once per thread (this is the path of a
+            // thread's first call with a handle).
+            if gate.stack.get().1 == 0
+                && let Some(bounds) = thread_stack()
+            {
+                gate.stack.set(bounds);
+            }
+            Ok(Claim::Owned(cvm_ptr, gate.stack_room(stack_position())))
         }
         Err(owner) if owner == me => Ok(Claim::Reentered(cvm_ptr)),
         Err(_) => Err(Refusal::Busy),
@@ -425,7 +474,11 @@ pub(crate) fn with_vm(
             return STOFFEL_ERROR_NULL;
         }
         let (cvm_ptr, owned) = match claim(handle) {
-            Ok(Claim::Owned(p)) => (p, true),
+            Ok(Claim::Owned(p, room)) => {
+                // SAFETY: a shell (never freed), now owned by this thread.
+                unsafe { &*p }.stack_vouched.set(room);
+                (p, true)
+            }
             Ok(Claim::Reentered(p)) => (p, false),
             Err(Refusal::Invalid) => {
                 set_thread_error(&format!("{name}: invalid VM handle"));
