@@ -240,3 +240,145 @@ done:
     }
     assert!(errors >= 6, "only {errors} of the cases failed");
 }
+
+/// Loops made only of simple ops run in the inner loop (`interp/fast.rs`), which hands every
+/// op it does not run on its fast path back to the general loop before running it. Each
+/// program here leaves the inner loop in another way: a value that turns into a float or a
+/// string in the middle of the loop, an overflow, a `MOD` by zero, a nested loop, a `CALL`
+/// right after the loop, falling off the end. A plain run must agree with a traced one
+/// (which never uses the inner loop) on the result or error and on the instructions run,
+/// without a limit and under every limit up to the total.
+#[test]
+fn simple_loops_hand_back_to_the_general_loop_exactly() {
+    let programs = [
+        // i counts up; at i = 3 the step becomes a float, so the ADD leaves the inner loop.
+        ".function main registers 6
+    LDI r1, 0
+    LDI r2, 1
+    LDI r3, 6
+top:
+    LDI r4, 3
+    CMP r1, r4
+    JMPNEQ same
+    LDI r2, 0.5
+same:
+    ADD r1, r1, r2
+    CMP r1, r3
+    JMPGT done
+    JMP top
+done:
+    RET r1
+",
+        // A string grows in the loop: ADD of strings is not the inner loop's.
+        ".function main registers 5
+    LDI r1, \"\"
+    LDI r2, \"ab\"
+    LDI r3, 0
+    LDI r4, 1
+top:
+    ADD r1, r1, r2
+    ADD r3, r3, r4
+    LDI r0, 4
+    CMP r3, r0
+    JMPEQ done
+    JMP top
+done:
+    RET r1
+",
+        // Multiplication overflows after a few rounds (an error at the MUL).
+        ".function main registers 4
+    LDI r1, 3
+top:
+    MOV r2, r1
+    LDI r3, ()
+    LDI r3, 3
+    MUL r1, r2, r3
+    JMP top
+",
+        // MOD by a register that reaches zero.
+        ".function main registers 5
+    LDI r1, 100
+    LDI r2, 3
+top:
+    LDI r4, 1
+    SUB r2, r2, r4
+    MOD r3, r1, r2
+    JMP top
+",
+        // MOD by a negative register (the inner loop takes only positive divisors).
+        ".function main registers 6
+    LDI r1, 100
+    LDI r2, 7
+    LDI r0, 0
+    LDI r5, -6
+top:
+    LDI r4, 3
+    SUB r2, r2, r4
+    MOD r3, r1, r2
+    ADD r0, r0, r3
+    CMP r2, r5
+    JMPLT done
+    JMP top
+done:
+    RET r0
+",
+        // Nested loops (each `JMP` back is a loop of simple ops), then a call after them,
+        // then the end of the function.
+        ".function inc(x) registers 2
+    LDI r1, 1
+    ADD r0, r0, r1
+    RET r0
+
+.function main registers 7
+    LDI r1, 0
+    LDI r2, 0
+outer:
+    LDI r3, 0
+inner:
+    LDI r4, 1
+    ADD r3, r3, r4
+    ADD r1, r1, r3
+    LDI r5, 4
+    CMP r3, r5
+    JMPEQ inner_done
+    JMP inner
+inner_done:
+    LDI r4, 1
+    ADD r2, r2, r4
+    CMP r2, r5
+    JMPEQ outer_done
+    JMP outer
+outer_done:
+    PUSHARG r1
+    CALL inc
+    MOV r6, r0
+    LDI r0, 0
+    ADD r0, r0, r6
+",
+    ];
+    for source in programs {
+        let run = |traced: bool, limit: Option<u64>| {
+            let mut vm = Vm::new();
+            if traced {
+                vm.set_trace(Some(Box::new(|_: &str| {})));
+            }
+            vm.set_instruction_limit(limit);
+            vm.load_assembly(source).unwrap();
+            let result = match vm.execute("main", &[]) {
+                Ok(v) => format!("ok {v:?}"),
+                Err(e) => format!("error {e}"),
+            };
+            (result, vm.instructions_executed())
+        };
+        let (plain, all) = run(false, None);
+        assert_eq!((plain.clone(), all), run(true, None), "{source}");
+        assert!(all > 10, "{source} ran only {all} instructions");
+        for limit in 1..=all {
+            assert_eq!(
+                run(false, Some(limit)),
+                run(true, Some(limit)),
+                "{source} with limit {limit}"
+            );
+        }
+    }
+}
