@@ -6,7 +6,9 @@
 //! compiler spill them and slow *every* op (adding the fused builtin ops inline cost the
 //! integer loop 40%). Keep arms small, put rare or bulky work in out-of-line functions
 //! ([`builtins::run_fused`], `ops::binary`, `call::capture`), and compare against the
-//! benchmark baseline (BENCHMARKS.md) after changing the loop.
+//! benchmark baseline (BENCHMARKS.md) after changing the loop. Loops made only of simple ops
+//! leave this loop at their jump back (`Op::Loop`) for the inner loop in `fast`, which is
+//! where ops that must stay cheap, and the statement pairs, get their fast paths.
 
 use gc_arena::Mutation;
 
