@@ -54,6 +54,68 @@ impl<'gc> Interp<'gc> {
         Ok(())
     }
 
+    /// The common call, done with one lookup of the callee and no error path: a bytecode
+    /// function without upvalues, called with as many arguments as it has parameters, below
+    /// the depth limit, with room on the stacks. Saves the caller's `ip` and `cmp`, pushes the
+    /// callee's frame and returns true; returns false, having changed nothing, for every
+    /// other call, which [`Interp::push_frame`] and its checks then handle.
+    #[inline(always)]
+    pub(super) fn call_fast(
+        &mut self,
+        code: &Code,
+        rt: &Runtime,
+        func: u32,
+        args_base: usize,
+        ip: usize,
+        cmp: i8,
+    ) -> bool {
+        let Some(f) = code.functions.get(func as usize) else {
+            return false;
+        };
+        let calls = &mut self.calls;
+        let depth = calls.frames.len();
+        let argc = calls.pending.len().wrapping_sub(args_base);
+        let base = self.reg_top;
+        if !f.upvalues.is_empty()
+            || argc != f.params.len()
+            || rt.limits.check_depth(depth).is_err()
+            || depth == calls.frames.capacity()
+        {
+            return false;
+        }
+        let (Some(regs), Some(args)) = (
+            self.regs
+                .get_mut(base..)
+                .and_then(|r| r.first_chunk_mut::<WINDOW>()),
+            calls
+                .pending
+                .get(args_base..)
+                .and_then(|a| a.get(..a.len().min(f.frame_size as usize))),
+        ) else {
+            return false;
+        };
+        let Some(caller) = calls.frames.last_mut() else {
+            return false;
+        };
+        caller.ip = ip as u32;
+        caller.cmp = cmp;
+        copy_args(regs, args);
+        self.reg_top = base + f.frame_size as usize;
+        calls.frames.push(Frame {
+            func,
+            ip: 0,
+            cmp: 0,
+            entry: false,
+            base: base as u32,
+            args_base: args_base as u32,
+            arg_count: argc as u32,
+            restore_pending: args_base as u32,
+            spill_base: calls.spill.len() as u32,
+            env: None,
+        });
+        true
+    }
+
     /// Makes room for one more frame whose window needs `regs_len` registers (admitted by
     /// the memory limit; the new registers are Unit), and reports the stacks to the meter.
     #[cold]
@@ -84,7 +146,7 @@ impl<'gc> Interp<'gc> {
 /// those cases are copied directly (`copy_from_slice` would call `memmove`, and a loop costs
 /// more to set up than it copies).
 #[inline(always)]
-pub(super) fn copy_args<'gc>(regs: &mut [Value<'gc>], args: &[Value<'gc>]) {
+fn copy_args<'gc>(regs: &mut [Value<'gc>], args: &[Value<'gc>]) {
     match args {
         [] => {}
         [a] => {

@@ -46,10 +46,6 @@ pub struct LinkedFunction {
     param_index: Option<HashMap<Rc<str>, u32>>,
     /// Names captured at call time.
     pub upvalues: Box<[Rc<str>]>,
-    /// The argument count of the calls the dispatch loop's short path takes: the parameter
-    /// count for a function without upvalues, `usize::MAX` (no call) for one with them. One
-    /// compare instead of two on every call.
-    pub(crate) short_call_arity: usize,
     /// The program it came from (index into [`Code::programs`]).
     program: u32,
 }
@@ -299,11 +295,6 @@ impl Code {
                     .iter()
                     .map(|u| Rc::from(u.as_str()))
                     .collect(),
-                short_call_arity: if function.upvalues.is_empty() {
-                    function.params.len()
-                } else {
-                    usize::MAX
-                },
             });
             if let Some(f) = self.functions.last_mut() {
                 f.index_params();

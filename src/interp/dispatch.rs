@@ -13,11 +13,11 @@
 use gc_arena::Mutation;
 
 use super::builtins::{self, Builtin, Fused, Outcome, run_fused};
-use super::call::{Window, capture, copy_args, return_from_frame, window};
+use super::call::{Window, capture, return_from_frame, window};
 use super::code::{Binding, Code};
 use super::fast;
 use super::lower::{CONDITION_TEST, Cond, FALSE_VS_FALSE, TRUE_VS_FALSE};
-use super::stack::{Frame, Interp, Step};
+use super::stack::{Interp, Step};
 use super::{BinOp, Op, Runtime, RuntimeErrorKind, WINDOW, ops};
 use crate::heap::Str;
 use crate::value::Value;
@@ -73,14 +73,13 @@ fn run_inner<'gc>(
 ) -> (Step, u32) {
     let mut left = budget;
     'frames: loop {
-        // The running frame's state, in locals. The short call and return below switch
-        // frames by changing these in place; every other way of switching comes back here.
-        let Some(mut frame) = interp.calls.frames.last().copied() else {
+        let Some(frame) = interp.calls.frames.last().copied() else {
             return (Step::Done, left);
         };
-        let mut ops = &code.functions[frame.func as usize].ops[..];
-        let mut base = frame.base as usize;
-        let mut pending_base = frame.pending_base();
+        let func = &code.functions[frame.func as usize];
+        let ops = &func.ops[..];
+        let base = frame.base as usize;
+        let pending_base = frame.pending_base();
         let mut ip = frame.ip as usize;
         let mut cmp = frame.cmp;
 
@@ -121,11 +120,10 @@ fn run_inner<'gc>(
             }};
         }
 
-        // The frame's registers, borrowed once per frame switch (the short call and return
-        // borrow the new frame's in place). Every other arm that needs the whole interpreter
-        // (calls, returns, errors) leaves this loop afterwards, which ends the borrow;
-        // builtins only see `interp.calls`.
-        let Some(mut regs) = window(&mut interp.regs, base) else {
+        // The frame's registers, borrowed once per frame switch. Every arm that needs the
+        // whole interpreter (calls, returns, errors) leaves this loop afterwards, which ends
+        // the borrow; builtins only see `interp.calls`.
+        let Some(regs) = window(&mut interp.regs, base) else {
             fail!(RuntimeErrorKind::Internal("register window out of range"))
         };
 
@@ -180,20 +178,10 @@ fn run_inner<'gc>(
                         .pending
                         .truncate(frame.restore_pending as usize);
                     interp.calls.spill.truncate(frame.spill_base as usize);
-                    // The caller goes on in this loop, its state loaded in place.
-                    if let Some(&caller) = interp.calls.frames.last()
-                        && let Some(f) = code.functions.get(caller.func as usize)
-                        && let Some(w) = window(&mut interp.regs, caller.base as usize)
+                    if let Some(caller) = interp.calls.frames.last()
+                        && let Some(r0) = interp.regs.get_mut(caller.base as usize)
                     {
-                        frame = caller;
-                        ops = &f.ops[..];
-                        base = caller.base as usize;
-                        pending_base = caller.pending_base();
-                        ip = caller.ip as usize;
-                        cmp = caller.cmp;
-                        regs = w;
-                        regs[0] = value;
-                        continue;
+                        *r0 = value;
                     }
                     continue 'frames;
                 }
@@ -438,48 +426,8 @@ fn run_inner<'gc>(
                 }
                 Op::Call { slot } => match code.bindings[slot as usize] {
                     Binding::Function(target) => {
-                        // The common call: a function without upvalues, called with as many
-                        // arguments as it has parameters, below the depth limit, with room
-                        // on the stacks. It goes on in this loop, the callee's state loaded
-                        // in place; every other call goes the checked way below.
-                        let callee_base = interp.reg_top;
-                        let calls = &mut interp.calls;
-                        let depth = calls.frames.len();
-                        if let Some(f) = code.functions.get(target as usize)
-                            && calls.pending.len().wrapping_sub(pending_base) == f.short_call_arity
-                            && rt.limits.check_depth(depth).is_ok()
-                            && depth < calls.frames.capacity()
-                            && callee_base + WINDOW <= interp.regs.len()
-                            && let Some(caller) = calls.frames.last_mut()
-                        {
-                            caller.ip = ip as u32;
-                            caller.cmp = cmp;
-                            let argc = f.short_call_arity;
-                            frame = Frame {
-                                func: target,
-                                ip: 0,
-                                cmp: 0,
-                                entry: false,
-                                base: callee_base as u32,
-                                args_base: pending_base as u32,
-                                arg_count: argc as u32,
-                                restore_pending: pending_base as u32,
-                                spill_base: calls.spill.len() as u32,
-                                env: None,
-                            };
-                            calls.frames.push(frame);
-                            interp.reg_top = callee_base + f.frame_size as usize;
-                            let Some(w) = window(&mut interp.regs, callee_base) else {
-                                continue 'frames;
-                            };
-                            regs = w;
-                            copy_args(regs, &calls.pending[pending_base..]);
-                            base = callee_base;
-                            pending_base += argc;
-                            ops = &f.ops[..];
-                            ip = 0;
-                            cmp = 0;
-                            continue;
+                        if interp.call_fast(code, rt, target, pending_base, ip, cmp) {
+                            continue 'frames;
                         }
                         save!();
                         if let Err(e) = interp.calls.check_call(code, rt, target, pending_base) {
