@@ -31,41 +31,54 @@ pub(crate) enum Fused {
     Failed(Box<RuntimeErrorKind>, u32),
 }
 
-/// Runs a fused builtin op (`PUSHARG …; CALL builtin` as one op). It runs whole only when
-/// the name still means the builtin, no other argument is pending and the budget has room
-/// for all its instructions; otherwise only its first PUSHARG runs. Kept out of the dispatch
-/// loop so that the loop's hot values keep machine registers; its own rare paths (running
-/// unfused, failing) are out of line too, so the common one saves few registers.
-#[inline(never)]
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn run_fused<'gc>(
+/// What [`common_case`] did with a fused op.
+pub(crate) enum Common {
+    /// It ran, as this many instructions; its value is in r0.
+    Ran(u32),
+    /// It may not run whole: the name was rebound, another argument is pending, or the
+    /// budget has no room for all its instructions.
+    Unfused,
+    /// It may run whole, but is not a common case: the builtin's own code must run it, as
+    /// this many instructions.
+    General(u32),
+    /// Not an op this covers.
+    Other,
+}
+
+/// The common cases of the fused `get_field`, `set_field`, `array_push`, `append`,
+/// `array_length` and `len` ops, which cannot fail, allocate or do lookup work (so charge
+/// nothing past the op's instructions): a field read, an array element that is there, a
+/// field write or a push that needs no memory, an array's length. `budget` is the
+/// instructions the step still allows, this op's included; `alone`, that no other argument
+/// is pending. One implementation for the general loop ([`run_fused`]) and the inner loop
+/// (`fast`), so that the two cannot differ in when an op runs whole, what it leaves in r0
+/// or what it costs.
+#[inline(always)]
+pub(crate) fn common_case<'gc>(
     op: Op,
     mc: &Mutation<'gc>,
-    calls: &mut Calls<'gc>,
     code: &Code,
-    rt: &mut Runtime,
     regs: &mut Window<'gc>,
-    pending_base: usize,
-    left: u32,
-) -> Fused {
+    budget: u32,
+    alone: bool,
+) -> Common {
     let reg = |r: u16| regs[(r as usize) & (WINDOW - 1)];
-    // Each arm first checks that builtin `$b` may run whole as `$len` instructions (else
-    // only the first PUSHARG runs), then tries the common cases, which cannot fail, inline;
-    // the rest goes through the builtin's own code.
+    // Each arm first checks that builtin `$b` may run whole as `$len` instructions, then
+    // tries its common cases; the rest is the builtin's own code's.
     macro_rules! may_run {
         ($b:expr, $len:expr) => {
-            if left < $len - 1 || calls.pending.len() != pending_base || !code.still_builtin($b) {
-                return unfused(op, calls, rt, regs);
+            if budget < $len || !alone || !code.still_builtin($b) {
+                return Common::Unfused;
             }
         };
     }
     macro_rules! done {
         ($v:expr, $len:expr) => {{
             regs[0] = $v;
-            return Fused::Ran($len);
+            return Common::Ran($len);
         }};
     }
-    let len = match op {
+    Common::General(match op {
         Op::GetField { obj, key } => {
             may_run!(Builtin::GetField, 3);
             match reg(obj) {
@@ -132,35 +145,77 @@ pub(crate) fn run_fused<'gc>(
             }
             2
         }
-        Op::CreateArray { .. } => {
-            may_run!(Builtin::CreateArray, 2);
-            2
-        }
-        Op::GetUpvalue { name } => {
-            may_run!(Builtin::GetUpvalue, 2);
-            if let Value::String(name) = reg(name) {
-                // A miss goes the general way, which charges the search itself.
-                let mut work = rt.work;
-                if let Some(cell) = calls.current_upvalue(name, &mut work) {
-                    rt.work = work;
-                    done!(*cell.borrow(), 2)
-                }
+        _ => return Common::Other,
+    })
+}
+
+/// Runs a fused builtin op (`PUSHARG …; CALL builtin` as one op). It runs whole only when
+/// the name still means the builtin, no other argument is pending and the budget has room
+/// for all its instructions; otherwise only its first PUSHARG runs. Kept out of the dispatch
+/// loop so that the loop's hot values keep machine registers; its own rare paths (running
+/// unfused, failing) are out of line too, so the common one saves few registers.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_fused<'gc>(
+    op: Op,
+    mc: &Mutation<'gc>,
+    calls: &mut Calls<'gc>,
+    code: &Code,
+    rt: &mut Runtime,
+    regs: &mut Window<'gc>,
+    pending_base: usize,
+    left: u32,
+) -> Fused {
+    // (`left` no longer counts the op's first instruction.)
+    let alone = calls.pending.len() == pending_base;
+    let len = match common_case(op, mc, code, regs, left + 1, alone) {
+        Common::Ran(len) => return Fused::Ran(len),
+        Common::Unfused => return unfused(op, calls, rt, regs),
+        Common::General(len) => len,
+        Common::Other => {
+            let reg = |r: u16| regs[(r as usize) & (WINDOW - 1)];
+            // As in `common_case`.
+            macro_rules! may_run {
+                ($b:expr, $len:expr) => {
+                    if left < $len - 1 || !alone || !code.still_builtin($b) {
+                        return unfused(op, calls, rt, regs);
+                    }
+                };
             }
-            2
-        }
-        Op::SetUpvalue { name, value } => {
-            may_run!(Builtin::SetUpvalue, 3);
-            if let Value::String(name) = reg(name) {
-                let mut work = rt.work;
-                if let Some(cell) = calls.current_upvalue(name, &mut work) {
-                    rt.work = work;
-                    *cell.borrow_mut(mc) = reg(value);
-                    done!(Value::Unit, 3)
+            match op {
+                Op::CreateArray { .. } => {
+                    may_run!(Builtin::CreateArray, 2);
+                    2
                 }
+                Op::GetUpvalue { name } => {
+                    may_run!(Builtin::GetUpvalue, 2);
+                    if let Value::String(name) = reg(name) {
+                        // A miss goes the general way, which charges the search itself.
+                        let mut work = rt.work;
+                        if let Some(cell) = calls.current_upvalue(name, &mut work) {
+                            rt.work = work;
+                            regs[0] = *cell.borrow();
+                            return Fused::Ran(2);
+                        }
+                    }
+                    2
+                }
+                Op::SetUpvalue { name, value } => {
+                    may_run!(Builtin::SetUpvalue, 3);
+                    if let Value::String(name) = reg(name) {
+                        let mut work = rt.work;
+                        if let Some(cell) = calls.current_upvalue(name, &mut work) {
+                            rt.work = work;
+                            *cell.borrow_mut(mc) = reg(value);
+                            regs[0] = Value::Unit;
+                            return Fused::Ran(3);
+                        }
+                    }
+                    3
+                }
+                _ => return not_fused(),
             }
-            3
         }
-        _ => return not_fused(),
     };
     run_general(op, mc, calls, rt, regs, len)
 }

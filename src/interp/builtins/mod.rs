@@ -19,7 +19,7 @@ pub use names::Builtin;
 mod fused;
 mod names;
 
-pub(crate) use fused::{Fused, run_fused};
+pub(crate) use fused::{Common, Fused, common_case, run_fused};
 
 /// What a builtin did.
 pub enum Outcome<'gc> {
