@@ -213,8 +213,7 @@ fn run_inner<'gc>(
                     regs,
                     ops,
                     constants,
-                    &mut interp.calls.pending,
-                    pending_base,
+                    &mut interp.calls,
                     (ip, left, cmp),
                 )
             };
