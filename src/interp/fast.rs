@@ -44,9 +44,9 @@ pub(super) type Cursor = (usize, u32, i8);
 
 /// Runs simple ops from `ip` while the budget lasts; returns where it stopped (the op there,
 /// if any, has not run and is not charged). `calls` has the running frame on top and the
-/// pending arguments. (Given whole rather than as the pending stack and the frame's base:
-/// one argument fewer at the general loop's `Op::Loop` arm kept its other ops as they were,
-/// where two more cost hand-written array code 1.5% more instructions.)
+/// pending arguments. (The call stack whole rather than the pending stack and the frame's
+/// base: with that one argument more at the general loop's `Op::Loop` arm, the general loop
+/// ran hand-written array code with 1.5% more instructions.)
 #[inline(never)]
 pub(super) fn run_simple<'gc>(
     mc: &Mutation<'gc>,
