@@ -7,8 +7,9 @@
 //! integer loop 40%). Keep arms small, put rare or bulky work in out-of-line functions
 //! ([`builtins::run_fused`], `ops::binary`, `call::capture`), and compare against the
 //! benchmark baseline (BENCHMARKS.md) after changing the loop. Loops made only of simple ops
-//! leave this loop at their jump back (`Op::Loop`) for the inner loop in `fast`, which is
-//! where ops that must stay cheap, and the statement pairs, get their fast paths.
+//! (the fused list and field builtins included) leave this loop at their jump back
+//! (`Op::Loop`) for the inner loop in `fast`, which is where ops that must stay cheap, and
+//! the statement pairs, get their fast paths.
 
 use gc_arena::Mutation;
 
@@ -207,10 +208,12 @@ fn run_inner<'gc>(
         macro_rules! enter_loop {
             () => {
                 (ip, left, cmp) = fast::run_simple(
+                    mc,
+                    code,
                     regs,
                     ops,
                     constants,
-                    &mut interp.calls.pending,
+                    &mut interp.calls,
                     (ip, left, cmp),
                 )
             };

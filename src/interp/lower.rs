@@ -243,7 +243,6 @@ pub(crate) enum Op {
     },
 }
 
-#[cfg(test)]
 impl Op {
     /// How many instructions a fused builtin op stands for (0 for other ops).
     pub(crate) fn fused_builtin_length(self) -> u32 {
