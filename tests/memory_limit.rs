@@ -390,3 +390,105 @@ fn held_handles_count_against_the_limit() {
     }
     assert!(vm.execute("make", &[]).is_ok());
 }
+
+/// Programs that make their own containers and grow them until the limit stops them.
+const GROWERS: &str = r#"
+.function new_object_fields
+    CALL create_object
+    MOV r1, r0
+    LDI r2, 0
+    LDI r3, 1
+loop:
+    PUSHARG r1
+    PUSHARG r2
+    PUSHARG r2
+    CALL set_field
+    ADD r2, r2, r3
+    JMP loop
+.function new_array_pushes
+    CALL create_array
+    MOV r1, r0
+    LDI r2, 0
+    LDI r3, 1
+loop:
+    PUSHARG r1
+    PUSHARG r2
+    CALL array_push
+    ADD r2, r2, r3
+    JMP loop
+.function counter(count)
+    LDI r1, "step"
+    LDI r2, "count"
+    PUSHARG r1
+    PUSHARG r2
+    CALL create_closure
+    RET r0
+.function step(by)
+.parent counter
+    RET r0
+.function closures_kept
+    CALL create_array
+    MOV r1, r0
+    LDI r2, 0
+loop:
+    PUSHARG r2
+    CALL counter
+    PUSHARG r1
+    PUSHARG r0
+    CALL array_push
+    JMP loop
+.function strings_and_objects
+    LDI r1, "ab"
+    LDI r3, 1
+loop:
+    ADD r1, r1, r1
+    CALL create_object
+    MOV r2, r0
+    PUSHARG r2
+    PUSHARG r1
+    PUSHARG r3
+    CALL set_field
+    JMP loop
+"#;
+
+/// One run to the limit: its error (kind, function, instruction) and the instructions run.
+fn run_to_limit(name: &str, limit: usize, traced: bool) -> (String, u64) {
+    let mut vm = Vm::new();
+    if traced {
+        vm.set_trace(Some(Box::new(|_: &str| {})));
+    }
+    vm.load_assembly(GROWERS).unwrap();
+    vm.set_memory_limit(Some(limit));
+    let before = vm.instructions_executed();
+    let outcome = match vm.execute(name, &[]) {
+        Err(VmError::Runtime(e)) => format!("{:?} in {} at {}", e.kind, e.function, e.instruction),
+        other => format!("{other:?}"),
+    };
+    (outcome, vm.instructions_executed() - before)
+}
+
+/// However little memory a VM is given, a program stops at the same instruction, after the
+/// same number of instructions, whether it runs in steps of thousands of instructions or one
+/// at a time (traced): every growth is admitted against the limit as it happens, by the
+/// bytes the meter will count for it. (An object's field map once took more capacity than
+/// its admission asked for; the limit was then passed unnoticed until the end of a step,
+/// which comes after every instruction only when traced: at 2 KiB, traced runs stopped
+/// after 209 instructions, plain ones after 748.)
+#[test]
+fn every_small_limit_stops_plain_and_traced_runs_alike() {
+    for name in [
+        "new_object_fields",
+        "new_array_pushes",
+        "strings_and_objects",
+        "closures_kept",
+    ] {
+        for limit in (2..=160).map(|half_kib| half_kib << 9) {
+            let plain = run_to_limit(name, limit, false);
+            assert!(
+                plain.0.starts_with("MemoryLimit"),
+                "{name} at {limit}: {plain:?}"
+            );
+            assert_eq!(plain, run_to_limit(name, limit, true), "{name} at {limit}");
+        }
+    }
+}

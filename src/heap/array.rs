@@ -261,6 +261,22 @@ fn inline_body<'gc>(values: &[Value<'gc>]) -> Option<Body<'gc>> {
     }
 }
 
+impl Array<'_> {
+    /// The bytes an array made by [`Array::try_alloc`] with `capacity` counts for: what
+    /// making it must be admitted for, so that the memory limit holds as it is made.
+    pub fn charge(capacity: usize) -> usize {
+        if capacity <= 2 {
+            ARRAY_BYTES
+        } else {
+            // `reserve_vec` grows an empty buffer to at least 4 elements.
+            let elements = capacity
+                .max(4)
+                .saturating_mul(std::mem::size_of::<Value<'_>>());
+            (ARRAY_BYTES + std::mem::size_of::<Spilled<'_>>()).saturating_add(elements)
+        }
+    }
+}
+
 impl<'gc> Array<'gc> {
     /// Allocates an empty array with room for `capacity` elements (capped by the caller);
     /// fails instead of aborting when the system has no memory for the buffer.

@@ -188,7 +188,15 @@ fn try_reserve_entry<'gc>(
     if bytes > room {
         return Err(AllocError::Limit(bytes));
     }
-    map.try_reserve(1).map_err(|_| AllocError::System(bytes))
+    map.try_reserve(1).map_err(|_| AllocError::System(bytes))?;
+    // What the map really grew by is what the meter will count: it must fit too (else the
+    // limit would be passed after the fact, noticed only at the next step's end).
+    let grown = map_bytes(map.capacity()).saturating_sub(map_bytes(cap));
+    if grown > room {
+        map.shrink_to(cap);
+        return Err(AllocError::Limit(grown));
+    }
+    Ok(())
 }
 
 /// An object's fields, in insertion order: a short list searched from the front while small
@@ -327,6 +335,14 @@ impl<'gc> Fields<'gc> {
                 let mut map: IndexMap<Key<'gc>, Value<'gc>> = IndexMap::new();
                 map.try_reserve(2 * SMALL_FIELDS)
                     .map_err(|_| AllocError::System(bytes))?;
+                // The map may have taken more than asked: the object's size (what the meter
+                // counts) follows its real capacity, so that is what must fit.
+                let grown = (std::mem::size_of::<IndexMap<Key<'_>, Value<'_>>>()
+                    + map_bytes(map.capacity()))
+                .saturating_sub(list.capacity() * ENTRY);
+                if grown > room {
+                    return Err(AllocError::Limit(grown));
+                }
                 map.extend(list.drain(..));
                 *self = Fields::Map(Box::new(map));
             }
@@ -411,10 +427,15 @@ pub struct Object<'gc> {
 /// A pointer to an object.
 pub type ObjectRef<'gc> = Gc<'gc, RefLock<Object<'gc>>>;
 
+impl Object<'_> {
+    /// The bytes a new object counts for: what making one must be admitted for.
+    pub const CHARGE: usize = GC_OVERHEAD + std::mem::size_of::<RefLock<Object<'static>>>();
+}
+
 impl<'gc> Object<'gc> {
     /// Allocates an empty object.
     pub fn alloc(mc: &Mutation<'gc>, meter: &Meter, id: u64) -> ObjectRef<'gc> {
-        let bytes = GC_OVERHEAD + std::mem::size_of::<RefLock<Object<'_>>>();
+        let bytes = Object::CHARGE;
         Gc::new(
             mc,
             RefLock::new(Object {

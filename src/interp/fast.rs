@@ -24,7 +24,7 @@
 
 use gc_arena::Mutation;
 
-use super::builtins::{Common, common_case};
+use super::builtins::{Common, common_case, may_fuse};
 use super::call::Window;
 use super::code::Code;
 use super::lower::{CONDITION_TEST, FALSE_VS_FALSE, TRUE_VS_FALSE};
@@ -234,7 +234,7 @@ pub(super) fn run_simple<'gc>(
             | Op::SetField { .. }
             | Op::ArrayPush { .. }
             | Op::ArrayLength { .. } => {
-                let alone = pending.len() == pending_base;
+                let alone = may_fuse(pending, pending.capacity(), pending_base);
                 let len = fused(op, mc, code, regs, left, alone);
                 if len == 0 {
                     break;

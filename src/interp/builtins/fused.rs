@@ -45,12 +45,25 @@ pub(crate) enum Common {
     Other,
 }
 
+/// Whether a fused op may run whole, as far as the pending stack goes: no other argument is
+/// pending (a builtin takes all of them), and its PUSHARGs would fit without the stack
+/// growing. Growth happens only in the PUSHARGs of an op run unfused, so a fused program's
+/// pending stack, and the memory the limit counts for it, grow exactly when a traced run's
+/// do (otherwise a run that never grew it could first need to when its memory was already
+/// refused, and stop earlier and elsewhere than the same program traced).
+#[inline(always)]
+pub(crate) fn may_fuse(pending: &[Value<'_>], capacity: usize, pending_base: usize) -> bool {
+    pending.len() == pending_base && capacity - pending.len() >= MAX_FUSED_ARGS
+}
+
+/// The most arguments a fused op pushes (`set_field`'s three).
+const MAX_FUSED_ARGS: usize = 3;
+
 /// The common cases of the fused `get_field`, `set_field`, `array_push`, `append`,
 /// `array_length` and `len` ops, which cannot fail, allocate or do lookup work (so charge
 /// nothing past the op's instructions): a field read, an array element that is there, a
 /// field write or a push that needs no memory, an array's length. `budget` is the
-/// instructions the step still allows, this op's included; `alone`, that no other argument
-/// is pending. One implementation for the general loop ([`run_fused`]) and the inner loop
+/// instructions the step still allows, this op's included; `alone`, what [`may_fuse`] says. One implementation for the general loop ([`run_fused`]) and the inner loop
 /// (`fast`), so that the two cannot differ in when an op runs whole, what it leaves in r0
 /// or what it costs.
 #[inline(always)]
@@ -167,7 +180,7 @@ pub(crate) fn run_fused<'gc>(
     left: u32,
 ) -> Fused {
     // (`left` no longer counts the op's first instruction.)
-    let alone = calls.pending.len() == pending_base;
+    let alone = may_fuse(&calls.pending, calls.pending.capacity(), pending_base);
     let len = match common_case(op, mc, code, regs, left + 1, alone) {
         Common::Ran(len) => return Fused::Ran(len),
         Common::Unfused => return unfused(op, calls, rt, regs),

@@ -19,7 +19,7 @@ pub use names::Builtin;
 mod fused;
 mod names;
 
-pub(crate) use fused::{Common, Fused, common_case, run_fused};
+pub(crate) use fused::{Common, Fused, common_case, may_fuse, run_fused};
 
 /// What a builtin did.
 pub enum Outcome<'gc> {
@@ -242,7 +242,7 @@ pub(crate) fn create_object<'gc>(
     mc: &Mutation<'gc>,
     rt: &mut Runtime,
 ) -> Result<Value<'gc>, RuntimeErrorKind> {
-    rt.check_alloc(64)?;
+    rt.check_alloc(Object::CHARGE)?;
     let id = rt.heap_id();
     Ok(Value::Object(Object::alloc(mc, &rt.meter, id)))
 }
@@ -266,7 +266,7 @@ pub(crate) fn create_array<'gc>(
             }
         },
     };
-    rt.check_alloc(64 + capacity * std::mem::size_of::<Value<'_>>())?;
+    rt.check_alloc(Array::charge(capacity))?;
     let array = Array::try_alloc(mc, &rt.meter, rt.next_heap_id, capacity)
         .map_err(|e| rt.alloc_error(e))?;
     rt.heap_id();
