@@ -239,6 +239,41 @@ again:
     JMP again
 "#;
 
+/// Makes an object each round, writes and reads a field of it; with `extra` 1, a PUSHARG
+/// before every `create_object` leaves an argument pending at it.
+const NEW_OBJECTS: &str = r#"
+.function main(n, extra) registers 10
+    MOV r8, r0
+    MOV r9, r1
+    LDI r2, 0
+    LDI r3, 1
+    LDI r4, 0           ; sum
+    LDI r7, "k"
+top:
+    CMP r2, r8
+    JMPEQ done
+    CMP r9, r3
+    JMPEQ with_extra
+make:
+    CALL create_object
+    MOV r1, r0
+    PUSHARG r1
+    PUSHARG r7
+    PUSHARG r2
+    CALL set_field
+    PUSHARG r1
+    PUSHARG r7
+    CALL get_field
+    ADD r4, r4, r0
+    ADD r2, r2, r3
+    JMP top
+with_extra:
+    PUSHARG r2
+    JMP make
+done:
+    RET r4
+"#;
+
 /// One run's result or error (kind, function, instruction) and instructions run.
 fn run(
     source: &str,
@@ -423,6 +458,40 @@ fn the_memory_limit_stops_a_growing_array_at_the_same_place() {
             run(ARRAYS, &args, &none, false, Some(limit), Some(memory)),
             run(ARRAYS, &args, &none, true, Some(limit), Some(memory)),
             "with limit {limit}"
+        );
+    }
+}
+
+/// `create_object` in a loop: made in the inner loop while the name means the builtin and
+/// nothing is pending; rebound to a host function (which gives an integer from its third
+/// call on, so `set_field` then fails), or with an argument pending, it goes the general
+/// way. Plain and traced runs agree under every instruction limit, and under every memory
+/// limit from 1 KiB to 32 KiB.
+#[test]
+fn objects_made_in_a_loop() {
+    let (result, _) = agree(NEW_OBJECTS, &[Val::I64(6), Val::I64(0)], &none);
+    assert_eq!(result, format!("ok {:?}", Val::I64(15)));
+    let (result, _) = agree(NEW_OBJECTS, &[Val::I64(4), Val::I64(1)], &none);
+    assert_eq!(result, format!("ok {:?}", Val::I64(6)));
+    let rebind = |vm: &mut Vm| {
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        vm.register_function("create_object", move |vm, _| {
+            if calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 2 {
+                Ok(Val::I64(7))
+            } else {
+                vm.create_object()
+                    .map_err(|e| stoffel_vm::HostError::new(e.to_string()))
+            }
+        });
+    };
+    let (result, _) = agree(NEW_OBJECTS, &[Val::I64(5), Val::I64(0)], &rebind);
+    assert!(result.contains("Expected object or array"), "{result}");
+    let args = [Val::I64(400), Val::I64(0)];
+    for memory in (2..=64).map(|half_kib| half_kib << 9) {
+        assert_eq!(
+            run(NEW_OBJECTS, &args, &none, false, None, Some(memory)),
+            run(NEW_OBJECTS, &args, &none, true, None, Some(memory)),
+            "memory limit {memory}"
         );
     }
 }

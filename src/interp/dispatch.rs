@@ -210,6 +210,7 @@ fn run_inner<'gc>(
                 (ip, left, cmp) = fast::run_simple(
                     mc,
                     code,
+                    rt,
                     regs,
                     ops,
                     constants,
@@ -427,7 +428,7 @@ fn run_inner<'gc>(
                     let value = regs[0];
                     return_to_caller!(value);
                 }
-                Op::Call { slot } => match code.bindings[slot as usize] {
+                Op::Call { slot } | Op::NewObject { slot } => match code.bindings[slot as usize] {
                     Binding::Function(target) => {
                         if interp.call_fast(code, rt, target, pending_base, ip, cmp) {
                             continue 'frames;

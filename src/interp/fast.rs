@@ -15,7 +15,8 @@
 //! The fused `get_field`, `set_field`, `array_push`/`append` and `array_length`/`len` ops
 //! count as simple too: their common cases (a read, a write or push that needs no memory, a
 //! length) run here through the same code the general loop runs them with
-//! (`builtins::common_case`), and the rest is handed back like any other op.
+//! (`builtins::common_case`), and the rest is handed back like any other op. So does
+//! `create_object` ([`Op::NewObject`]), made here when the memory limit admits it.
 //!
 //! The general loop enters this one at the jump back of a loop made only of simple ops
 //! ([`Op::Loop`]): such a loop then runs here until it ends. Loops with calls or other
@@ -24,12 +25,12 @@
 
 use gc_arena::Mutation;
 
-use super::builtins::{Common, common_case, may_fuse};
+use super::builtins::{self, Builtin, Common, common_case, may_fuse};
 use super::call::Window;
-use super::code::Code;
+use super::code::{Binding, Code};
 use super::lower::{CONDITION_TEST, FALSE_VS_FALSE, TRUE_VS_FALSE};
 use super::stack::Calls;
-use super::{Op, WINDOW};
+use super::{Op, Runtime, WINDOW};
 use crate::value::Value;
 
 /// A register of the running frame's window.
@@ -48,9 +49,11 @@ pub(super) type Cursor = (usize, u32, i8);
 /// base: with that one argument more at the general loop's `Op::Loop` arm, the general loop
 /// ran hand-written array code with 1.5% more instructions.)
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 pub(super) fn run_simple<'gc>(
     mc: &Mutation<'gc>,
     code: &Code,
+    rt: &mut Runtime,
     regs: &mut Window<'gc>,
     ops: &[Op],
     constants: &[Value<'gc>],
@@ -243,6 +246,11 @@ pub(super) fn run_simple<'gc>(
                 ip += len as usize;
                 continue;
             }
+            Op::NewObject { slot } if pending.len() == pending_base => {
+                if !new_object(mc, code, rt, regs, slot) {
+                    break;
+                }
+            }
             Op::Nop => {}
             _ => break,
         }
@@ -250,6 +258,29 @@ pub(super) fn run_simple<'gc>(
         ip += 1;
     }
     (ip, left, cmp)
+}
+
+/// `CALL create_object` with nothing pending, as the general loop runs it, if the name still
+/// means the builtin and the memory limit admits the object; false (nothing done: a refusal
+/// is asked again, and waited on, by the general loop) otherwise.
+#[inline(never)]
+fn new_object<'gc>(
+    mc: &Mutation<'gc>,
+    code: &Code,
+    rt: &mut Runtime,
+    regs: &mut Window<'gc>,
+    slot: u32,
+) -> bool {
+    if code.bindings.get(slot as usize) != Some(&Binding::Builtin(Builtin::CreateObject)) {
+        return false;
+    }
+    match builtins::create_object(mc, rt) {
+        Ok(object) => {
+            regs[0] = object;
+            true
+        }
+        Err(_) => false,
+    }
 }
 
 /// A fused builtin op's common case ([`common_case`]): the instructions it ran as, or 0 if
@@ -336,6 +367,7 @@ fn is_simple(op: Op) -> bool {
             | Op::SetField { .. }
             | Op::ArrayPush { .. }
             | Op::ArrayLength { .. }
+            | Op::NewObject { .. }
     )
 }
 
@@ -501,6 +533,23 @@ mod tests {
         assert_eq!(ops[15], Op::Jmp { target: 13 });
         assert_eq!(ops[18], Op::Jmp { target: 16 });
         assert_eq!(ops[23], Op::Jmp { target: 19 });
+    }
+
+    #[test]
+    fn loops_that_make_objects_are_handed_to_the_inner_loop() {
+        let mut ops = vec![
+            Op::NewObject { slot: 0 },
+            Op::Mov { dst: 1, src: 0 },
+            Op::Jmp { target: 0 },
+            // Another call keeps a loop in the general loop.
+            Op::NewObject { slot: 0 },
+            Op::Call { slot: 1 },
+            Op::Jmp { target: 3 },
+            Op::End,
+        ];
+        mark(&mut ops);
+        assert_eq!(ops[2], Op::Loop { target: 0 });
+        assert_eq!(ops[5], Op::Jmp { target: 3 });
     }
 
     #[test]

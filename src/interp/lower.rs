@@ -161,6 +161,12 @@ pub(crate) enum Op {
     Call {
         slot: u32,
     },
+    /// A `CALL` of a slot that named `create_object` when the code was loaded: the general
+    /// loop runs it as any [`Op::Call`]; the inner loop makes the object itself while the
+    /// name still means the builtin, nothing is pending and the memory limit admits it.
+    NewObject {
+        slot: u32,
+    },
     Ret {
         src: R,
     },
@@ -298,6 +304,10 @@ pub(crate) fn lower(
     for i in 0..code.len() {
         if let Some(op) = fuse_builtin_call(&code[i..], &builtin_at) {
             ops[i] = op;
+        } else if let Op::Call { slot } = ops[i]
+            && builtin_at(slot) == Some(Builtin::CreateObject)
+        {
+            ops[i] = Op::NewObject { slot };
         }
     }
     for i in 0..code.len().saturating_sub(1) {
