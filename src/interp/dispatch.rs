@@ -206,8 +206,8 @@ fn run_inner<'gc>(
 
         // At the jump back of a loop of simple ops: run them in the inner loop.
         macro_rules! enter_loop {
-            () => {
-                (ip, left, cmp) = fast::run_simple(
+            ($builtins:literal) => {
+                (ip, left, cmp) = fast::run_simple::<$builtins>(
                     mc,
                     code,
                     rt,
@@ -333,9 +333,13 @@ fn run_inner<'gc>(
                     }
                 }
                 Op::Jmp { target } => ip = target as usize,
-                Op::Loop { target } => {
+                Op::Loop { target, builtins } => {
                     ip = target as usize;
-                    enter_loop!();
+                    if builtins {
+                        enter_loop!(true)
+                    } else {
+                        enter_loop!(false)
+                    }
                 }
                 Op::JmpEq { target } => {
                     if cmp == 0 {

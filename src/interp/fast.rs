@@ -50,7 +50,7 @@ pub(super) type Cursor = (usize, u32, i8);
 /// ran hand-written array code with 1.5% more instructions.)
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn run_simple<'gc>(
+pub(super) fn run_simple<'gc, const BUILTINS: bool>(
     mc: &Mutation<'gc>,
     code: &Code,
     rt: &mut Runtime,
@@ -202,7 +202,7 @@ pub(super) fn run_simple<'gc>(
                     continue;
                 }
             }
-            Op::Jmp { target } | Op::Loop { target } => {
+            Op::Jmp { target } | Op::Loop { target, .. } => {
                 left -= 1;
                 ip = target as usize;
                 continue;
@@ -236,7 +236,9 @@ pub(super) fn run_simple<'gc>(
             Op::GetField { .. }
             | Op::SetField { .. }
             | Op::ArrayPush { .. }
-            | Op::ArrayLength { .. } => {
+            | Op::ArrayLength { .. }
+                if BUILTINS =>
+            {
                 let alone = may_fuse(pending, pending.capacity(), pending_base);
                 let len = fused(op, mc, code, regs, left, alone);
                 if len == 0 {
@@ -246,7 +248,7 @@ pub(super) fn run_simple<'gc>(
                 ip += len as usize;
                 continue;
             }
-            Op::NewObject { slot } if pending.len() == pending_base => {
+            Op::NewObject { slot } if BUILTINS && pending.len() == pending_base => {
                 if !new_object(mc, code, rt, regs, slot) {
                     break;
                 }
@@ -371,6 +373,19 @@ fn is_simple(op: Op) -> bool {
     )
 }
 
+/// Whether `op` is one of the builtin ops the inner loop runs (only its variant for loops
+/// with builtins has their arms).
+fn is_builtin(op: Op) -> bool {
+    matches!(
+        op,
+        Op::GetField { .. }
+            | Op::SetField { .. }
+            | Op::ArrayPush { .. }
+            | Op::ArrayLength { .. }
+            | Op::NewObject { .. }
+    )
+}
+
 /// Turns the `JMP` back of every loop made of simple ops only into an [`Op::Loop`]. Loops
 /// with a call or another builtin in them stay in the general loop: they would leave the
 /// inner loop at every iteration, and entering it costs more than it saves.
@@ -378,10 +393,13 @@ fn simple_loops(ops: &mut [Op]) {
     // other_before[i]: how many ops before i are not simple (linear time, however many loops).
     // The PUSHARGs and CALL a fused builtin op stands for follow it unchanged; a loop that
     // runs the op runs them only through it, so they do not count.
+    // builtins_before[i]: how many of them are builtin ops the inner loop runs.
     let mut other_before = Vec::with_capacity(ops.len() + 1);
-    let mut others = 0u32;
+    let mut builtins_before = Vec::with_capacity(ops.len() + 1);
+    let (mut others, mut builtins) = (0u32, 0u32);
     let mut covered = 0;
     other_before.push(0);
+    builtins_before.push(0);
     for &op in ops.iter() {
         if covered > 0 {
             covered -= 1;
@@ -389,16 +407,19 @@ fn simple_loops(ops: &mut [Op]) {
             others += u32::from(!is_simple(op));
             if is_simple(op) {
                 covered = op.fused_builtin_length().saturating_sub(1);
+                builtins += u32::from(is_builtin(op));
             }
         }
         other_before.push(others);
+        builtins_before.push(builtins);
     }
     for i in 0..ops.len() {
         if let Op::Jmp { target } = ops[i]
             && (target as usize) <= i
             && other_before[i + 1] == other_before[target as usize]
         {
-            ops[i] = Op::Loop { target };
+            let builtins = builtins_before[i + 1] != builtins_before[target as usize];
+            ops[i] = Op::Loop { target, builtins };
         }
     }
 }
@@ -475,10 +496,22 @@ mod tests {
             Op::End,
         ];
         mark(&mut ops);
-        assert_eq!(ops[1], Op::Loop { target: 0 });
+        assert_eq!(
+            ops[1],
+            Op::Loop {
+                target: 0,
+                builtins: false
+            }
+        );
         assert_eq!(ops[4], Op::Jmp { target: 2 });
         assert_eq!(ops[5], Op::Jmp { target: 7 });
-        assert_eq!(ops[6], Op::Loop { target: 5 });
+        assert_eq!(
+            ops[6],
+            Op::Loop {
+                target: 5,
+                builtins: false
+            }
+        );
     }
 
     #[test]
@@ -529,7 +562,13 @@ mod tests {
             Op::End,
         ];
         mark(&mut ops);
-        assert_eq!(ops[12], Op::Loop { target: 0 });
+        assert_eq!(
+            ops[12],
+            Op::Loop {
+                target: 0,
+                builtins: true
+            }
+        );
         assert_eq!(ops[15], Op::Jmp { target: 13 });
         assert_eq!(ops[18], Op::Jmp { target: 16 });
         assert_eq!(ops[23], Op::Jmp { target: 19 });
@@ -548,7 +587,13 @@ mod tests {
             Op::End,
         ];
         mark(&mut ops);
-        assert_eq!(ops[2], Op::Loop { target: 0 });
+        assert_eq!(
+            ops[2],
+            Op::Loop {
+                target: 0,
+                builtins: true
+            }
+        );
         assert_eq!(ops[5], Op::Jmp { target: 3 });
     }
 
@@ -561,11 +606,11 @@ mod tests {
         ops.push(Op::End);
         let start = std::time::Instant::now();
         mark(&mut ops);
-        assert!(
-            ops[n as usize..2 * n as usize]
-                .iter()
-                .all(|&op| op == Op::Loop { target: 0 })
-        );
+        assert!(ops[n as usize..2 * n as usize].iter().all(|&op| op
+            == Op::Loop {
+                target: 0,
+                builtins: false
+            }));
         assert!(start.elapsed() < std::time::Duration::from_secs(5));
     }
 }

@@ -143,8 +143,12 @@ pub(crate) enum Op {
     },
     /// A `JMP` back to the start of a loop whose ops all run in the inner loop
     /// ([`super::fast`]; see `fast::is_simple`): the general loop hands the loop to it there.
+    /// `builtins`: the loop has fused builtin ops or [`Op::NewObject`] in it, which only the
+    /// inner loop's variant with their arms runs (the other keeps the integer loops' code as
+    /// small as it is without them).
     Loop {
         target: u32,
+        builtins: bool,
     },
     JmpEq {
         target: u32,
