@@ -63,7 +63,8 @@ const MAX_FUSED_ARGS: usize = 3;
 /// `array_length` and `len` ops, which cannot fail, allocate or do lookup work (so charge
 /// nothing past the op's instructions): a field read, an array element that is there, a
 /// field write or a push that needs no memory, an array's length. `budget` is the
-/// instructions the step still allows, this op's included; `alone`, what [`may_fuse`] says. One implementation for the general loop ([`run_fused`]) and the inner loop
+/// instructions the step still allows, this op's included; `alone`, what [`may_fuse`]
+/// says. One implementation for the general loop ([`run_fused`]) and the inner loop
 /// (`fast`), so that the two cannot differ in when an op runs whole, what it leaves in r0
 /// or what it costs.
 #[inline(always)]
