@@ -391,31 +391,19 @@ fn held_handles_count_against_the_limit() {
     assert!(vm.execute("make", &[]).is_ok());
 }
 
-/// Programs that make their own containers and grow them until the limit stops them.
+/// Programs that make their own containers and grow them until the limit stops them (with
+/// `fields` and `fill` from [`PROGRAMS`]).
 const GROWERS: &str = r#"
 .function new_object_fields
     CALL create_object
-    MOV r1, r0
-    LDI r2, 0
-    LDI r3, 1
-loop:
-    PUSHARG r1
-    PUSHARG r2
-    PUSHARG r2
-    CALL set_field
-    ADD r2, r2, r3
-    JMP loop
+    PUSHARG r0
+    CALL fields
+    RET r0
 .function new_array_pushes
     CALL create_array
-    MOV r1, r0
-    LDI r2, 0
-    LDI r3, 1
-loop:
-    PUSHARG r1
-    PUSHARG r2
-    CALL array_push
-    ADD r2, r2, r3
-    JMP loop
+    PUSHARG r0
+    CALL fill
+    RET r0
 .function counter(count)
     LDI r1, "step"
     LDI r2, "count"
@@ -457,6 +445,7 @@ fn run_to_limit(name: &str, limit: usize, traced: bool) -> (String, u64) {
     if traced {
         vm.set_trace(Some(Box::new(|_: &str| {})));
     }
+    vm.load_assembly(PROGRAMS).unwrap();
     vm.load_assembly(GROWERS).unwrap();
     vm.set_memory_limit(Some(limit));
     let before = vm.instructions_executed();
